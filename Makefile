@@ -1,0 +1,44 @@
+# dcloop: two commands. `make demo` sets up and runs the default workload; `make test` sets up and tests.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= demo-workspace
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
+
+.PHONY: setup demo test lint typecheck unit slow bench clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements/base.txt requirements/dev.txt requirements/constraints.txt pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c requirements/constraints.txt -r requirements/dev.txt
+	$(BIN)/pip install -q --no-deps animal-mnist==0.4
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/dcloop demo-foundation $(DEMO_DIR)
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+typecheck: setup
+	$(BIN)/mypy
+
+unit: setup
+	$(BIN)/pytest -q
+
+test: lint typecheck unit
+
+slow: setup
+	$(BIN)/pytest -q -m slow
+
+bench: setup
+	$(BIN)/python benchmarks/train_targets.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache
