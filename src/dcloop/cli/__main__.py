@@ -1,0 +1,3 @@
+from dcloop.cli import main
+
+main()

@@ -1,0 +1,74 @@
+"""Fixtures shared by every test folder: a fresh workspace and store URLs for each backend."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+PG_URL = os.environ.get("DCLOOP_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def workspace(tmp_path: Path):
+    """A new workspace (dcloop.yaml with defaults, SQLite store) in a temporary folder."""
+    from dcloop.workspace import init_workspace
+
+    return init_workspace(tmp_path / "ws")
+
+
+def _postgres_reachable() -> bool:
+    import sqlalchemy
+
+    try:
+        engine = sqlalchemy.create_engine(PG_URL)
+        with engine.connect():
+            pass
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped afterwards.
+
+    CI starts the local server; a missing server is a failure, not a skip, when
+    DCLOOP_TEST_PG_URL is set (so the PostgreSQL suite can never silently not run there).
+    """
+    import sqlalchemy
+
+    if not _postgres_reachable():
+        if os.environ.get("DCLOOP_TEST_PG_URL"):
+            pytest.fail(f"PostgreSQL at {PG_URL} is not reachable")
+        pytest.skip("PostgreSQL is not running here (set DCLOOP_TEST_PG_URL to require it)")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sqlalchemy.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in PG_URL else "?"
+    try:
+        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        from dcloop.store._store import _open
+
+        for url in [u for u in _open if schema in u]:
+            _open.pop(url).close()
+        with admin.connect() as conn:
+            conn.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each store test runs on both backends: a SQLite file and a PostgreSQL schema."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return request.getfixturevalue("pg_url")
