@@ -23,9 +23,14 @@ class DataConfig(_Section):
 
     image_size: int = Field(28, ge=4, le=1024, description="Side of the square images after resizing.")
     color: Literal["grayscale", "rgb"] = Field("grayscale", description="Colour mode images convert to.")
-    val_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="Share of non-test data held for validation.")
+    val_fraction: float = Field(
+        0.1, ge=0.0, lt=1.0, description="Share of non-test data held for validation."
+    )
     test_fraction: float = Field(
-        0.2, ge=0.0, lt=1.0, description="Share held out for the final test (ignored when a source has its own)."
+        0.2,
+        ge=0.0,
+        lt=1.0,
+        description="Share held out for the final test (ignored when a source has its own).",
     )
     seed: int = Field(0, description="Seed of the stratified split, so a split is reproducible.")
     drop_blank: bool = Field(True, description="Drop constant images: they carry no signal.")
@@ -52,7 +57,9 @@ class TrainConfig(_Section):
 
     model: str = Field("resnet-s", description="Model zoo name (`dcloop models list`).")
     width: int = Field(32, ge=1, le=1024, description="Base channel width of the model, where it has one.")
-    epochs: int = Field(15, ge=1, le=10000, description="Upper bound on epochs; early stopping may end sooner.")
+    epochs: int = Field(
+        15, ge=1, le=10000, description="Upper bound on epochs; early stopping may end sooner."
+    )
     batch_size: int = Field(128, ge=1, le=65536, description="Global batch size (split across --nproc).")
     optimizer: str = Field("adamw", description="sgd, adam or adamw.")
     lr: float = Field(3e-3, gt=0.0, le=10.0, description="Peak learning rate.")

@@ -45,6 +45,4 @@ def suggest(name: str, choices: Iterable[str]) -> str:
 def unknown_name(kind: str, name: str, choices: Iterable[str]) -> NotFoundError:
     """The uniform error for a name missing from a registry."""
     choices = sorted(choices)
-    return NotFoundError(
-        f"Unknown {kind} {name!r}. Known: {', '.join(choices)}.{suggest(name, choices)}"
-    )
+    return NotFoundError(f"Unknown {kind} {name!r}. Known: {', '.join(choices)}.{suggest(name, choices)}")

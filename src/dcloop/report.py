@@ -57,9 +57,7 @@ def _fmt(value: Any) -> str:
 
 def write_report(path: Path, title: str, sections: Sequence[Section], subtitle: str = "") -> Path:
     """Write an HTML report atomically (temporary name, then rename) and return its path."""
-    body = "".join(
-        f"<h2>{html.escape(s.title)}</h2>" + "".join(s.parts) for s in sections
-    )
+    body = "".join(f"<h2>{html.escape(s.title)}</h2>" + "".join(s.parts) for s in sections)
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"

@@ -11,8 +11,7 @@ import pytest
 import sqlalchemy
 
 from dcloop.errors import NotFoundError, StoreError
-from dcloop.store import DatasetRecord, RunRecord, Store
-from dcloop.store import _migrations
+from dcloop.store import DatasetRecord, RunRecord, Store, _migrations
 
 
 def _dataset(id_: str = "a" * 64, name: str = "cats") -> DatasetRecord:

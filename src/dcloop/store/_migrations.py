@@ -16,7 +16,12 @@ def _m001_foundation(conn: Connection) -> None:
         table.create(conn)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_m001_foundation]
+def _m002_registry_and_feedback(conn: Connection) -> None:
+    for table in (s.model_versions, s.model_aliases, s.alias_moves, s.predictions, s.feedback):
+        table.create(conn)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_m001_foundation, _m002_registry_and_feedback]
 
 
 def current_version(conn: Connection) -> int:

@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, DateTime, Float, ForeignKey, Integer, MetaData, String, Table, Text
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
 metadata = MetaData()
 
@@ -53,4 +66,89 @@ epochs = Table(
     Column("epoch", Integer, primary_key=True),
     Column("metrics", JSON, nullable=False),
     Column("wall_s", Float, nullable=False),
+)
+
+# -- deployment: model registry ------------------------------------------------------------------
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("version", Integer, nullable=False),  # 1, 2, ... per name
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("path", Text, nullable=False),  # .dcloop/artifacts/models/<name>/<version>/model.onnx
+    Column("sha256", String(64), nullable=False),  # content address of the ONNX file
+    Column("classes", JSON, nullable=False),
+    Column("input_shape", JSON, nullable=False),  # [C, H, W]
+    Column("run_id", String(32), nullable=True),
+    Column("dataset_id", String(64), nullable=True),
+    Column("variant_id", String(64), nullable=True),
+    Column("method", String(64), nullable=True),  # variant method (quantize, prune, ...) or "export"
+    Column("metrics", JSON, nullable=False),
+    Column("lineage", JSON, nullable=False),
+    UniqueConstraint("name", "version", name="uq_model_versions_name_version"),
+)
+
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("alias", String(64), primary_key=True),  # champion, challenger
+    Column("version", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+alias_moves = Table(  # append-only: every alias move, for history and rollback
+    "alias_moves",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, index=True),
+    Column("alias", String(64), nullable=False),
+    Column("from_version", Integer, nullable=True),
+    Column("to_version", Integer, nullable=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("actor", String(200), nullable=False),
+)
+
+# -- feedback: predictions and labels ------------------------------------------------------------
+
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("model_name", String(200), nullable=False),
+    Column("model_version", Integer, nullable=False),
+    Column("model_version_id", String(32), nullable=False, index=True),
+    Column("input_sha256", String(64), nullable=False),
+    Column("input_shape", JSON, nullable=False),  # [C, H, W]
+    Column("input", LargeBinary, nullable=True),  # uint8 pixels; NULL once forgotten or past retention
+    Column("input_bytes", Integer, nullable=False),  # size of `input` while stored, else 0
+    Column("pred_index", Integer, nullable=False),
+    Column("pred_label", String(200), nullable=False),
+    Column("confidence", Float, nullable=False),
+    Column("probabilities", JSON, nullable=False),  # list aligned with the model's classes
+    Column("latency_ms", Float, nullable=False),
+    Column("mean_intensity", Float, nullable=False),  # non-identifying summaries kept after forget
+    Column("std_intensity", Float, nullable=False),
+    Column("endpoint", String(32), nullable=False),  # predict, infer
+)
+
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "prediction_id",
+        String(32),
+        ForeignKey("predictions.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("label", String(200), nullable=False),
+    Column("label_index", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("source", String(64), nullable=False),  # api, import:<file>, ...
 )

@@ -27,11 +27,11 @@ def register_model(name: str, description: str) -> Callable[[ModelBuilder], Mode
     return _models.register(name)
 
 
-def create_model(
-    name: str, in_channels: int, num_classes: int, image_size: int, **kwargs: Any
-) -> nn.Module:
+def create_model(name: str, in_channels: int, num_classes: int, image_size: int, **kwargs: Any) -> nn.Module:
     """Build a zoo model by name (unknown names get a close-match suggestion)."""
-    return _models.get(name)(in_channels=in_channels, num_classes=num_classes, image_size=image_size, **kwargs)
+    return _models.get(name)(
+        in_channels=in_channels, num_classes=num_classes, image_size=image_size, **kwargs
+    )
 
 
 def list_models() -> dict[str, str]:
@@ -73,9 +73,7 @@ def seed_cnn(
         nn.Flatten(),
     )
     features = _flat_features(body, in_channels, image_size)
-    return nn.Sequential(
-        *body, nn.Linear(features, 64), nn.ReLU(inplace=True), nn.Linear(64, num_classes)
-    )
+    return nn.Sequential(*body, nn.Linear(features, 64), nn.ReLU(inplace=True), nn.Linear(64, num_classes))
 
 
 class BasicBlock(nn.Module):
