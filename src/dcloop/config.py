@@ -70,6 +70,9 @@ class TrainConfig(_Section):
     warmup_epochs: float = Field(0.0, ge=0.0, description="Linear warmup length (onecycle has its own).")
     step_size: int = Field(10, ge=1, description="Epochs between decays for the step schedule.")
     gamma: float = Field(0.1, gt=0.0, le=1.0, description="Decay factor for step and plateau schedules.")
+    plateau_patience: int = Field(
+        2, ge=0, le=1000, description="Epochs without improvement of `monitor` before plateau decays."
+    )
     loss: str = Field("cross_entropy", description="cross_entropy, bce (binary tasks) or mse.")
     label_smoothing: float = Field(0.05, ge=0.0, lt=1.0, description="Cross-entropy label smoothing.")
     augment: AugmentConfig = Field(default_factory=AugmentConfig, description="Training augmentation.")
@@ -115,7 +118,7 @@ class Config(_Section):
     store: StoreConfig = Field(default_factory=StoreConfig)
 
 
-def _describe(error: dict[str, Any], source: str) -> str:
+def _describe(error: Any, source: str) -> str:
     field = ".".join(str(p) for p in error["loc"])
     kind = error["type"]
     got = error.get("input")

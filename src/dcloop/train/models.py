@@ -42,6 +42,9 @@ def list_models() -> dict[str, str]:
 class Normalize(nn.Module):
     """(x - mean) / std with fixed buffers, so preprocessing travels with the weights."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, mean: float, std: float) -> None:
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
