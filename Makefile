@@ -20,7 +20,7 @@ $(STAMP): requirements/base.txt requirements/dev.txt requirements/constraints.tx
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/dcloop demo-foundation $(DEMO_DIR)
+	$(BIN)/dcloop demo $(DEMO_DIR)
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
