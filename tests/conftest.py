@@ -8,9 +8,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+# OpenMP threads that spin while idle starve each other on a shared, busy CPU (30x slower small ops).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+# The machine is shared and noisy: property tests check properties, never speed.
+settings.register_profile(
+    "dcloop",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=bool(os.environ.get("CI")),
+)
+settings.load_profile("dcloop")
 
 PG_URL = os.environ.get("DCLOOP_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dcloop.errors import ConfigError
 
@@ -56,11 +56,21 @@ class TrainConfig(_Section):
     """The training recipe. Every field can be overridden by a `dcloop train` flag."""
 
     model: str = Field("resnet-s", description="Model zoo name (`dcloop models list`).")
-    width: int = Field(32, ge=1, le=1024, description="Base channel width of the model, where it has one.")
-    epochs: int = Field(
-        15, ge=1, le=10000, description="Upper bound on epochs; early stopping may end sooner."
+    width: int = Field(
+        16,
+        ge=1,
+        le=1024,
+        description="Base channel width of the model, where it has one (16: 99% cat-vs-dog).",
     )
-    batch_size: int = Field(128, ge=1, le=65536, description="Global batch size (split across --nproc).")
+    epochs: int = Field(
+        30, ge=1, le=10000, description="Upper bound on epochs; early stopping may end sooner."
+    )
+    batch_size: int = Field(
+        64,
+        ge=1,
+        le=65536,
+        description="Global batch size (split across --nproc); 64 gives small sets enough steps.",
+    )
     optimizer: str = Field("adamw", description="sgd, adam or adamw.")
     lr: float = Field(3e-3, gt=0.0, le=10.0, description="Peak learning rate.")
     weight_decay: float = Field(5e-4, ge=0.0, le=1.0, description="Decoupled (AdamW) or L2 weight decay.")
@@ -80,7 +90,8 @@ class TrainConfig(_Section):
         0, ge=0, description="Stop after this many epochs without improvement of `monitor` (0: off)."
     )
     monitor: Literal["val_accuracy", "val_loss", "val_f1_macro"] = Field(
-        "val_accuracy", description="Validation metric that early stopping and the best checkpoint follow."
+        "val_loss",
+        description="Validation metric that early stopping and the kept weights follow (loss: finer than accuracy).",
     )
     grad_accum: int = Field(1, ge=1, le=1024, description="Micro-batches accumulated per optimizer step.")
     grad_clip: float = Field(0.0, ge=0.0, description="Clip the gradient norm to this (0: off).")
@@ -108,6 +119,378 @@ class StoreConfig(_Section):
     )
 
 
+class ServeConfig(_Section):
+    """The inference server (`dcloop serve`). Flags override these."""
+
+    model: str | None = Field(
+        None, description="Model to serve, NAME@ALIAS or NAME@VERSION; default: the only model's champion."
+    )
+    host: str = Field("127.0.0.1", description="Interface to bind; loopback unless you mean to expose it.")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port to listen on.")
+    workers: int = Field(1, ge=1, le=64, description="Server processes; each loads its own ONNX session.")
+    token_env: str = Field("DCLOOP_TOKEN", description="Environment variable holding the write/admin token.")
+    max_batch_size: int = Field(32, ge=1, le=4096, description="Most images one dynamic batch runs together.")
+    max_queue_delay_ms: float = Field(
+        0.0,
+        ge=0.0,
+        le=1000.0,
+        description="Longest a free batch slot waits for more requests (0: run what is queued; batches "
+        "still grow while both slots are busy).",
+    )
+    max_queue: int = Field(
+        512, ge=1, le=1_000_000, description="Queued requests beyond this get 503 + Retry-After."
+    )
+    max_body_mb: float = Field(
+        8.0, gt=0.0, le=1024.0, description="Largest request body accepted (413 beyond)."
+    )
+    max_image_pixels: int = Field(
+        16_000_000,
+        ge=1,
+        description="Largest uploaded image (width x height) decoded; guards decompression bombs.",
+    )
+    threads: int = Field(
+        1, ge=0, le=512, description="ONNX Runtime threads per batch; two batches run at once (0: all cores)."
+    )
+    follow_champion_s: float = Field(
+        0.0,
+        ge=0.0,
+        description="Poll the champion alias this often and switch to it (0: off; --follow-champion: 5).",
+    )
+
+
+class GateConfig(_Section):
+    """The promotion gate a challenger must pass to become champion (`dcloop models promote`)."""
+
+    min_improvement: float = Field(
+        0.0, ge=-100.0, le=100.0, description="Accuracy points the challenger must gain over the champion."
+    )
+    max_class_regression: float = Field(
+        2.0, ge=0.0, le=100.0, description="Most points any one class's recall may drop."
+    )
+    min_feedback_labels: int = Field(
+        50,
+        ge=1,
+        description="Labelled feedback needed before it counts in the gate (fewer: test split only).",
+    )
+    feedback_days: float = Field(30.0, gt=0.0, description="How far back labelled feedback counts as recent.")
+
+
+class FeedbackConfig(_Section):
+    """What the prediction store keeps, and for how long (privacy)."""
+
+    store_inputs: bool = Field(True, description="Keep each prediction's input pixels for retraining.")
+    retention_days: float | None = Field(
+        90.0, gt=0.0, description="Delete stored inputs older than this (null: keep forever)."
+    )
+    max_input_mb: float | None = Field(
+        1024.0, gt=0.0, description="Delete the oldest stored inputs beyond this total size (null: no cap)."
+    )
+
+
+class SelectConfig(_Section):
+    """How `dcloop optimize` picks the recommended variant."""
+
+    max_accuracy_drop: float = Field(
+        0.5,
+        ge=0.0,
+        le=100.0,
+        description="Most test-accuracy points a variant may lose against the baseline.",
+    )
+    objective: Literal["latency", "throughput", "size", "flops", "energy"] = Field(
+        "latency", description="What the recommended variant is best at among those within the drop."
+    )
+
+
+class OptimizeConfig(_Section):
+    """Candidate variants of a trained run (`dcloop optimize`): ONNX, int8, pruned, distilled."""
+
+    methods: list[Literal["onnx", "int8", "prune", "distill"]] = Field(
+        ["onnx", "int8", "prune", "distill"], description="Methods run by default (fp32 ONNX is always made)."
+    )
+    opset: int = Field(17, ge=17, le=23, description="ONNX opset of exported files.")
+    parity_tolerance: float = Field(
+        1e-4, gt=0.0, description="Largest allowed |logits difference| between PyTorch and fp32 ONNX."
+    )
+    threads: int = Field(
+        0, ge=0, le=512, description="ONNX Runtime intra-op threads for evaluation (0: its default)."
+    )
+    calibration_size: int = Field(
+        512, ge=1, le=100_000, description="Training images that calibrate static int8 activation ranges."
+    )
+    calibration_method: Literal["minmax", "entropy", "percentile"] = Field(
+        "minmax", description="How int8 activation ranges are chosen from the calibration images."
+    )
+    per_channel: bool = Field(True, description="Quantize conv weights per output channel (more accurate).")
+    prune_flops: float = Field(
+        0.5, gt=0.0, lt=1.0, description="Pruning stops once the model has at most this share of its FLOPs."
+    )
+    prune_norm: Literal["l1", "l2"] = Field(
+        "l2", description="Norm of each coupled channel group's weights; the weakest groups go first."
+    )
+    prune_round_to: int = Field(
+        8, ge=1, le=256, description="Keep pruned channel counts multiples of this (CPU kernels vectorise)."
+    )
+    finetune_epochs: int = Field(10, ge=0, le=1000, description="Epochs of fine-tuning after pruning.")
+    finetune_lr: float = Field(
+        3e-3, gt=0.0, le=10.0, description="Learning rate of the post-pruning fine-tune."
+    )
+    student: str = Field("resnet-s", description="Model zoo name of the distilled student.")
+    student_width: int = Field(
+        8, ge=1, le=1024, description="Base channel width of the student (teacher: train.width)."
+    )
+    temperature: float = Field(
+        4.0, gt=0.0, le=100.0, description="Softmax temperature of distillation targets."
+    )
+    alpha: float = Field(
+        0.7, ge=0.0, le=1.0, description="Weight of the teacher's soft targets (1 - alpha: the true labels)."
+    )
+    distill_epochs: int = Field(10, ge=1, le=10000, description="Epochs of student training.")
+    latency_runs: int = Field(
+        200, ge=10, le=1_000_000, description="Batch-1 inferences timed for p50/p99 latency."
+    )
+    throughput_batches: int = Field(
+        20, ge=1, le=100_000, description="Batches of 256 timed for throughput and energy."
+    )
+    select: SelectConfig = Field(
+        default_factory=SelectConfig, description="Rule naming the recommended variant."
+    )
+
+
+TUNABLE_EXTRA = ("augment_strength",)
+
+
+class ParamSpec(_Section):
+    """One searched hyperparameter: a float or int range, or a list of choices."""
+
+    type: Literal["float", "int", "categorical"] = Field(description="Kind of values searched.")
+    low: float | None = Field(None, description="Lower bound (float and int).")
+    high: float | None = Field(None, description="Upper bound, inclusive (float and int).")
+    log: bool = Field(False, description="Search on a log scale (bounds must be > 0).")
+    step: float | None = Field(None, gt=0.0, description="Grid step of an int or float range.")
+    choices: list[str | int | float | bool] | None = Field(None, description="Values of a categorical.")
+
+    @model_validator(mode="after")
+    def _check_range(self) -> ParamSpec:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("a categorical needs a non-empty `choices` list")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError(f"a {self.type} range needs both `low` and `high`")
+        if self.low == self.high:
+            raise ValueError(f"the range is empty: low == high == {self.low}")
+        if self.low > self.high:
+            raise ValueError(f"the range is inverted: low {self.low} > high {self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log range needs low > 0, got low {self.low}")
+        if self.log and self.step is not None:
+            raise ValueError("a range takes `log` or `step`, not both")
+        return self
+
+
+def _default_space() -> dict[str, ParamSpec]:
+    return {
+        "lr": ParamSpec(type="float", low=3e-4, high=1e-2, log=True),
+        "weight_decay": ParamSpec(type="float", low=1e-6, high=1e-2, log=True),
+        "batch_size": ParamSpec(type="categorical", choices=[64, 128, 256]),
+        "width": ParamSpec(type="int", low=16, high=48, step=8),
+        "optimizer": ParamSpec(type="categorical", choices=["adamw", "sgd"]),
+        "augment_strength": ParamSpec(type="float", low=0.0, high=1.5),
+    }
+
+
+class TuneConfig(_Section):
+    """Hyperparameter search (`dcloop tune`): an Optuna study whose trials are tracked runs."""
+
+    trials: int = Field(
+        20, ge=1, le=100_000, description="Total trials of the study (a resume runs only the missing ones)."
+    )
+    workers: int = Field(1, ge=1, le=256, description="Local worker processes sharing the study.")
+    storage: str | None = Field(
+        None, description="Optuna storage URL (postgresql+psycopg://...); default: SQLite .dcloop/optuna.db."
+    )
+    study: str = Field("dcloop-tune", min_length=1, max_length=200, description="Study name in the storage.")
+    epochs: int = Field(
+        4, ge=1, le=10000, description="Epochs per trial (short: trials rank configs, not finish them)."
+    )
+    metric: Literal["val_accuracy", "val_loss", "val_f1_macro"] = Field(
+        "val_accuracy", description="Validation metric a trial is scored and pruned on (loss is minimised)."
+    )
+    sampler: Literal["tpe", "random"] = Field("tpe", description="How Optuna proposes parameters.")
+    pruner: Literal["median", "halving", "none"] = Field(
+        "median", description="Stop unpromising trials early from their per-epoch validation metric."
+    )
+    enqueue_defaults: bool = Field(
+        True, description="Run the current train config as the first trial, so the best is never worse."
+    )
+    seed: int = Field(0, description="Seed of the sampler (worker k uses seed + k).")
+    timeout_s: float | None = Field(
+        None, gt=0.0, description="Stop starting new trials after this long (null: no limit)."
+    )
+    heartbeat_s: int = Field(
+        10, ge=1, le=3600, description="Trial heartbeat; a trial silent for 3 beats is failed and retried."
+    )
+    space: dict[str, ParamSpec] = Field(
+        default_factory=_default_space,
+        description="Searched parameters: train fields (lr, batch_size, width...), augment.<field>, augment_strength.",
+    )
+
+    @field_validator("space")
+    @classmethod
+    def _known_params(cls, space: dict[str, ParamSpec]) -> dict[str, ParamSpec]:
+        known = {
+            *TrainConfig.model_fields,
+            *TUNABLE_EXTRA,
+            *(f"augment.{k}" for k in AugmentConfig.model_fields),
+        }
+        known.discard("augment")
+        unknown = sorted(set(space) - known)
+        if unknown:
+            raise ValueError(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        if not space:
+            raise ValueError("the search space is empty")
+        return space
+
+
+class MonitorConfig(_Section):
+    """What `dcloop monitor` watches and when it raises an alert."""
+
+    psi_threshold: float = Field(
+        0.2, gt=0.0, le=100.0, description="Alert when a pixel statistic's PSI against training exceeds this."
+    )
+    ks_pvalue: float = Field(
+        0.01, gt=0.0, lt=1.0, description="Alert when the embedding KS test's p-value falls below this."
+    )
+    min_accuracy: float = Field(
+        0.8, ge=0.0, le=1.0, description="Alert when accuracy on labelled feedback falls below this."
+    )
+    min_labels: int = Field(
+        20, ge=1, description="Labelled predictions a version needs before accuracy alerts."
+    )
+    min_samples: int = Field(50, ge=5, description="Stored inputs needed before drift is tested.")
+    reference_size: int = Field(
+        2000, ge=50, le=1_000_000, description="Training images sampled as the drift reference."
+    )
+    psi_bins: int = Field(10, ge=2, le=100, description="Quantile bins of the PSI histograms.")
+    embedding_components: int = Field(
+        8, ge=1, le=512, description="Principal axes of the embeddings tested by KS (Bonferroni-corrected)."
+    )
+    buckets: int = Field(
+        12, ge=1, le=1000, description="Equal time buckets the accuracy-over-time plot uses."
+    )
+
+
+class LoopConfig(_Section):
+    """One turn of the loop (`dcloop loop`): which source, model name and methods it uses."""
+
+    source: str | None = Field(
+        None, description="Source to import when the workspace has none yet (e.g. animal-mnist)."
+    )
+    classes: list[str] | None = Field(None, description="Classes kept from `source` (null: all).")
+    model: str | None = Field(None, description="Registry name of the model (default: the data set's name).")
+    optimize_methods: list[Literal["onnx", "int8", "prune", "distill"]] = Field(
+        ["onnx"],
+        description="Optimization methods a turn (and retrain) runs; the recommended variant is served.",
+    )
+    retrain_min_labels: int = Field(
+        50, ge=1, description="Labelled feedback with stored inputs needed before a turn retrains."
+    )
+    warm_start: bool = Field(True, description="Start the challenger from the champion's weights.")
+
+
+class EnergyConfig(_Section):
+    """Energy, CO2 and money: measured jobs (JobMeter) and `dcloop plan` both use these."""
+
+    pue: float = Field(
+        1.2,
+        ge=1.0,
+        le=5.0,
+        description="Facility energy over IT energy (Uptime Institute: ~1.2 for new large sites).",
+    )
+    carbon_kg_per_kwh: float = Field(
+        0.4,
+        ge=0.0,
+        le=2.0,
+        description="Grid carbon intensity, kg CO2e per kWh (about the US/world average).",
+    )
+    price_per_kwh: float = Field(0.15, ge=0.0, le=10.0, description="Electricity price per kWh (USD).")
+    watts_per_cpu_core: float = Field(
+        10.0,
+        gt=0.0,
+        le=500.0,
+        description="Power of one busy CPU core when no energy counter exists (estimate).",
+    )
+
+
+class HardwareEntryConfig(_Section):
+    """One accelerator added to the planner's catalog (dense peak rates, never with-sparsity ones)."""
+
+    name: str = Field(..., min_length=1, description="Catalog name, e.g. my-gpu.")
+    label: str | None = Field(None, description="Display name.")
+    tflops: dict[Literal["fp32", "tf32", "fp16", "bf16", "fp8", "int8"], float] = Field(
+        ..., min_length=1, description="Dense peak TFLOP/s (TOP/s for int8) per precision."
+    )
+    memory_gb: float = Field(..., gt=0, description="Accelerator memory, GB.")
+    memory_bw_gbs: float = Field(..., gt=0, description="Memory bandwidth, GB/s.")
+    tdp_w: float | None = Field(
+        None, gt=0, description="Board power, W (needed for energy unless --power-w)."
+    )
+    interconnect_gbs: float | None = Field(None, gt=0, description="Accelerator interconnect, GB/s.")
+    interconnect: str = Field("", description="Interconnect name.")
+    source: str = Field(..., min_length=1, description="Where the numbers come from (datasheet, URL).")
+    sources: dict[str, str] = Field(
+        default_factory=dict, description="Per-field sources overriding `source`."
+    )
+
+    @field_validator("tflops")
+    @classmethod
+    def _positive_rates(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = {k: v for k, v in value.items() if not v > 0}
+        if bad:
+            raise ValueError(f"peak rates must be positive, got {bad}")
+        return value
+
+
+class PlanConfig(_Section):
+    """Defaults of `dcloop plan` (data-center planning of large training and serving jobs)."""
+
+    accelerator: str = Field(
+        "h100-sxm", description="Accelerator when none is given (`dcloop plan hardware`)."
+    )
+    utilization: float = Field(
+        0.40,
+        gt=0.0,
+        le=1.0,
+        description="Model FLOPs utilization (MFU) when none is given; Llama 3 reports 38-43%.",
+    )
+    precision: Literal["fp32", "tf32", "fp16", "bf16", "fp8"] = Field(
+        "bf16", description="Training precision."
+    )
+    recompute: Literal["none", "selective", "full"] = Field(
+        "selective", description="Activation recomputation (Korthikanti et al. 2022)."
+    )
+    zero_stage: int = Field(1, ge=0, le=3, description="ZeRO stage: 1 shards optimizer states, 3 everything.")
+    usable_memory_fraction: float = Field(
+        0.9,
+        gt=0.0,
+        le=1.0,
+        description="Share of accelerator memory usable (the rest: runtime, fragmentation).",
+    )
+    accelerator_hour_usd: float = Field(
+        0.0, ge=0.0, description="Rental price per accelerator-hour (0: own hardware)."
+    )
+    serve_compute_utilization: float = Field(
+        0.5, gt=0.0, le=1.0, description="Share of peak FLOP/s that serving prefill reaches (assumption)."
+    )
+    serve_bandwidth_utilization: float = Field(
+        0.8, gt=0.0, le=1.0, description="Share of peak memory bandwidth that decoding reaches (assumption)."
+    )
+    hardware: list[HardwareEntryConfig] = Field(
+        default_factory=list,
+        description="Accelerators added to the catalog (same fields as plan/hardware.yaml).",
+    )
+
+
 class Config(_Section):
     """The whole dcloop.yaml."""
 
@@ -116,6 +499,15 @@ class Config(_Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
+    gate: GateConfig = Field(default_factory=GateConfig)
+    feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
+    optimize: OptimizeConfig = Field(default_factory=OptimizeConfig)
+    tune: TuneConfig = Field(default_factory=TuneConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+    loop: LoopConfig = Field(default_factory=LoopConfig)
+    energy: EnergyConfig = Field(default_factory=EnergyConfig)
+    plan: PlanConfig = Field(default_factory=PlanConfig)
 
 
 def _describe(error: Any, source: str) -> str:
@@ -127,6 +519,7 @@ def _describe(error: Any, source: str) -> str:
     if kind == "missing":
         return f"`{field}` in {source} is required."
     message = error["msg"]
+    message = message.removeprefix("Value error, ")  # raised by a validator: its text says it all
     message = message[0].lower() + message[1:] if message else message
     return f"`{field}` in {source} must satisfy: {message}. Got {got!r}."
 
@@ -186,5 +579,7 @@ def _template_lines(value: BaseModel, model: type[BaseModel], lines: list[str], 
             _template_lines(current, type(current), lines, indent + 1)
             lines.append("")
         else:
-            rendered = yaml.safe_dump({name: current}, default_flow_style=True).strip()[1:-1]
+            # nested models (tune.space) as plain data
+            plain = value.model_dump(mode="json", exclude_none=True).get(name)
+            rendered = yaml.safe_dump({name: plain}, default_flow_style=True).strip()[1:-1]
             lines.append(f"{pad}{rendered}")

@@ -1,18 +1,26 @@
 """Measured cost of a job: wall and CPU time, peak memory, energy, CO2 and money.
 
-Energy comes from hardware counters where they exist (Intel/AMD RAPL under /sys/class/powercap),
-otherwise it is estimated from CPU utilisation and a per-core power figure and marked "estimated".
+Energy comes from hardware counters where they exist (Intel/AMD RAPL under /sys/class/powercap for
+the CPU packages, NVML's total-energy counter on NVIDIA GPUs when ``pynvml`` is importable); where a
+counter is missing the energy is estimated (CPU time x watts per core; a GPU named without NVML at its
+catalog TDP for the wall time) and the source says "estimated". CO2 and money are charged on the
+energy times the PUE, with the workspace's settings via :func:`meter_for`.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import resource
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:
+    from dcloop.workspace import Workspace
+
+logger = logging.getLogger(__name__)
 RAPL_ROOT = Path("/sys/class/powercap")
 # Typical server CPU: ~10 W per busy core (e.g. a 250 W, 24-core part). Overridable.
 DEFAULT_WATTS_PER_CORE = 10.0
@@ -26,10 +34,11 @@ class JobCost:
     cpu_s: float
     peak_rss_mb: float
     energy_j: float
-    energy_source: str  # "rapl", "nvml" or "estimated"
-    energy_kwh: float
+    energy_source: str  # "rapl", "nvml", "rapl+nvml", "estimated", or a counter "+estimated"
+    energy_kwh: float  # IT energy of the job (before PUE)
     co2_kg: float
     cost_usd: float
+    pue: float = 1.0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,17 +71,23 @@ class JobMeter:
         watts_per_core: float = DEFAULT_WATTS_PER_CORE,
         carbon_kg_per_kwh: float = DEFAULT_CARBON_KG_PER_KWH,
         price_per_kwh: float = DEFAULT_PRICE_PER_KWH,
+        pue: float = 1.0,
+        gpu_tdp_w: float | None = None,
     ) -> None:
         self.watts_per_core = watts_per_core
         self.carbon = carbon_kg_per_kwh
         self.price = price_per_kwh
+        self.pue = pue
+        self.gpu_tdp_w = gpu_tdp_w  # charged for the wall time when a GPU is used but NVML is missing
         self._rapl = _rapl_files()
+        self._nvml = _nvml_handles()
         self._cost: JobCost | None = None
 
     def __enter__(self) -> JobMeter:
         self._t0 = time.perf_counter()
         self._cpu0 = _cpu_seconds()
         self._uj0 = _read_uj(self._rapl) if self._rapl else 0
+        self._gpu_mj0 = _read_nvml_mj(self._nvml)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -87,21 +102,82 @@ class JobMeter:
         cpu = _cpu_seconds() - self._cpu0
         if self._rapl:
             joules = max(_read_uj(self._rapl) - self._uj0, 0) / 1e6
-            source = "rapl"
+            sources = ["rapl"]
         else:
             joules = cpu * self.watts_per_core
-            source = "estimated"
+            sources = ["estimated"]
+        gpu_mj = _read_nvml_mj(self._nvml)
+        if self._nvml and gpu_mj is not None and self._gpu_mj0 is not None:
+            joules += max(gpu_mj - self._gpu_mj0, 0) / 1e3
+            sources.append("nvml")
+        elif self.gpu_tdp_w is not None:
+            joules += self.gpu_tdp_w * wall
+            sources.append("estimated")
         kwh = joules / 3.6e6
         return JobCost(
             wall_s=wall,
             cpu_s=cpu,
             peak_rss_mb=_peak_rss_mb(),
             energy_j=joules,
-            energy_source=source,
+            energy_source="+".join(dict.fromkeys(sources)),
             energy_kwh=kwh,
-            co2_kg=kwh * self.carbon,
-            cost_usd=kwh * self.price,
+            co2_kg=kwh * self.pue * self.carbon,
+            cost_usd=kwh * self.pue * self.price,
+            pue=self.pue,
         )
+
+
+def meter_for(workspace: Workspace | None = None, accelerator: str | None = None) -> JobMeter:
+    """A JobMeter with the workspace's energy settings (defaults without one).
+
+    ``accelerator`` names a catalog entry whose TDP is charged when a GPU is used without NVML.
+    """
+    from dcloop.config import EnergyConfig
+
+    energy = workspace.config.energy if workspace is not None else EnergyConfig()
+    tdp = None
+    if accelerator is not None:
+        from dcloop.plan.catalog import get_accelerator, load_catalog
+
+        extra = [h.model_dump(exclude_none=True) for h in workspace.config.plan.hardware] if workspace else []
+        tdp = get_accelerator(accelerator, load_catalog(extra)).tdp_w
+    return JobMeter(
+        watts_per_core=energy.watts_per_cpu_core,
+        carbon_kg_per_kwh=energy.carbon_kg_per_kwh,
+        price_per_kwh=energy.price_per_kwh,
+        pue=energy.pue,
+        gpu_tdp_w=tdp,
+    )
+
+
+def _nvml_handles() -> list[Any]:
+    """NVML device handles with a total-energy counter; empty without pynvml or a driver."""
+    try:
+        import pynvml  # optional: only on machines with NVIDIA GPUs
+    except ImportError:
+        return []
+    try:
+        pynvml.nvmlInit()
+        handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
+        for handle in handles:
+            pynvml.nvmlDeviceGetTotalEnergyConsumption(handle)
+    except pynvml.NVMLError as exc:
+        logger.debug("NVML energy counters unavailable: %s", exc)
+        return []
+    return handles
+
+
+def _read_nvml_mj(handles: list[Any]) -> float | None:
+    """Total energy of the GPUs in millijoules since the driver loaded."""
+    if not handles:
+        return None
+    import pynvml
+
+    try:
+        return float(sum(pynvml.nvmlDeviceGetTotalEnergyConsumption(h) for h in handles))
+    except pynvml.NVMLError as exc:
+        logger.debug("NVML energy read failed: %s", exc)
+        return None
 
 
 def _cpu_seconds() -> float:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import typer
 
-from dcloop.cli import _data, _train, _workspace
+from dcloop.cli import _data, _deploy, _loop, _optimize, _plan, _train, _workspace
 from dcloop.cli._output import err_console
 
 app = typer.Typer(
@@ -46,11 +46,17 @@ def _root(
 _workspace.register(app)
 _data.register(app)
 _train.register(app)
+_optimize.register(app)
+_deploy.register(app)
+_plan.register(app)
+_loop.register(app)
 
 
 def main() -> None:
     """Console-script entry point: one-line errors and non-zero exits for DcloopError."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    # Idle OpenMP threads sleep instead of spinning: spinning starves busy shared CPUs (before torch loads).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from dcloop.errors import DcloopError
 
     try:

@@ -2,9 +2,153 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
+from dcloop.cli._output import Format, print_json, print_mapping, print_table
+
 data_app = typer.Typer(help="Import sources and prepare versioned data sets.", no_args_is_help=True)
+
+_FORMAT = typer.Option(Format.table, "--format", help="table or json.")
+
+
+def _summary(record: Any) -> dict[str, Any]:
+    """What `data import`/`prepare`/`show` print: the version, its counts and its cleaning report."""
+    return {
+        "version": record.id,
+        "short_id": record.short_id,
+        "name": record.name,
+        "created_at": record.created_at,
+        "classes": record.classes,
+        "shape": record.shape,
+        "counts": {split: sum(by_class.values()) for split, by_class in record.counts.items()},
+        "class_counts": record.counts,
+        "cleaning": record.cleaning.get("counts", {}),
+        "cleaning_examples": record.cleaning.get("examples", {}),
+        "parent_id": record.parent_id,
+        "source": record.source,
+        "path": record.path,
+    }
+
+
+def _print_version(record: Any, fmt: Format, title: str) -> None:
+    summary = _summary(record)
+    if fmt is Format.json:
+        print_json(summary)
+        return
+    print_mapping(
+        title,
+        {
+            "version": summary["version"],
+            "name": summary["name"],
+            "classes": ", ".join(summary["classes"]),
+            "shape (C, H, W)": "x".join(str(d) for d in summary["shape"]),
+            "parent": summary["parent_id"] or "",
+        },
+    )
+    rows = [[split, *counts.values(), sum(counts.values())] for split, counts in record.counts.items()]
+    print_table("examples per split", ["split", *record.classes, "total"], rows)
+    examples = summary["cleaning_examples"]
+    print_table(
+        "cleaning",
+        ["rule", "count", "examples"],
+        [
+            [rule, n, "; ".join(e["path"] for e in examples.get(rule, []))]
+            for rule, n in summary["cleaning"].items()
+        ],
+    )
+
+
+@data_app.command("import")
+def import_(
+    source: str = typer.Argument(..., help="A built-in source (see `dcloop data sources`) or a path."),
+    name: str = typer.Option(None, "--name", help="Name to record it under (default: derived from SOURCE)."),
+    classes: str = typer.Option(
+        None, "--classes", help="Keep only these classes: names or indices, comma-separated."
+    ),
+    fmt: Format = _FORMAT,
+) -> None:
+    """Record a source and prepare a versioned data set from it with the workspace's `data` config.
+
+    Examples: dcloop data import animal-mnist --classes cat,dog
+              dcloop data import ./pets/train --name pets
+              dcloop data import ./mnist/train-images-idx3-ubyte.gz
+    """
+    from dcloop.data import import_source
+    from dcloop.workspace import open_workspace
+
+    record = import_source(open_workspace(), source, name=name, classes=classes)
+    _print_version(record, fmt, f"prepared {record.short_id}")
+
+
+@data_app.command("prepare")
+def prepare(
+    name: str = typer.Argument(None, help="A recorded source (default: the latest imported)."),
+    fmt: Format = _FORMAT,
+) -> None:
+    """Prepare a recorded source again with the current config (same input and config: same version).
+
+    Example: dcloop data prepare animal-mnist-cat-dog
+    """
+    from dcloop.data import prepare_dataset
+    from dcloop.workspace import open_workspace
+
+    record = prepare_dataset(open_workspace(), name)
+    _print_version(record, fmt, f"prepared {record.short_id}")
+
+
+@data_app.command("sources")
+def sources(fmt: Format = _FORMAT) -> None:
+    """List the kinds of source `dcloop data import` reads."""
+    from dcloop.data._prepare import describe_sources
+
+    described = describe_sources()
+    if fmt is Format.json:
+        print_json(described)
+    else:
+        print_table("data sources", ["source", "description"], list(described.items()))
+
+
+@data_app.command("list")
+def list_(fmt: Format = _FORMAT) -> None:
+    """List prepared data set versions, oldest first."""
+    from dcloop.data import list_datasets
+    from dcloop.workspace import open_workspace
+
+    summaries = [_summary(r) for r in list_datasets(open_workspace())]
+    if fmt is Format.json:
+        print_json(summaries)
+        return
+    columns = ["version", "name", "created", "classes", "train", "val", "test", "parent"]
+    rows = [
+        [
+            s["short_id"],
+            s["name"],
+            f"{s['created_at']:%Y-%m-%d %H:%M}",
+            len(s["classes"]),
+            *s["counts"].values(),
+            (s["parent_id"] or "")[:12],
+        ]
+        for s in summaries
+    ]
+    print_table("data set versions", columns, rows)
+
+
+@data_app.command("show")
+def show(
+    version: str = typer.Argument(None, help="Version id, unique id prefix, or name (newest of it)."),
+    fmt: Format = _FORMAT,
+) -> None:
+    """Show one version: classes, counts per split and class, cleaning report, provenance.
+
+    Example: dcloop data show animal-mnist-cat-dog --format json
+    """
+    from dcloop.data import get_dataset
+    from dcloop.workspace import open_workspace
+
+    record = get_dataset(open_workspace(), version)
+    _print_version(record, fmt, f"data set version {record.short_id}")
 
 
 def register(app: typer.Typer) -> None:

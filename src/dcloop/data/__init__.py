@@ -1,5 +1,24 @@
 """Data intake, cleaning, versioned data sets and splits."""
 
+from dcloop.data._extend import extend_dataset
+from dcloop.data._prepare import (
+    get_dataset,
+    import_source,
+    list_datasets,
+    list_sources,
+    load_dataset,
+    prepare_dataset,
+)
 from dcloop.data._version import SPLITS, PreparedDataset
 
-__all__ = ["SPLITS", "PreparedDataset"]
+__all__ = [
+    "SPLITS",
+    "PreparedDataset",
+    "extend_dataset",
+    "get_dataset",
+    "import_source",
+    "list_datasets",
+    "list_sources",
+    "load_dataset",
+    "prepare_dataset",
+]

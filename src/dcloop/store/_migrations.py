@@ -21,7 +21,26 @@ def _m002_registry_and_feedback(conn: Connection) -> None:
         table.create(conn)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_m001_foundation, _m002_registry_and_feedback]
+def _m003_variants(conn: Connection) -> None:
+    s.variants.create(conn)
+
+
+def _m004_sources(conn: Connection) -> None:
+    s.sources.create(conn)
+
+
+def _m005_loop_turns(conn: Connection) -> None:
+    for table in (s.loop_turns, s.loop_steps):
+        table.create(conn)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [
+    _m001_foundation,
+    _m002_registry_and_feedback,
+    _m003_variants,
+    _m004_sources,
+    _m005_loop_turns,
+]
 
 
 def current_version(conn: Connection) -> int:

@@ -107,6 +107,7 @@ alias_moves = Table(  # append-only: every alias move, for history and rollback
     Column("alias", String(64), nullable=False),
     Column("from_version", Integer, nullable=True),
     Column("to_version", Integer, nullable=True),
+    Column("kind", String(16), nullable=False),  # set, promote, force, rollback
     Column("at", DateTime(timezone=True), nullable=False),
     Column("reason", Text, nullable=False),
     Column("actor", String(200), nullable=False),
@@ -151,4 +152,61 @@ feedback = Table(
     Column("label_index", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("source", String(64), nullable=False),  # api, import:<file>, ...
+)
+
+# -- optimization: candidate variants of a trained run ---------------------------------------------
+
+variants = Table(
+    "variants",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("run_id", String(32), ForeignKey("runs.id"), nullable=False, index=True),  # the parent run
+    Column("optimization_id", String(32), nullable=False, index=True),  # one `dcloop optimize` call
+    Column("method", String(32), nullable=False),  # onnx, int8, prune, distill
+    Column("parent_variant_id", String(32), nullable=True),  # int8 quantizes the fp32 onnx variant
+    Column("params", JSON, nullable=False),  # what the method was given (ratio, temperature, ...)
+    Column("metrics", JSON, nullable=False),  # accuracy, f1, size, FLOPs, latency, energy
+    Column("onnx_path", Text, nullable=False),  # .dcloop/artifacts/variants/<id>/model.onnx
+    Column("onnx_sha256", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# -- data: recorded sources, so `dcloop data prepare NAME` can re-read one ---------------------------
+
+sources = Table(
+    "sources",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("kind", String(32), nullable=False),  # animal-mnist, folder, idx, npz
+    Column("location", Text, nullable=True),  # absolute path; null for built-in data sets
+    Column("classes", JSON, nullable=True),  # the classes asked for; null: all
+    Column("version_id", String(64), nullable=True),  # the version last prepared from it
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# -- the loop: turns and their finished steps, so `dcloop loop --resume` skips what is done -------
+
+loop_turns = Table(
+    "loop_turns",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("number", Integer, nullable=False),  # 1, 2, ... per workspace
+    Column("status", String(16), nullable=False),  # running, paused, finished, failed
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("config", JSON, nullable=False),  # the resolved config the turn started with
+    Column("error", Text, nullable=True),  # the one-line error of a failed turn
+)
+
+loop_steps = Table(
+    "loop_steps",
+    metadata,
+    Column("turn_id", String(32), ForeignKey("loop_turns.id", ondelete="CASCADE"), primary_key=True),
+    Column("step", String(32), primary_key=True),  # prepare, train, optimize, register, gate, ...
+    Column("position", Integer, nullable=False),
+    Column("status", String(16), nullable=False),  # finished, skipped
+    Column("outputs", JSON, nullable=False),  # ids the later steps reuse (dataset, run, version, ...)
+    Column("wall_s", Float, nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=False),
 )

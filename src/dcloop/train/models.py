@@ -185,3 +185,13 @@ def tiny_cnn(
         nn.Flatten(),
         nn.Linear(2 * width, num_classes),
     )
+
+
+def describe_models(in_channels: int = 1, num_classes: int = 2, image_size: int = 28) -> list[dict[str, Any]]:
+    """Every zoo entry with its description and parameter count at the given input shape."""
+    rows = []
+    for name, description in list_models().items():
+        model = create_model(name, in_channels=in_channels, num_classes=num_classes, image_size=image_size)
+        params = sum(p.numel() for p in model.parameters())
+        rows.append({"name": name, "description": description, "params": params})
+    return rows

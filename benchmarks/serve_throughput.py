@@ -1,0 +1,324 @@
+"""Serving throughput: `dcloop serve` (dynamic batching, every prediction stored) against a plain
+one-request-one-inference FastAPI handler on the same ONNX model; prints a table.
+
+Both servers run as separate processes on loopback; one asyncio load generator (a minimal HTTP/1.1
+client over keep-alive connections) on the same machine sends a bounded number of requests per
+setting (--requests) within a time cap (--seconds). The plain handler does less work (it stores
+nothing), so the ratio is conservative.
+
+Usage: .venv/bin/python benchmarks/serve_throughput.py [--model seed-cnn] [--requests 3000] [--seconds 8]
+       [--bentoml-venv /tmp/bento-venv]   (a separate venv: pip install bentoml==1.4.40 onnxruntime numpy)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+from fastapi import FastAPI, Request  # module level: the plain handler's annotations must resolve
+
+CLASSES = [f"class{i}" for i in range(10)]
+P99_TARGET_MS = 50.0
+
+
+def plain_app(onnx_path: str):
+    """The baseline: parse JSON pixels, run one ONNX inference per request, answer. No batching, no store."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+    app = FastAPI()
+
+    @app.get("/v2/health/ready")
+    def ready() -> dict[str, bool]:
+        return {"ready": True}
+
+    @app.post("/predict")
+    async def predict(request: Request) -> dict[str, object]:
+        pixels = np.asarray((await request.json())["pixels"], dtype=np.float32)[None, None] / 255
+        logits = session.run(["logits"], {"input": pixels})[0][0]
+        probs = np.exp(logits - logits.max())
+        probs /= probs.sum()
+        return {
+            "label": CLASSES[int(probs.argmax())],
+            "probabilities": dict(zip(CLASSES, probs.tolist(), strict=True)),
+        }
+
+    return app
+
+
+BENTO_SERVICE = """
+import os
+
+import bentoml
+import numpy as np
+
+
+@bentoml.service(workers=1)
+class Classifier:
+    def __init__(self) -> None:
+        import onnxruntime as ort
+
+        self.session = ort.InferenceSession(os.environ["BENCH_ONNX"], providers=["CPUExecutionProvider"])
+
+    @bentoml.api(batchable=True, max_batch_size=32, max_latency_ms=1000)
+    def predict(self, pixels: np.ndarray) -> np.ndarray:
+        x = pixels.astype(np.float32)[:, None] / 255
+        logits = self.session.run(["logits"], {"input": x})[0]
+        e = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_ready(url: str, path: str = "/v2/health/ready", timeout: float = 120.0) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}{path}", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} not ready")
+
+
+async def _load(
+    url: str, path: str, body: bytes, headers: dict[str, str], concurrency: int, total: int, seconds: float
+):
+    """``concurrency`` keep-alive connections, each sending one request at a time, until ``total``
+    requests or ``seconds``. A minimal HTTP/1.1 client: a Python HTTP library would cost more CPU
+    per request than the servers under test, and everything shares the same cores."""
+    host, port = url.removeprefix("http://").split(":")
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n{head}\r\n"
+    ).encode() + body
+    latencies: list[float] = []
+    errors = sent = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        nonlocal errors, sent
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            while sent < total and time.perf_counter() < deadline:
+                sent += 1
+                start = time.perf_counter()
+                writer.write(request)
+                status, length = await _read_head(reader)
+                await reader.readexactly(length)
+                latencies.append(time.perf_counter() - start)
+                errors += status != 200
+        finally:
+            writer.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    wall = time.perf_counter() - start
+    ms = np.asarray(latencies) * 1000
+    return len(latencies) / wall, float(np.percentile(ms, 50)), float(np.percentile(ms, 99)), errors
+
+
+async def _read_head(reader: asyncio.StreamReader) -> tuple[int, int]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    length = next(int(line.split(":", 1)[1]) for line in lines if line.lower().startswith("content-length:"))
+    return int(lines[0].split(" ")[1]), length
+
+
+def _bodies(rng: np.random.Generator, batch: int) -> dict[str, tuple[str, bytes, dict[str, str]]]:
+    pixels = rng.integers(0, 256, (28, 28), dtype=np.uint8)
+    predict = json.dumps({"pixels": pixels.tolist()}).encode()
+    out = {"predict": ("/predict", predict, {"content-type": "application/json"})}
+    for name, n in (("oip", 1), ("oip-batch", batch)):
+        x = rng.random((n, 1, 28, 28), dtype=np.float32)
+        spec = {
+            "name": "input",
+            "datatype": "FP32",
+            "shape": list(x.shape),
+            "parameters": {"binary_data_size": x.nbytes},
+        }
+        head = json.dumps(
+            {"inputs": [spec], "outputs": [{"name": "logits", "parameters": {"binary_data": True}}]}
+        ).encode()
+        out[name] = (
+            "/v2/models/bench/infer",
+            head + x.tobytes(),
+            {"Inference-Header-Content-Length": str(len(head))},
+        )
+    return out
+
+
+def _serve(
+    cmd: list[str], cwd: Path, ready: str = "/v2/health/ready", env=None
+) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [*cmd, "--port", str(port)], cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    _wait_ready(url, ready)
+    return proc, url
+
+
+def _sweep(
+    url: str, label: str, body: tuple[str, bytes, dict[str, str]], levels: list[int], images: int, args
+) -> list[list]:
+    rows = []
+    for c in levels:
+        rps, p50, p99, errors = asyncio.run(_load(url, *body, c, args.requests, args.seconds))
+        rows.append([label, c, rps, rps * images, p50, p99, errors])
+        print(
+            f"  {label:<22} c={c:<3} {rps:8.0f} req/s {rps * images:9.0f} img/s  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  errors {errors}",
+            flush=True,
+        )
+    return rows
+
+
+def _best(rows: list[list], label: str) -> list | None:
+    ok = [r for r in rows if r[0] == label and r[5] <= P99_TARGET_MS and r[6] == 0]
+    return max(ok, key=lambda r: r[3]) if ok else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--model", default="seed-cnn", help="Zoo model to export (random weights; speed only)."
+    )
+    parser.add_argument("--requests", type=int, default=3000, help="Most requests per setting.")
+    parser.add_argument("--seconds", type=float, default=8.0, help="Time cap per setting.")
+    parser.add_argument("--concurrency", default="1,8,16,32,64", help="Concurrent clients to sweep.")
+    parser.add_argument("--batch", type=int, default=64, help="Images per batched OIP request.")
+    parser.add_argument(
+        "--delay-ms", type=float, help="serve.max_queue_delay_ms (default: the config default)."
+    )
+    parser.add_argument("--max-batch", type=int, help="serve.max_batch_size (default: the config default).")
+    parser.add_argument(
+        "--bentoml-venv", help="A separate venv with bentoml: also measure a BentoML service."
+    )
+    parser.add_argument("--plain-server", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.plain_server:
+        import uvicorn
+
+        uvicorn.run(
+            plain_app(args.plain_server),
+            host="127.0.0.1",
+            port=args.port,
+            log_level="warning",
+            access_log=False,
+        )
+        return
+    levels = [int(c) for c in args.concurrency.split(",")]
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    import torch
+
+    from dcloop.deploy import promote, register_model_version
+    from dcloop.optimize import export_onnx
+    from dcloop.train.models import create_model
+    from dcloop.workspace import init_workspace
+
+    tmp = Path(tempfile.mkdtemp(prefix="dcloop-bench-"))
+    ws = init_workspace(tmp / "ws")
+    serve_cfg = {"max_queue_delay_ms": args.delay_ms, "max_batch_size": args.max_batch}
+    config = ws.config.model_dump(mode="json")
+    config["serve"].update({k: v for k, v in serve_cfg.items() if v is not None})
+    (ws.root / "dcloop.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    torch.manual_seed(0)
+    onnx_path = export_onnx(create_model(args.model, 1, 10, 28), tmp / "model.onnx", input_shape=(1, 28, 28))
+    register_model_version(ws, onnx_path, name="bench", classes=CLASSES)
+    promote(ws, "bench", version=1)
+    bodies = _bodies(np.random.default_rng(0), args.batch)
+    print(
+        f"model {args.model} 1x28x28 -> 10 classes; {os.cpu_count()} CPUs; "
+        f"<= {args.requests} requests or {args.seconds:.0f} s per setting; serve config {config['serve']}; "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+    rows: list[list] = []
+    server, url = _serve([sys.executable, "-m", "dcloop.cli", "serve", "--model", "bench@champion"], ws.root)
+    try:
+        rows += _sweep(url, "dcloop /predict", bodies["predict"], levels, 1, args)
+        rows += _sweep(url, "dcloop OIP infer", bodies["oip"], levels, 1, args)
+        rows += _sweep(
+            url, f"dcloop OIP batch {args.batch}", bodies["oip-batch"], [1, 2, 4, 8], args.batch, args
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    plain, url = _serve([sys.executable, __file__, "--plain-server", str(onnx_path)], tmp)
+    try:
+        rows += _sweep(url, "plain /predict", bodies["predict"], levels, 1, args)
+    finally:
+        plain.terminate()
+        plain.wait(timeout=30)
+    if args.bentoml_venv:
+        rows += _bentoml(args, tmp, onnx_path, levels)
+    _print_summary(rows, args.batch)
+
+
+def _bentoml(args, tmp: Path, onnx_path: Path, levels: list[int]) -> list[list]:
+    """The same model behind BentoML's adaptive batching (JSON in, JSON out), from its own venv."""
+    (tmp / "bento_service.py").write_text(BENTO_SERVICE, encoding="utf-8")
+    env = {**os.environ, "BENCH_ONNX": str(onnx_path), "BENTOML_DO_NOT_TRACK": "true"}
+    cmd = [str(Path(args.bentoml_venv) / "bin" / "bentoml"), "serve", "bento_service:Classifier"]
+    server, url = _serve(cmd, tmp, ready="/readyz", env=env)
+    pixels = np.random.default_rng(0).integers(0, 256, (1, 28, 28)).tolist()
+    body = ("/predict", json.dumps({"pixels": pixels}).encode(), {"content-type": "application/json"})
+    try:
+        return _sweep(url, "bentoml /predict", body, levels, 1, args)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _print_summary(rows: list[list], batch: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        title=f"best throughput with p99 <= {P99_TARGET_MS:.0f} ms and no errors", title_justify="left"
+    )
+    for column in ("endpoint", "clients", "req/s", "images/s", "p50 ms", "p99 ms"):
+        table.add_column(column)
+    best = {}
+    labels = ["dcloop /predict", "dcloop OIP infer", f"dcloop OIP batch {batch}", "plain /predict"]
+    labels += ["bentoml /predict"] if any(r[0] == "bentoml /predict" for r in rows) else []
+    for label in labels:
+        row = best[label] = _best(rows, label)
+        if row is not None:
+            table.add_row(
+                label, str(row[1]), f"{row[2]:,.0f}", f"{row[3]:,.0f}", f"{row[4]:.1f}", f"{row[5]:.1f}"
+            )
+        else:
+            table.add_row(label, "-", "-", "-", "-", f"none <= {P99_TARGET_MS:.0f}")
+    Console().print(table)
+    batched = max((r for r in rows if r[0] == f"dcloop OIP batch {batch}"), key=lambda r: r[3])
+    print(
+        f"dcloop OIP batch {batch}: peak {batched[3]:,.0f} images/s at {batched[1]} clients (p99 {batched[5]:.0f} ms)"
+    )
+    plain = best["plain /predict"]
+    for label in labels:
+        if label != "plain /predict" and best[label] is not None and plain is not None:
+            print(f"{label}: {best[label][3] / plain[3]:.2f}x the plain handler's images/s")
+
+
+if __name__ == "__main__":
+    main()

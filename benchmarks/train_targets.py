@@ -1,0 +1,184 @@
+"""Training targets on Animal-MNIST: accuracy, throughput, time-to-accuracy and share of peak FLOP/s.
+
+Usage: python benchmarks/train_targets.py [--seeds 3] [--threads 2] [--skip-10class] [--epochs N]
+                                         [--tenclass-epochs 8]
+
+Measures, on this machine, with augmentation on as in the recipe:
+  * cat-vs-dog (classes 2 vs 4, stratified 80/20 train/test): test accuracy of the default model and
+    recipe (mean over seeds) and of seed-cnn (the reference Keras design) with dcloop's recipe;
+  * 10-class: test accuracy of the default recipe cut to --tenclass-epochs (the target allows ~2 minutes);
+  * images/s, seconds of training until the test accuracy first reaches 95% and 99% (checked after
+    every epoch; the test split is only observed, never used to choose anything);
+  * model FLOPs per training image (torch.utils.flop_counter) and the fraction of the machine's
+    measured fp32 matmul peak that training reaches.
+Prints one table; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
+
+def peak_flops(threads: int, size: int = 2048, repeats: int = 5) -> float:
+    """Best fp32 matmul FLOP/s over a few repeats: the machine's practical peak here."""
+    import torch
+
+    torch.set_num_threads(threads)
+    a, b = torch.rand(size, size), torch.rand(size, size)
+    a @ b
+    best = 0.0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        best = max(best, 2 * size**3 / (time.perf_counter() - t0))
+    return best
+
+
+def train_flops_per_image(model: Any, shape: tuple[int, int, int], batch: int = 64) -> float:
+    """Forward + backward FLOPs of one training image (FlopCounterMode counts matmuls/convolutions)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model.train()
+    x = torch.rand(batch, *shape)
+    with FlopCounterMode(display=False) as counter:
+        model(x).sum().backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / batch
+
+
+def measure(data: Any, recipe: Any) -> dict[str, float]:
+    """Fit with ``recipe``; test accuracy after every epoch; time to 95/99%; throughput; FLOPs."""
+    import torch
+
+    from dcloop.train import create_model, fit_model
+    from dcloop.train.loop import seed_everything
+    from dcloop.train.metrics import predict_arrays
+
+    channels, size, _ = data.image_shape
+    flops = train_flops_per_image(
+        create_model(recipe.model, channels, data.num_classes, size, width=recipe.width), data.image_shape
+    )
+    seed_everything(recipe.seed)
+    model = create_model(recipe.model, channels, data.num_classes, size, width=recipe.width)
+    x_test, y_test = data.arrays("test")
+    elapsed = 0.0
+    reached: dict[float, float] = {}
+
+    def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+        nonlocal elapsed
+        elapsed += metrics["epoch_s"]
+        pred, _ = predict_arrays(model, x_test)
+        accuracy = float((pred == y_test).mean())
+        for goal in (0.95, 0.99):
+            if accuracy >= goal and goal not in reached:
+                reached[goal] = elapsed
+        model.train()
+
+    torch.set_num_threads(recipe.threads or os.cpu_count() or 1)
+    result = fit_model(model, data, recipe, on_epoch=on_epoch, progress_label=recipe.model)
+    pred, _ = predict_arrays(result.model, x_test)
+    return {
+        "accuracy": float((pred == y_test).mean()),
+        "images_per_s": result.images_per_s,
+        "train_s": result.train_s,
+        "epoch_s_total": elapsed,
+        "to_95_s": reached.get(0.95, float("nan")),
+        "to_99_s": reached.get(0.99, float("nan")),
+        "flops_per_image": flops,
+        "epochs": len(result.history),
+    }
+
+
+def _row(label: str, runs: list[dict[str, float]], peak: float) -> list[str]:
+    acc = [r["accuracy"] for r in runs]
+    ips = statistics.mean(r["images_per_s"] for r in runs)
+    flops = runs[0]["flops_per_image"]
+    spread = f" (min {min(acc):.4f}, n={len(acc)})" if len(acc) > 1 else ""
+    return [
+        label,
+        f"{statistics.mean(acc):.4f}{spread}",
+        f"{ips:,.0f}",
+        f"{statistics.mean(r['train_s'] for r in runs):.1f}",
+        _first(runs, "to_95_s"),
+        _first(runs, "to_99_s"),
+        f"{flops / 1e6:.1f}",
+        f"{ips * flops / peak:.1%}",
+    ]
+
+
+def _first(runs: list[dict[str, float]], key: str) -> str:
+    values = [r[key] for r in runs if r[key] == r[key]]
+    return f"{statistics.mean(values):.1f} ({len(values)}/{len(runs)})" if values else "not reached"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3, help="seeds of the default cat-vs-dog recipe")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads")
+    parser.add_argument("--epochs", type=int, default=0, help="override the recipe's epochs (0: keep)")
+    parser.add_argument("--model", default=None, help="override the recipe's model")
+    parser.add_argument("--width", type=int, default=0, help="override the recipe's width (0: keep)")
+    parser.add_argument("--skip-seed-cnn", action="store_true", help="leave out the seed-cnn row")
+    parser.add_argument("--skip-10class", action="store_true", help="only the cat-vs-dog task")
+    parser.add_argument(
+        "--tenclass-epochs", type=int, default=8, help="epochs of the 10-class run (~2 min here)"
+    )
+    args = parser.parse_args()
+
+    from dcloop.config import TrainConfig
+    from dcloop.data import import_source, load_dataset
+    from dcloop.workspace import init_workspace
+
+    root = Path(tempfile.mkdtemp(prefix="dcloop-bench-"))
+    catdog_ws = init_workspace(root / "catdog")
+    import_source(catdog_ws, "animal-mnist", classes=["cat", "dog"])
+    catdog = load_dataset(catdog_ws)
+    base = TrainConfig(threads=args.threads)
+    overrides = {"epochs": args.epochs or None, "model": args.model, "width": args.width or None}
+    base = base.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    peak = peak_flops(args.threads)
+    rows = []
+    default_runs = [measure(catdog, base.model_copy(update={"seed": s})) for s in range(args.seeds)]
+    rows.append(_row(f"cat-vs-dog {base.model} w{base.width}, {base.epochs} epochs", default_runs, peak))
+    if not args.skip_seed_cnn:
+        seed_cnn = measure(catdog, base.model_copy(update={"model": "seed-cnn"}))
+        rows.append(_row("cat-vs-dog seed-cnn (dcloop recipe)", [seed_cnn], peak))
+    if not args.skip_10class:
+        all_ws = init_workspace(root / "all")
+        import_source(all_ws, "animal-mnist")
+        ten = base.model_copy(update={"epochs": args.tenclass_epochs})
+        label = f"10-class {base.model} w{base.width}, {ten.epochs} epochs"
+        rows.append(_row(label, [measure(load_dataset(all_ws), ten)], peak))
+
+    header = [
+        "task / model",
+        "test acc",
+        "images/s",
+        "train s",
+        "s to 95%",
+        "s to 99%",
+        "MFLOP/img",
+        "of peak",
+    ]
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    print(
+        f"threads={args.threads}  measured fp32 matmul peak={peak / 1e9:.1f} GFLOP/s  recipe={base.model_dump(exclude={'augment'})}"
+    )
+    for row in [header, *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""Simulated production traffic for the demo: distribution shifts, and a client of the real server app.
+
+The client sends images to the server's Open Inference Protocol endpoint in small batches (as a
+Triton/KServe client would), posts true labels for a fraction of the predictions to ``/feedback``,
+and can switch the served model through ``/admin/model``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dcloop.errors import DcloopError
+from dcloop.workspace import Workspace
+
+
+def _negative(x: np.ndarray) -> np.ndarray:
+    """A new camera sends negatives: dark silhouettes on a light background, at 80% contrast."""
+    return (255 - np.rint(np.asarray(x, dtype=np.float32) * 0.8)).astype(np.uint8)
+
+
+def _rotate(x: np.ndarray) -> np.ndarray:
+    """The camera is mounted sideways: every image turned 90 degrees."""
+    return np.ascontiguousarray(np.rot90(np.asarray(x), k=1, axes=(2, 3)))
+
+
+SHIFTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"negative": _negative, "rotate": _rotate}
+
+
+def shift_images(name: str, x: np.ndarray) -> np.ndarray:
+    if name not in SHIFTS:
+        from dcloop.errors import unknown_name
+
+        raise unknown_name("shift", name, SHIFTS)
+    return SHIFTS[name](x)
+
+
+def in_process_client(app: Any) -> Any:
+    """Starlette's in-process client of ``app`` (the app's lifespan runs when it is entered)."""
+    import warnings
+
+    with warnings.catch_warnings():  # Starlette nudges towards a newer httpx; the client works the same
+        warnings.filterwarnings("ignore", message=".*httpx.*")
+        from fastapi.testclient import TestClient
+    return TestClient(app)
+
+
+@dataclass
+class TrafficClient:
+    """A live in-process server (FastAPI TestClient over the real app) and what was sent to it."""
+
+    ws: Workspace
+    model_ref: str
+    batch_size: int = 32
+    token: str = field(default_factory=lambda: secrets.token_hex(16))
+    _stack: ExitStack = field(default_factory=ExitStack)
+    _client: Any = None
+
+    def open(self) -> TrafficClient:
+        from dcloop.deploy.server import create_app
+
+        if self._client is None:
+            app = create_app(self.ws, self.model_ref, token=self.token, max_batch_size=self.batch_size)
+            self._client = self._stack.enter_context(in_process_client(app))
+        return self
+
+    def close(self) -> None:
+        self._stack.close()
+        self._client = None
+
+    @property
+    def model_name(self) -> str:
+        return self.model_ref.partition("@")[0]
+
+    def predict(self, x: np.ndarray) -> tuple[np.ndarray, list[str], str]:
+        """Predicted class indices and prediction ids of uint8 images (N, C, H, W), and the version."""
+        self.open()
+        predicted, ids, version = [], [], ""
+        for start in range(0, len(x), self.batch_size):
+            batch = np.ascontiguousarray(x[start : start + self.batch_size], dtype=np.uint8)
+            body = {"inputs": [{"name": "input", "datatype": "UINT8", "shape": list(batch.shape), "data": batch.ravel().tolist()}]}  # fmt: skip
+            answer = self._call("post", f"/v2/models/{self.model_name}/infer", json=body)
+            probs = next(o for o in answer["outputs"] if o["name"] == "probabilities")
+            predicted.append(
+                np.asarray(probs["data"], dtype=np.float32).reshape(probs["shape"]).argmax(axis=1)
+            )
+            ids += answer["parameters"]["prediction_ids"].split(",")
+            version = f"{self.model_name}@{answer['model_version']}"
+        return np.concatenate(predicted), ids, version
+
+    def label(self, prediction_ids: list[str], labels: np.ndarray) -> int:
+        """Post the true class index of each prediction to /feedback; returns how many were stored."""
+        headers = {"Authorization": f"Bearer {self.token}"}
+        for pid, label in zip(prediction_ids, labels, strict=True):
+            self._call("post", "/feedback", json={"prediction_id": pid, "label": int(label)}, headers=headers)
+        return len(prediction_ids)
+
+    def switch(self, model_ref: str) -> str:
+        """Ask the server to serve ``model_ref`` (the admin endpoint); returns the version it serves."""
+        headers = {"Authorization": f"Bearer {self.token}"}
+        answer = self._call("post", "/admin/model", json={"model": model_ref}, headers=headers)
+        return str(answer["model_version"])
+
+    def alert_gauges(self) -> dict[str, float]:
+        """The ``dcloop_alert`` gauges the server's /metrics shows."""
+        self.open()
+        text = self._client.get("/metrics").text
+        gauges = {}
+        for line in text.splitlines():
+            if line.startswith("dcloop_alert{"):
+                labels, _, value = line.rpartition(" ")
+                gauges[labels[len('dcloop_alert{name="') : -2]] = float(value)
+        return gauges
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        self.open()
+        response = getattr(self._client, method)(path, **kwargs)
+        if response.status_code != 200:
+            raise DcloopError(f"Server answered {response.status_code} to {path}: {response.text[:200]}")
+        return response.json()
+
+
+@dataclass
+class ShiftedTraffic:
+    """The feedback step's traffic in the demo: a stream of shifted images, a share of them labelled,
+    then the held-out shifted images (unlabelled) to measure the served model's accuracy."""
+
+    client: TrafficClient
+    stream: tuple[np.ndarray, np.ndarray]
+    held_out: tuple[np.ndarray, np.ndarray]
+    label_fraction: float
+    seed: int = 0
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def __call__(self, ws: Workspace, model_ref: str) -> dict[str, Any]:
+        self.client.model_ref = model_ref
+        x, y = self.stream
+        predicted, ids, version = self.client.predict(x)
+        rng = np.random.default_rng(self.seed)
+        chosen = np.sort(rng.choice(len(ids), round(len(ids) * self.label_fraction), replace=False))
+        labelled = self.client.label([ids[i] for i in chosen], y[chosen])
+        eval_pred, _, _ = self.client.predict(self.held_out[0])
+        self.summary = {
+            "served": version,
+            "stream": len(ids),
+            "labelled": labelled,
+            "stream_accuracy": float((predicted == y).mean()),
+            "held_out_accuracy": float((eval_pred == self.held_out[1]).mean()),
+        }
+        return self.summary

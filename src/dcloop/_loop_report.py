@@ -1,0 +1,59 @@
+"""The HTML report of one loop turn: its steps, what each produced, and the monitoring it saw."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dcloop.config import MonitorConfig
+from dcloop.report import Section, write_report
+
+if TYPE_CHECKING:
+    from dcloop.loop import LoopTurn
+
+
+def turn_sections(turn: LoopTurn, cfg: MonitorConfig) -> list[Section]:
+    """Steps table, then the monitor's sections when monitoring ran in this process."""
+    steps = Section("Steps")
+    rows = [
+        [s.name, s.status + (" (earlier run)" if s.reused else ""), s.wall_s, _brief(s.outputs)]
+        for s in turn.steps
+    ]
+    steps.table(["step", "status", "seconds", "outputs"], rows)
+    sections = [steps]
+    retrained = turn.extra.get("retrain")
+    if retrained is not None:
+        gate = Section("Retraining and the promotion gate")
+        verdict = "promoted" if retrained.promoted else "refused"
+        gate.text(f"challenger {retrained.challenger}: {verdict}; champion was {retrained.champion}.")
+        for reason in retrained.reasons:
+            gate.text(reason, css="alert")
+        gate.table(
+            ["evidence", "n", "challenger %", "champion %"],
+            [
+                [k, v.get("n"), v.get("challenger"), v.get("champion")]
+                for k, v in retrained.gate.items()
+                if isinstance(v, dict)
+            ],
+        )
+        gate.text(
+            f"data set {retrained.dataset[:12]} = {retrained.base_dataset[:12]} + {retrained.added} of "
+            f"{retrained.offered} labelled predictions ({retrained.conflicts} conflicts excluded)."
+        )
+        sections.append(gate)
+    monitored = turn.extra.get("monitor")
+    if monitored is not None:
+        from dcloop.feedback._monitor_report import monitor_sections
+
+        sections += monitor_sections(monitored, cfg)
+    return sections
+
+
+def write_turn_report(path: Path, turn: LoopTurn, cfg: MonitorConfig) -> Path:
+    return write_report(path, f"dcloop loop turn {turn.number}", turn_sections(turn, cfg), f"turn {turn.id}")
+
+
+def _brief(outputs: dict[str, Any], limit: int = 300) -> str:
+    text = json.dumps(outputs, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

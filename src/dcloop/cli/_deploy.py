@@ -1,0 +1,236 @@
+"""`dcloop serve`, `dcloop models register|versions|promote|rollback|history`, `dcloop feedback import|forget`.
+
+``feedback_app`` is a module attribute so other command modules can add to the `feedback` group.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from dcloop.cli._output import Format, note, print_json, print_mapping, print_table
+from dcloop.cli._train import models_app
+
+feedback_app = typer.Typer(help="Predictions, labels and what the store keeps of them.", no_args_is_help=True)
+_FORMAT = typer.Option(Format.table, "--format", help="table or json.")
+
+
+def serve(
+    model: str = typer.Option(
+        None, "--model", help="NAME@ALIAS or NAME@VERSION (default: serve.model, else the champion)."
+    ),
+    host: str = typer.Option(None, "--host", help="Interface to bind (default: serve.host, 127.0.0.1)."),
+    port: int = typer.Option(None, "--port", help="TCP port (default: serve.port, 8000)."),
+    workers: int = typer.Option(None, "--workers", help="Server processes (default: serve.workers, 1)."),
+    token_env: str = typer.Option(
+        None, "--token-env", help="Env variable holding the write token (default DCLOOP_TOKEN)."
+    ),
+    follow_champion: bool = typer.Option(
+        False, "--follow-champion", help="Switch whenever the champion alias moves."
+    ),
+    follow_every: float = typer.Option(5.0, "--follow-every", help="Seconds between champion polls."),
+) -> None:
+    """Serve a model over HTTP: Open Inference Protocol v2, /predict, /feedback, /metrics.
+
+    Example: DCLOOP_TOKEN=secret dcloop serve --model animals@champion --port 8000 --follow-champion
+    """
+    from dcloop.deploy import serve as run
+    from dcloop.workspace import open_workspace
+
+    run(
+        open_workspace(),
+        model,
+        host=host,
+        port=port,
+        workers=workers,
+        token_env=token_env,
+        follow_champion_s=follow_every if follow_champion else None,
+        on_start=lambda url: note(f"serving {model or 'the champion'} on {url} (Ctrl-C stops)"),
+    )
+
+
+@models_app.command("register")
+def register_version(
+    source: str = typer.Argument(..., help="A run id, an optimized variant id, or an .onnx file."),
+    name: str = typer.Option(None, "--name", help="Registry name (default: the data set's name)."),
+    alias: str = typer.Option(
+        None, "--alias", help="Point this alias (challenger or champion) at it, no gate."
+    ),
+    classes: str = typer.Option(None, "--classes", help="Comma-separated class names (an .onnx file only)."),
+    dataset: str = typer.Option(
+        None, "--dataset", help="Data set version id it was trained on (an .onnx file only)."
+    ),
+    fmt: Format = _FORMAT,
+) -> None:
+    """Register a model version (exported to ONNX, content-addressed, with lineage).
+
+    Example: dcloop models register 3f2a9c --alias challenger
+    """
+    from dcloop.deploy import register_model_version
+    from dcloop.workspace import open_workspace
+
+    names = [c.strip() for c in classes.split(",")] if classes else None
+    version = register_model_version(
+        open_workspace(), source, name=name, alias=alias, classes=names, dataset_id=dataset
+    )
+    _print_record(f"registered {version.ref}", _version_row(version, [alias] if alias else []), fmt)
+
+
+@models_app.command("versions")
+def versions(name: str = typer.Argument(..., help="Registry name."), fmt: Format = _FORMAT) -> None:
+    """Every version of a model with its aliases, source and metrics."""
+    from dcloop.deploy import list_model_versions
+    from dcloop.workspace import open_workspace
+
+    rows = [_version_row(v, aliases) for v, aliases in list_model_versions(open_workspace(), name)]
+    if fmt is Format.json:
+        print_json(rows)
+    else:
+        columns = ["version", "aliases", "method", "run_id", "dataset_id", "accuracy", "sha256", "created_at"]
+        print_table(f"{name} versions", columns, [[r[c] for c in columns] for r in rows])
+
+
+@models_app.command("promote")
+def promote(
+    name: str = typer.Argument(..., help="Registry name."),
+    to: str = typer.Option("champion", "--to", help="Alias to move: champion (gated) or challenger."),
+    version: int = typer.Option(None, "--version", help="Version to promote (default: the challenger)."),
+    force: bool = typer.Option(
+        False, "--force", help="Promote even if the gate refuses; the history records why."
+    ),
+    reason: str = typer.Option(None, "--reason", help="Why, recorded in the alias history."),
+    fmt: Format = _FORMAT,
+) -> None:
+    """Move an alias; to champion only through the promotion gate (see the `gate` config section).
+
+    Example: dcloop models promote animals            (challenger -> champion, gated)
+    """
+    from dcloop.deploy import promote as run
+    from dcloop.workspace import open_workspace
+
+    result = run(open_workspace(), name, to=to, version=version, force=force, reason=reason)
+    data = _move_row(result.move)
+    data["gate"] = (
+        None
+        if result.decision is None
+        else {
+            "passed": result.decision.passed,
+            "reasons": result.decision.reasons,
+            "metrics": result.decision.metrics,
+        }
+    )
+    _print_record(f"{name}@{to} -> {result.move.to_version}", data, fmt)
+
+
+@models_app.command("rollback")
+def rollback(
+    name: str = typer.Argument(..., help="Registry name."),
+    reason: str = typer.Option(None, "--reason", help="Why, recorded in the alias history."),
+    fmt: Format = _FORMAT,
+) -> None:
+    """Point the champion back at the version it held before its latest promotion."""
+    from dcloop.deploy import rollback as run
+    from dcloop.workspace import open_workspace
+
+    move = run(open_workspace(), name, reason=reason)
+    _print_record(f"{name}@champion -> {move.to_version}", _move_row(move), fmt)
+
+
+@models_app.command("history")
+def history(
+    name: str = typer.Argument(..., help="Registry name."),
+    alias: str = typer.Option(None, "--alias", help="Only this alias."),
+    fmt: Format = _FORMAT,
+) -> None:
+    """Every alias move of a model: when, which alias, from and to which version, why and who."""
+    from dcloop.deploy import alias_history
+    from dcloop.workspace import open_workspace
+
+    rows = [_move_row(m) for m in alias_history(open_workspace(), name, alias)]
+    if fmt is Format.json:
+        print_json(rows)
+    else:
+        columns = ["at", "alias", "from_version", "to_version", "kind", "actor", "reason"]
+        print_table(f"{name} alias history", columns, [[r[c] for c in columns] for r in rows])
+
+
+@feedback_app.command("import")
+def feedback_import(
+    path: Path = typer.Argument(..., help="CSV (prediction_id,label header) or JSONL file."),
+    fmt: Format = _FORMAT,
+) -> None:
+    """Attach true labels to stored predictions in bulk; all or nothing.
+
+    Example: dcloop feedback import labels.csv
+    """
+    from dcloop.feedback import import_labels
+    from dcloop.workspace import open_workspace
+
+    count = import_labels(open_workspace().store, path)
+    _print_record("labels stored", {"file": str(path), "labels": count}, fmt)
+
+
+@feedback_app.command("forget")
+def feedback_forget(
+    ids: list[str] = typer.Option(None, "--ids", help="Prediction ids (repeat or comma-separate)."),
+    before: datetime = typer.Option(
+        None, "--before", help="Forget inputs of predictions before this date (UTC)."
+    ),
+    fmt: Format = _FORMAT,
+) -> None:
+    """Delete stored inputs (privacy), keeping class, confidence, label and summary statistics.
+
+    Example: dcloop feedback forget --before 2026-01-01
+    """
+    from dcloop.feedback import forget
+    from dcloop.workspace import open_workspace
+
+    wanted = [i.strip() for chunk in ids for i in chunk.split(",") if i.strip()] if ids else None
+    when = before.replace(tzinfo=UTC) if before is not None and before.tzinfo is None else before
+    count = forget(open_workspace().store, ids=wanted, before=when)
+    _print_record("inputs forgotten", {"forgotten": count}, fmt)
+
+
+def _version_row(v: Any, aliases: list[str]) -> dict[str, Any]:
+    return {
+        "version": v.version,
+        "ref": v.ref,
+        "aliases": ",".join(aliases),
+        "method": v.method,
+        "run_id": v.run_id,
+        "dataset_id": v.dataset_id,
+        "variant_id": v.variant_id,
+        "accuracy": v.metrics.get("accuracy"),
+        "classes": v.classes,
+        "input_shape": v.input_shape,
+        "sha256": v.sha256[:12],
+        "path": v.path,
+        "created_at": v.created_at.isoformat(timespec="seconds"),
+    }
+
+
+def _move_row(m: Any) -> dict[str, Any]:
+    return {
+        "at": m.at.isoformat(timespec="seconds"),
+        "alias": m.alias,
+        "from_version": m.from_version,
+        "to_version": m.to_version,
+        "kind": m.kind,
+        "actor": m.actor,
+        "reason": m.reason,
+    }
+
+
+def _print_record(title: str, data: dict[str, Any], fmt: Format) -> None:
+    if fmt is Format.json:
+        print_json(data)
+    else:
+        print_mapping(title, data)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+    app.add_typer(feedback_app, name="feedback")

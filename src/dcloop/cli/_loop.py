@@ -1,0 +1,221 @@
+"""`dcloop monitor`, `dcloop retrain`, `dcloop loop`, `dcloop demo`: the commands that close the loop."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from dcloop.cli._output import Format, note, print_json, print_mapping, print_table
+
+_FORMAT = typer.Option(Format.table, "--format", help="table or json.")
+_MODEL = typer.Option(None, "--model", help="Registered model name (default: the only one).")
+
+
+def _since(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    from dcloop.errors import ConfigError
+
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(
+            f"--since must be an ISO date or time (2026-05-01 or 2026-05-01T12:00). Got {text!r}."
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def monitor(
+    model: str = _MODEL,
+    since: str = typer.Option(None, "--since", help="Only predictions at or after this ISO date/time (UTC)."),
+    report: Path = typer.Option(None, "--report", help="Write an HTML report here."),
+    fail_on_alert: bool = typer.Option(
+        False, "--fail-on-alert", help="Exit 4 when an alert fires (for cron jobs)."
+    ),
+    fmt: Format = _FORMAT,
+) -> None:
+    """Live accuracy on labelled feedback, confidence, and input drift against the training data.
+
+    Examples:
+      dcloop monitor --since 2026-05-01 --report reports/monitor.html
+      dcloop monitor --model animals --format json
+    """
+    from dcloop.feedback.monitor import monitor as run_monitor
+    from dcloop.workspace import open_workspace
+
+    result = run_monitor(open_workspace(), model, _since(since), report=report)
+    if fmt is Format.json:
+        print_json(result.to_dict())
+    else:
+        rows = [
+            [v.ref, v.predictions, v.labelled, v.accuracy, v.f1_macro, v.mean_confidence]
+            for v in result.versions
+        ]
+        print_table(
+            f"monitor {result.model}",
+            ["version", "predictions", "labelled", "accuracy", "f1", "confidence"],
+            rows,
+        )
+        for d in result.drift:
+            embedding = d.embedding or {}
+            print_table(
+                f"drift of {d.ref} ({d.current_n} inputs vs {d.reference_n} of its {d.reference_split} split)",
+                ["check", "value"],
+                [
+                    *[[f"PSI {k}", v] for k, v in d.psi.items()],
+                    ["embedding KS p-value", embedding.get("ks_pvalue")],
+                ],
+            )
+        for alert in result.alerts:
+            note(f"[bold red]ALERT[/] {alert.message}")
+        if not result.alerts:
+            note("no alert")
+        if result.report:
+            note(f"report: {result.report}")
+    if result.alerts and fail_on_alert:
+        raise typer.Exit(4)
+
+
+def retrain(
+    model: str = _MODEL,
+    warm_start: bool = typer.Option(False, "--warm-start", help="Start from the champion run's weights."),
+    since: str = typer.Option(
+        None, "--since", help="Only feedback on predictions at or after this ISO date/time."
+    ),
+    fmt: Format = _FORMAT,
+) -> None:
+    """Fold labelled feedback into a new data set version, train a challenger, gate it, promote it.
+
+    Exits 0 when promoted and 3 when the gate refuses. Example: dcloop retrain --warm-start
+    """
+    from dcloop.feedback.retrain import retrain as run_retrain
+    from dcloop.workspace import open_workspace
+
+    result = run_retrain(open_workspace(), model, warm_start=warm_start, since=_since(since))
+    if fmt is Format.json:
+        print_json(result.to_dict())
+    else:
+        print_mapping(
+            f"retrain {result.model}",
+            {
+                "champion before": result.champion,
+                "challenger": result.challenger,
+                "decision": "promoted" if result.promoted else "refused",
+                "data set": f"{result.dataset[:12]} (parent {result.base_dataset[:12]})",
+                "feedback added": f"{result.added} of {result.offered} ({result.conflicts} conflicts excluded)",
+                "challenger run": result.run_id,
+                "test accuracy": result.test_metrics.get("accuracy"),
+            },
+        )
+        evidence = [
+            [name, v.get("n"), v.get("challenger"), v.get("champion")]
+            for name, v in result.gate.items()
+            if isinstance(v, dict) and "challenger" in v
+        ]
+        print_table("gate: accuracy %", ["evidence", "images", "challenger", "champion"], evidence)
+        for reason in result.reasons:
+            note(f"[bold red]refused:[/] {reason}")
+    if not result.promoted:
+        raise typer.Exit(3)
+
+
+def loop(
+    resume: bool = typer.Option(
+        False, "--resume", help="Finish the newest unfinished turn, skipping its finished steps."
+    ),
+    until: str = typer.Option(None, "--until", help="Pause the turn after this step (resume with --resume)."),
+    fmt: Format = _FORMAT,
+) -> None:
+    """One turn: prepare, train, optimize, register, gate, deploy, feedback, monitor, retrain.
+
+    Examples: dcloop loop
+              dcloop loop --until register && dcloop loop --resume
+    """
+    from dcloop.loop import run_loop
+    from dcloop.workspace import open_workspace
+
+    printer = None if fmt is Format.json else _print_step
+    turn = run_loop(open_workspace(), resume=resume, stop_after=until, on_step=printer)
+    if fmt is Format.json:
+        print_json(turn.to_dict())
+        return
+    rows = [
+        [s.name, s.status + (" (earlier)" if s.reused else ""), round(s.wall_s, 1), _brief(s.outputs)]
+        for s in turn.steps
+    ]
+    print_table(f"loop turn {turn.number}: {turn.status}", ["step", "status", "seconds", "outputs"], rows)
+    if turn.report:
+        note(f"report: {turn.report}")
+
+
+def demo(
+    directory: Path = typer.Argument(
+        Path("demo-workspace"), help="Folder of the demo workspace (recreated)."
+    ),
+    fast: bool = typer.Option(False, "--fast", help="Three classes and four epochs: about a minute."),
+    shift: str = typer.Option("negative", "--shift", help="negative or rotate."),
+    fmt: Format = _FORMAT,
+) -> None:
+    """Close the loop on Animal-MNIST: a champion meets shifted traffic, is retrained on feedback, replaced.
+
+    Example: dcloop demo demo-workspace
+    """
+    from dcloop._demo_report import summary_rows
+    from dcloop.demo import run_demo
+
+    if fmt is not Format.json:
+        note(
+            f"demo in {directory}: import, prepare, train, optimize, register, serve, feedback, monitor, retrain"
+        )
+    result = run_demo(directory, fast=fast, shift=shift, on_step=None if fmt is Format.json else _print_step)
+    if fmt is Format.json:
+        print_json(result.to_dict())
+        return
+    counts = result.dataset["counts"]
+    print_table(
+        f"data set {result.dataset['name']} ({result.dataset['version'][:12]})",
+        ["class", *counts, "total"],
+        [
+            [c, *(counts[s][c] for s in counts), sum(counts[s][c] for s in counts)]
+            for c in result.dataset["classes"]
+        ],
+    )
+    print_table(f"closing the loop (shift: {result.shift})", ["figure", "value"], summary_rows(result))
+    for alert in result.alerts:
+        note(f"[bold red]ALERT[/] {alert}")
+    for reason in result.gate_reasons:
+        note(f"[bold red]gate:[/] {reason}")
+    print_table("reports", ["report", "path"], list(result.reports.items()))
+
+
+def _print_step(step: Any) -> None:
+    done = "done earlier" if step.reused else f"{step.wall_s:.1f} s"
+    note(f"  {step.name:<9} {step.status} ({done}) {_brief(step.outputs)}")
+
+
+def _brief(outputs: dict[str, Any], limit: int = 110) -> str:
+    """key=value pairs; content ids shortened to 12 characters."""
+    import json
+    import string
+
+    parts = []
+    for key, value in outputs.items():
+        if isinstance(value, str) and len(value) >= 32 and set(value) <= set(string.hexdigits):
+            value = value[:12]
+        elif isinstance(value, float):
+            value = f"{value:.4g}"
+        elif isinstance(value, dict | list):
+            value = json.dumps(value, default=str)
+        parts.append(f"{key}={value}")
+    text = " ".join(parts)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def register(app: typer.Typer) -> None:
+    app.command("monitor")(monitor)
+    app.command("retrain")(retrain)
+    app.command("loop")(loop)
+    app.command("demo")(demo)

@@ -1,0 +1,97 @@
+"""Extend a version with new labelled examples (feedback folded back into data).
+
+The new version keeps every example of its base in place, with the base's test split frozen (same
+images, same indices) so metrics of the old and new version stay comparable; new examples pass the
+same cleaning rules and are split into train and val only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import numpy as np
+
+from dcloop.data._clean import clean, digest, merge_reports
+from dcloop.data._convert import convert_array, to_nchw
+from dcloop.data._persist import write_version
+from dcloop.data._prepare import load_dataset
+from dcloop.data._split import stratified_split
+from dcloop.errors import DataError
+from dcloop.store import DatasetRecord
+from dcloop.store import _data as store_data
+from dcloop.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+
+def extend_dataset(
+    workspace: Workspace, base: str, images: np.ndarray, labels: np.ndarray, origin: dict[str, Any]
+) -> DatasetRecord:
+    """A new version: ``base`` (id, prefix or name) plus ``images`` with class-index ``labels``.
+
+    ``images`` are uint8 (N, H, W) or (N, C, H, W) at the base version's image size; ``origin``
+    says where they came from (it is kept in the new version's provenance). When no new example
+    survives cleaning, the content is the base's, so the base version itself is returned.
+    """
+    cfg = workspace.config.data
+    old = load_dataset(workspace, base)
+    x_new, y_new = _validate(images, labels, old.image_shape, old.num_classes)
+    known = {digest(image): int(label) for image, label in zip(old.x, old.y, strict=True)}
+    names = [f"feedback#{i}" for i in range(len(x_new))]
+    keep, report = clean(x_new, y_new, names, drop_blank=cfg.drop_blank, dedupe=cfg.dedupe, known=known)
+    x_new, y_new = x_new[keep], y_new[keep]
+    added = stratified_split(y_new, cfg.val_fraction, 0.0, cfg.seed)
+    offset = len(old.y)
+    splits = {name: np.concatenate([old.splits[name], added[name] + offset]) for name in old.splits}
+    cleaning = merge_reports(old.record.cleaning, report) | {"added": report}
+    provenance = {
+        "kind": "feedback",
+        "base": old.id,
+        "origin": json.loads(json.dumps(origin, default=str)),  # plain JSON: datetimes become text
+        "offered": len(names),
+        "added": len(y_new),
+    }
+    record = write_version(
+        workspace.datasets_dir,
+        old.record.name,
+        np.concatenate([np.asarray(old.x), x_new]),
+        np.concatenate([old.y, y_new]),
+        old.classes,
+        splits,
+        provenance,
+        cleaning,
+        parent_id=old.id,
+    )
+    log.info(
+        "extended %s with %d of %d examples -> %s",
+        old.record.short_id,
+        len(y_new),
+        len(names),
+        record.short_id,
+    )
+    return store_data.add_version(workspace.store, record)
+
+
+def _validate(
+    images: np.ndarray, labels: np.ndarray, shape: tuple[int, int, int], num_classes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    images, labels = np.asarray(images), np.asarray(labels)
+    x = to_nchw(images, "extend_dataset images")
+    channels, height, width = shape
+    if x.shape[2:] != (height, width):
+        raise DataError(
+            f"extend_dataset images must be {height}x{width} like the base version. Got {x.shape[2:]}."
+        )
+    x = convert_array(x, height, "grayscale" if channels == 1 else "rgb")
+    if labels.ndim != 1 or len(labels) != len(x) or not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(
+            f"extend_dataset labels must be {len(x)} integer class indices (one per image). "
+            f"Got {labels.dtype} with shape {labels.shape}."
+        )
+    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+        raise DataError(
+            f"extend_dataset labels must lie in 0..{num_classes - 1}. Got {labels.min()}..{labels.max()}."
+        )
+    return x, labels.astype(np.int64)

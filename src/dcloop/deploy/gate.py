@@ -1,0 +1,164 @@
+"""The promotion gate: a challenger replaces the champion only when it is measurably better.
+
+It must beat the champion by ``gate.min_improvement`` accuracy points on the frozen test split of the
+champion's data set version, and on recent labelled feedback once there are ``gate.min_feedback_labels``
+labels with stored inputs; and no class's recall on the test split may drop by more than
+``gate.max_class_regression`` points.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from dcloop.deploy.registry import get_model_version
+from dcloop.deploy.runtime import OnnxModel, as_model_input, load_model
+from dcloop.feedback.store import labelled_predictions, prediction_pixels
+from dcloop.store._registry import ModelVersion
+from dcloop.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """``passed``; ``reasons`` it failed (empty when it passed); the numbers compared, per evidence."""
+
+    passed: bool
+    reasons: list[str]
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        if not self.passed:
+            return "; ".join(self.reasons)
+        parts = [
+            f"{k}: {v['challenger']:.2f}% vs {v['champion']:.2f}%"
+            for k, v in self.metrics.items()
+            if "champion" in v
+        ]
+        return "gate passed (" + "; ".join(parts) + ")"
+
+
+def scores(model: OnnxModel, x: np.ndarray, y: np.ndarray, chunk: int = 512) -> dict[str, Any]:
+    """Accuracy and per-class recall (percent) of ``model`` on uint8 images ``x`` and labels ``y``."""
+    predicted = (
+        np.concatenate(
+            [model.logits(as_model_input(x[i : i + chunk])).argmax(axis=1) for i in range(0, len(x), chunk)]
+        )
+        if len(x)
+        else np.zeros(0, dtype=np.int64)
+    )
+    recall = {}
+    for index, name in enumerate(model.classes):
+        mask = y == index
+        if mask.any():
+            recall[name] = float((predicted[mask] == index).mean() * 100)
+    return {
+        "n": len(y),
+        "accuracy": float((predicted == y).mean() * 100) if len(y) else 0.0,
+        "recall": recall,
+    }
+
+
+def compare(
+    challenger: OnnxModel,
+    champion: OnnxModel,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    evidence: str,
+    min_improvement: float,
+    max_class_regression: float | None,
+) -> tuple[list[str], dict[str, Any]]:
+    """Failure reasons and the numbers of one comparison (``max_class_regression`` None: skip classes)."""
+    new, old = scores(challenger, x, y), scores(champion, x, y)
+    gain = new["accuracy"] - old["accuracy"]
+    reasons = []
+    if gain < min_improvement:
+        reasons.append(
+            f"{evidence} accuracy {new['accuracy']:.2f}% vs champion {old['accuracy']:.2f}% "
+            f"({gain:+.2f} points, needs {min_improvement:+.2f})"
+        )
+    if max_class_regression is not None:
+        for name, before in old["recall"].items():
+            drop = before - new["recall"].get(name, 0.0)
+            if drop > max_class_regression:
+                reasons.append(
+                    f"{evidence} recall of class {name!r} drops {drop:.2f} points (at most {max_class_regression:.2f})"
+                )
+    numbers = {"n": new["n"], "challenger": new["accuracy"], "champion": old["accuracy"], "gain": gain}
+    numbers["recall"] = {"challenger": new["recall"], "champion": old["recall"]}
+    return reasons, numbers
+
+
+def evaluate_gate(
+    ws: Workspace, name: str, challenger: ModelVersion | str, champion: ModelVersion | str
+) -> GateDecision:
+    """Compare two versions of ``name`` with the thresholds of the workspace's ``gate`` config."""
+    cfg = ws.config.gate
+    new = (
+        challenger if isinstance(challenger, ModelVersion) else get_model_version(ws, _ref(name, challenger))
+    )
+    old = champion if isinstance(champion, ModelVersion) else get_model_version(ws, _ref(name, champion))
+    if new.classes != old.classes or new.input_shape != old.input_shape:
+        reason = (
+            f"{new.ref} answers classes {new.classes} on {new.input_shape} but champion {old.ref} "
+            f"answers {old.classes} on {old.input_shape}"
+        )
+        return GateDecision(False, [reason])
+    if old.dataset_id is None:
+        return GateDecision(
+            False, [f"champion {old.ref} records no data set version, so there is no test split"]
+        )
+    from dcloop.data import load_dataset
+
+    dataset = load_dataset(ws, old.dataset_id)
+    x, y = dataset.arrays("test")
+    new_model, old_model = load_model(new), load_model(old)
+    reasons, test = compare(
+        new_model,
+        old_model,
+        np.asarray(x),
+        np.asarray(y),
+        evidence="test split",
+        min_improvement=cfg.min_improvement,
+        max_class_regression=cfg.max_class_regression,
+    )
+    metrics: dict[str, Any] = {"test": test}
+    fx, fy = _recent_feedback(ws, name, old, cfg.feedback_days)
+    if len(fy) >= cfg.min_feedback_labels:
+        more, metrics["feedback"] = compare(
+            new_model,
+            old_model,
+            fx,
+            fy,
+            evidence="feedback",
+            min_improvement=cfg.min_improvement,
+            max_class_regression=None,
+        )
+        reasons += more
+    else:
+        metrics["feedback"] = {"n": len(fy), "skipped": f"fewer than {cfg.min_feedback_labels} labels"}
+    return GateDecision(not reasons, reasons, metrics)
+
+
+def _ref(name: str, ref: str) -> str:
+    return ref if "@" in ref else f"{name}@{ref}"
+
+
+def _recent_feedback(
+    ws: Workspace, name: str, champion: ModelVersion, days: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Labelled predictions of ``name`` from the last ``days`` whose inputs are still stored."""
+    since = datetime.now(UTC) - timedelta(days=days)
+    shape = tuple(champion.input_shape)
+    xs, ys = [], []
+    for row in labelled_predictions(ws.store, since=since, model_name=name):
+        pixels = prediction_pixels(row)
+        if pixels is not None and pixels.shape == shape and row.label_index is not None:
+            xs.append(pixels)
+            ys.append(row.label_index)
+    if not xs:
+        return np.zeros((0, *shape), dtype=np.uint8), np.zeros(0, dtype=np.int64)
+    return np.stack(xs), np.asarray(ys, dtype=np.int64)

@@ -1,0 +1,106 @@
+"""``serve``: run the server with uvicorn (one process, or several workers each with its own session)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from dcloop.errors import ConfigError
+from dcloop.workspace import Workspace, open_workspace
+
+log = logging.getLogger(__name__)
+_ARGS_ENV = "DCLOOP_SERVE_ARGS"
+
+
+def serve(
+    ws: Workspace,
+    model_ref: str | None = None,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    workers: int | None = None,
+    token_env: str | None = None,
+    follow_champion_s: float | None = None,
+    on_start: Callable[[str], None] | None = None,
+) -> None:
+    """Serve ``model_ref`` (default: ``serve.model``, else the only model's champion) until stopped.
+
+    The token is read from the environment variable ``token_env`` (never from config or flags);
+    without it the write and admin endpoints refuse every request. ``on_start`` gets the URL once
+    the model reference has been checked, just before the server starts.
+    """
+    import uvicorn
+
+    cfg = ws.config.serve
+    token_env = token_env or cfg.token_env
+    if not os.environ.get(token_env):
+        log.warning("$%s is not set: /feedback and /admin refuse every request", token_env)
+    model_ref = model_ref or cfg.model or _only_champion(ws)
+    args: dict[str, Any] = {
+        "root": str(ws.root),
+        "model_ref": model_ref,
+        "token_env": token_env,
+        "follow_champion_s": cfg.follow_champion_s if follow_champion_s is None else follow_champion_s,
+    }
+    from dcloop.deploy.registry import get_model_version
+
+    get_model_version(ws, model_ref)  # a bad reference is a one-line error here, not a failed startup
+    host, port, workers = host or cfg.host, cfg.port if port is None else port, workers or cfg.workers
+    if on_start is not None:
+        on_start(f"http://{host}:{port}")
+    if workers == 1:
+        uvicorn.run(app_from_args(args), host=host, port=port, log_level="warning", access_log=False)
+        return
+    os.environ[_ARGS_ENV] = json.dumps(args)
+    uvicorn.run(
+        "dcloop.deploy.launch:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+def _only_champion(ws: Workspace) -> str:
+    from dcloop.store import _registry as q
+
+    with ws.store.engine.connect() as conn:
+        names = q.model_names(conn)
+    if len(names) != 1:
+        raise ConfigError(
+            f"Say which model to serve (--model NAME@ALIAS); registered: {', '.join(names) or 'none'}."
+        )
+    return f"{names[0]}@champion"
+
+
+def app_from_args(args: dict[str, Any]) -> Any:
+    from dcloop.deploy.server import create_app
+
+    ws = open_workspace(Path(args["root"]))
+    cfg, fb = ws.config.serve, ws.config.feedback
+    return create_app(
+        ws,
+        args["model_ref"],
+        max_batch_size=cfg.max_batch_size,
+        max_queue_delay_ms=cfg.max_queue_delay_ms,
+        max_queue=cfg.max_queue,
+        token=os.environ.get(args["token_env"]) or None,
+        max_body_bytes=int(cfg.max_body_mb * 1024 * 1024),
+        max_image_pixels=cfg.max_image_pixels,
+        threads=cfg.threads,
+        store_inputs=fb.store_inputs,
+        follow_champion_s=args["follow_champion_s"],
+        retention_days=fb.retention_days,
+        max_input_mb=fb.max_input_mb,
+    )
+
+
+def app_from_env() -> Any:
+    """uvicorn factory for worker processes: arguments travel in $DCLOOP_SERVE_ARGS (no secrets)."""
+    return app_from_args(json.loads(os.environ[_ARGS_ENV]))

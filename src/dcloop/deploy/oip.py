@@ -1,0 +1,197 @@
+"""Open Inference Protocol v2 (KServe) REST routes, with the binary tensor data extension.
+
+Binary requests carry ``Inference-Header-Content-Length``: the body is that many bytes of JSON, then
+raw little-endian tensors in input order, each sized by ``parameters.binary_data_size``. Outputs asked
+for with ``parameters.binary_data`` (or request ``parameters.binary_data_output``) come back the same
+way, so stock ``tritonclient.http`` works with its defaults.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, HTTPException, Request, Response
+
+from dcloop import __version__
+from dcloop.deploy.inputs import DTYPES, bad, checked_array, read_body
+from dcloop.deploy.runtime import OnnxModel
+from dcloop.deploy.service import ModelService
+
+router = APIRouter(prefix="/v2")
+OUTPUTS = ("logits", "probabilities")
+HEADER = "Inference-Header-Content-Length"
+
+
+def _service(request: Request) -> ModelService:
+    return request.app.state.service
+
+
+def _served(request: Request, name: str, version: str | None = None) -> OnnxModel:
+    model = _service(request).model
+    if model is None:
+        raise bad("No model is loaded yet.", 503)
+    if name != model.version.name:
+        raise bad(f"Unknown model {name!r}. Served: {model.version.name!r}.", 404)
+    if version is not None and version != str(model.version.version):
+        raise bad(f"Model {name!r} version {version!r} is not loaded. Served: {model.version.version}.", 404)
+    return model
+
+
+@router.get("/health/live")
+async def live() -> dict[str, bool]:
+    return {"live": True}
+
+
+@router.get("/health/ready")
+async def ready(request: Request) -> Response:
+    ok = _service(request).ready
+    return Response(json.dumps({"ready": ok}), status_code=200 if ok else 503, media_type="application/json")
+
+
+@router.get("")
+async def server_metadata() -> dict[str, Any]:
+    return {"name": "dcloop", "version": __version__, "extensions": ["binary_tensor_data"]}
+
+
+@router.get("/models/{name}")
+@router.get("/models/{name}/versions/{version}")
+async def model_metadata(request: Request, name: str, version: str | None = None) -> dict[str, Any]:
+    model = _served(request, name, version)
+    c, h, w = model.input_shape
+    k = len(model.classes)
+    return {
+        "name": name,
+        "versions": [str(model.version.version)],
+        "platform": "onnxruntime_onnx",
+        "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, c, h, w]}],
+        "outputs": [{"name": n, "datatype": "FP32", "shape": [-1, k]} for n in OUTPUTS],
+        "parameters": {"classes": ",".join(model.classes), "input_datatypes": "FP32,UINT8"},
+    }
+
+
+@router.get("/models/{name}/ready")
+@router.get("/models/{name}/versions/{version}/ready")
+async def model_ready(request: Request, name: str, version: str | None = None) -> dict[str, Any]:
+    _served(request, name, version)
+    return {"name": name, "ready": _service(request).ready}
+
+
+@router.post("/models/{name}/infer")
+@router.post("/models/{name}/versions/{version}/infer")
+async def infer(request: Request, name: str, version: str | None = None) -> Response:
+    model = _served(request, name, version)
+    service = _service(request)
+    body = await read_body(request, request.app.state.limits.max_body_bytes)
+    header, blob = _split(body, request.headers.get(HEADER))
+    x = _input_tensor(header, blob, model, request.app.state.limits.max_batch_images)
+    outputs = _requested_outputs(header)
+    answer = await service.infer(model, x, "infer")
+    tensors = {"logits": answer.logits, "probabilities": answer.probabilities}
+    response: dict[str, Any] = {"model_name": name, "model_version": str(model.version.version)}
+    if isinstance(header.get("id"), str):
+        response["id"] = header["id"]
+    response["parameters"] = {"prediction_ids": ",".join(answer.prediction_ids)}
+    response["outputs"], binaries = [], []
+    for out_name, binary in outputs:
+        tensor = np.ascontiguousarray(tensors[out_name], dtype=np.float32)
+        entry: dict[str, Any] = {"name": out_name, "datatype": "FP32", "shape": list(tensor.shape)}
+        if binary:
+            raw = tensor.tobytes()
+            entry["parameters"] = {"binary_data_size": len(raw)}
+            binaries.append(raw)
+        else:
+            entry["data"] = tensor.ravel().tolist()
+        response["outputs"].append(entry)
+    text = json.dumps(response).encode()
+    if not binaries:
+        return Response(text, media_type="application/json")
+    headers = {HEADER: str(len(text))}
+    return Response(b"".join([text, *binaries]), media_type="application/octet-stream", headers=headers)
+
+
+def _split(body: bytes, header_length: str | None) -> tuple[dict[str, Any], bytes]:
+    if header_length is None:
+        json_part, blob = body, b""
+    elif not header_length.isdigit() or int(header_length) > len(body):
+        raise bad(
+            f"{HEADER} must be an integer no larger than the body ({len(body)} bytes). Got {header_length[:20]!r}."
+        )
+    else:
+        json_part, blob = body[: int(header_length)], body[int(header_length) :]
+    try:
+        header = json.loads(json_part)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise bad("Inference request header is not valid JSON.") from None
+    if not isinstance(header, dict) or not isinstance(header.get("inputs"), list):
+        raise bad("Inference request must be a JSON object with an `inputs` list.")
+    return header, blob
+
+
+def _input_tensor(header: dict[str, Any], blob: bytes, model: OnnxModel, max_images: int) -> np.ndarray:
+    inputs = header["inputs"]
+    if len(inputs) != 1 or not isinstance(inputs[0], dict):
+        raise bad(f"Inference request must have exactly one input named 'input'. Got {len(inputs)}.")
+    spec = inputs[0]
+    c, h, w = model.input_shape
+    if spec.get("name") != "input":
+        raise bad(f"Unknown input {str(spec.get('name'))[:50]!r}. Model input: 'input'.")
+    datatype, shape = spec.get("datatype"), spec.get("shape")
+    if datatype not in DTYPES:
+        raise bad(f"Input datatype must be FP32 or UINT8. Got {str(datatype)[:20]!r}.")
+    if not (isinstance(shape, list) and len(shape) == 4 and all(type(d) is int for d in shape)):
+        raise bad(f"Input shape must be [N, {c}, {h}, {w}]. Got {str(shape)[:60]}.")
+    if shape[1:] != [c, h, w] or not 1 <= shape[0] <= max_images:
+        raise bad(f"Input shape must be [N, {c}, {h}, {w}] with 1 <= N <= {max_images}. Got {shape}.")
+    dtype = np.dtype(DTYPES[datatype]).newbyteorder("<")
+    count = shape[0] * c * h * w
+    size = (
+        (spec.get("parameters") or {}).get("binary_data_size")
+        if isinstance(spec.get("parameters"), dict)
+        else None
+    )
+    if size is not None:
+        if type(size) is not int or size != count * dtype.itemsize or len(blob) != size:
+            raise bad(
+                f"Binary input must be {count * dtype.itemsize} bytes (binary_data_size {size}, got {len(blob)})."
+            )
+        array = np.frombuffer(blob, dtype=dtype)
+    else:
+        array = _json_data(spec.get("data"), datatype, count)
+    return checked_array(array.astype(DTYPES[datatype], copy=False).reshape(shape), "input")
+
+
+def _json_data(data: Any, datatype: str, count: int) -> np.ndarray:
+    if not isinstance(data, list):
+        raise bad("Input needs `data` (a list) or parameters.binary_data_size.")
+    try:
+        array = np.asarray(data, dtype=np.float64).ravel()
+    except (ValueError, TypeError, OverflowError):
+        raise bad("Input `data` must be a flat or nested list of numbers.") from None
+    if array.size != count:
+        raise bad(f"Input `data` must hold {count} values for its shape. Got {array.size}.")
+    if datatype == "UINT8":
+        if not np.all((array >= 0) & (array <= 255) & (array == np.floor(array))):
+            raise bad("UINT8 input `data` must be integers 0-255.")
+        return array.astype(np.uint8)
+    return array.astype(np.float32)
+
+
+def _requested_outputs(header: dict[str, Any]) -> list[tuple[str, bool]]:
+    params = header["parameters"] if isinstance(header.get("parameters"), dict) else {}
+    default_binary = bool(params.get("binary_data_output", False))
+    requested = header.get("outputs")
+    if requested is None:
+        return [(name, default_binary) for name in OUTPUTS]
+    if not isinstance(requested, list) or not all(isinstance(o, dict) for o in requested):
+        raise bad("`outputs` must be a list of objects with a `name`.")
+    chosen = []
+    for spec in requested:
+        if spec.get("name") not in OUTPUTS:
+            raise HTTPException(
+                400, f"Unknown output {str(spec.get('name'))[:50]!r}. Outputs: {', '.join(OUTPUTS)}."
+            )
+        out_params = spec["parameters"] if isinstance(spec.get("parameters"), dict) else {}
+        chosen.append((spec["name"], bool(out_params.get("binary_data", default_binary))))
+    return chosen

@@ -1,0 +1,115 @@
+"""The inference runtime: an ONNX Runtime session of one registered model version.
+
+onnxruntime is imported inside the functions that need it, so importing dcloop stays light.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dcloop.errors import DataError, StoreError
+from dcloop.store._registry import ModelVersion
+
+
+@dataclass(frozen=True)
+class OnnxModel:
+    """A loaded model version: its session and what it expects. Safe to call from several threads."""
+
+    version: ModelVersion
+    session: Any  # onnxruntime.InferenceSession
+    input_name: str
+    output_name: str
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.version.classes)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        c, h, w = self.version.input_shape
+        return int(c), int(h), int(w)
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """Logits (N, K) of float32 images in [0, 1] shaped (N, C, H, W)."""
+        return self.session.run([self.output_name], {self.input_name: x})[0]
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(shifted)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def as_model_input(x: np.ndarray) -> np.ndarray:
+    """float32 in [0, 1] from uint8 pixels (scaled by 1/255) or from floats already in [0, 1]."""
+    if x.dtype == np.uint8:
+        return x.astype(np.float32) * np.float32(1 / 255)
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def as_pixels(x: np.ndarray) -> np.ndarray:
+    """uint8 pixels of model input (the form predictions are stored in)."""
+    if x.dtype == np.uint8:
+        return x
+    return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _session(path: Path, threads: int) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    # Spinning threads burn the cores that HTTP handling and the store need on a small machine.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
+        raise DataError(f"{path} is not a loadable ONNX model: {str(exc).splitlines()[0]}.") from None
+
+
+def inspect_onnx(path: Path) -> tuple[list[int], int]:
+    """([C, H, W], number of classes) of an ONNX classifier, checked against the dcloop contract."""
+    session = _session(path, threads=1)
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if len(inputs) != 1 or len(inputs[0].shape) != 4:
+        raise DataError(f"{path} must take one input shaped (N, C, H, W). Got {[i.shape for i in inputs]}.")
+    chw = inputs[0].shape[1:]
+    if not all(isinstance(d, int) and d > 0 for d in chw):
+        raise DataError(f"{path} input must have fixed C, H, W. Got {inputs[0].shape}.")
+    out = outputs[0].shape
+    if len(out) != 2 or not isinstance(out[1], int):
+        raise DataError(f"{path} output must be logits shaped (N, K). Got {out}.")
+    return [int(d) for d in chw], int(out[1])
+
+
+def load_model(version: ModelVersion, threads: int = 1) -> OnnxModel:
+    """Load a version's ONNX file after checking its content address (a changed file is refused)."""
+    path = Path(version.path)
+    if not path.is_file():
+        raise StoreError(f"Model artifact {path} of {version.ref} is missing.")
+    if sha256_file(path) != version.sha256:
+        raise StoreError(
+            f"Model artifact {path} of {version.ref} does not match its sha256; refusing to load it."
+        )
+    session = _session(path, threads)
+    return OnnxModel(
+        version=version,
+        session=session,
+        input_name=session.get_inputs()[0].name,
+        output_name=session.get_outputs()[0].name,
+    )

@@ -1,0 +1,231 @@
+"""The HTTP server: built by ``create_app`` with explicit arguments; the model loads in ``lifespan``.
+
+Routes: Open Inference Protocol v2 (``oip.py``), ``POST /predict`` (image upload or JSON pixels),
+``POST /feedback`` and ``POST /admin/model`` (token required), ``GET /metrics`` (Prometheus).
+Bad input is a 4xx ``{"error": "..."}``; a full queue is 503 with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from dcloop.deploy import oip
+from dcloop.deploy.batcher import QueueFull
+from dcloop.deploy.inputs import bad, decode_image, pixels_from_json, read_body
+from dcloop.deploy.metrics import CONTENT_TYPE, MeasureRequests
+from dcloop.deploy.service import Limits, ModelService
+from dcloop.errors import DataError, DcloopError, NotFoundError
+from dcloop.feedback.store import add_labels
+from dcloop.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    workspace: Workspace,
+    model_ref: str,
+    *,
+    max_batch_size: int = 32,
+    max_queue_delay_ms: float = 0.0,
+    max_queue: int = 512,
+    token: str | None = None,
+    max_body_bytes: int = 8 * 1024 * 1024,
+    max_image_pixels: int = 16_000_000,
+    threads: int = 1,
+    store_inputs: bool = True,
+    follow_champion_s: float = 0.0,
+    retention_days: float | None = None,
+    max_input_mb: float | None = None,
+) -> FastAPI:
+    """A FastAPI app serving ``model_ref`` (name@alias or name@version) from ``workspace``.
+
+    ``token`` guards the write and admin endpoints (None: they refuse every request).
+    """
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service = ModelService(
+            workspace,
+            model_ref,
+            max_batch_size=max_batch_size,
+            max_queue_delay_ms=max_queue_delay_ms,
+            max_queue=max_queue,
+            threads=threads,
+            store_inputs=store_inputs,
+        )
+        await service.start()
+        app.state.service = service
+        tasks = []
+        if follow_champion_s > 0:
+            tasks.append(asyncio.create_task(service.follow_champion(follow_champion_s)))
+        if store_inputs and (retention_days is not None or max_input_mb is not None):
+            tasks.append(asyncio.create_task(service.enforce_retention(300.0, retention_days, max_input_mb)))
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await service.stop()
+
+    app = FastAPI(title="dcloop", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.token = token
+    app.state.limits = Limits(max_body_bytes, max_image_pixels, max_batch_images=max(max_batch_size, 1024))
+    app.include_router(oip.router)
+    _add_routes(app)
+    _add_error_handlers(app)
+    app.add_middleware(MeasureRequests)
+    return app
+
+
+def _service(request: Request) -> ModelService:
+    return request.app.state.service
+
+
+def _require_token(request: Request) -> None:
+    expected: str | None = request.app.state.token
+    header = request.headers.get("authorization")
+    if header is None:
+        raise bad("This endpoint needs `Authorization: Bearer <token>`.", 401)
+    scheme, _, given = header.partition(" ")
+    if (
+        expected is None
+        or scheme.lower() != "bearer"
+        or not hmac.compare_digest(given.encode(), expected.encode())
+    ):
+        raise bad("The token is not valid for this server.", 403)
+
+
+async def _json_body(request: Request) -> Any:
+    body = await read_body(request, request.app.state.limits.max_body_bytes)
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise bad("Request body is not valid JSON.") from None
+
+
+def _add_routes(app: FastAPI) -> None:
+    @app.post("/predict")
+    async def predict(request: Request) -> Response:
+        service = _service(request)
+        model = service.model
+        if model is None:
+            raise bad("No model is loaded yet.", 503)
+        pixels = await _predict_input(request, model.input_shape)
+        answer = await service.infer(model, pixels[None], "predict")
+        probs = answer.probabilities[0]
+        index = int(np.argmax(probs))
+        content = {
+            "prediction_id": answer.prediction_ids[0],
+            "label": model.classes[index],
+            "class_index": index,
+            "probabilities": {c: float(p) for c, p in zip(model.classes, probs, strict=True)},
+            "model_version": model.version.ref,
+            "latency_ms": round(answer.latency_ms, 3),
+        }
+        return JSONResponse(content)
+
+    @app.post("/feedback")
+    async def feedback(request: Request) -> dict[str, Any]:
+        _require_token(request)
+        item = await _json_body(request)
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("prediction_id"), str)
+            or "label" not in item
+        ):
+            raise bad("Feedback must be a JSON object with `prediction_id` (string) and `label`.", 422)
+        label = item["label"]
+        if not isinstance(label, str | int) or isinstance(label, bool):
+            raise bad("`label` must be a class name or index.", 422)
+        try:
+            await asyncio.to_thread(
+                add_labels, _service(request).ws.store, [(item["prediction_id"], label)], "api"
+            )
+        except DataError as exc:
+            raise bad(str(exc), 404 if "no prediction" in str(exc) else 422) from None
+        return {"prediction_id": item["prediction_id"], "stored": True}
+
+    @app.post("/admin/model")
+    async def switch_model(request: Request) -> dict[str, Any]:
+        _require_token(request)
+        item = await _json_body(request)
+        if not isinstance(item, dict) or not isinstance(item.get("model"), str):
+            raise bad('Body must be {"model": "name@alias" or "name@version"}.', 422)
+        try:
+            model = await _service(request).switch(item["model"], reason="admin")
+        except NotFoundError as exc:
+            raise bad(str(exc), 404) from None
+        except DcloopError as exc:
+            raise bad(str(exc), 409) from None
+        return {"model_version": model.version.ref, "sha256": model.version.sha256}
+
+    @app.get("/metrics")
+    async def metrics(request: Request) -> Response:
+        return Response(_service(request).metrics.render(), media_type=CONTENT_TYPE)
+
+
+async def _predict_input(request: Request, shape: tuple[int, int, int]) -> np.ndarray:
+    limits = request.app.state.limits
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = await read_body(request, limits.max_body_bytes)
+    if kind == "multipart/form-data":
+        data = await _uploaded_file(request, body)
+        return await asyncio.to_thread(decode_image, data, shape, limits.max_image_pixels)
+    if kind.startswith("image/") or kind == "application/octet-stream":
+        return await asyncio.to_thread(decode_image, body, shape, limits.max_image_pixels)
+    try:
+        item = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise bad(
+            'Send an image (multipart `file` or image/* body) or JSON {"pixels": [[...]]}.', 415
+        ) from None
+    if not isinstance(item, dict) or "pixels" not in item:
+        raise bad('JSON body must be {"pixels": nested list H x W or C x H x W}.', 422)
+    return pixels_from_json(item["pixels"], shape)
+
+
+async def _uploaded_file(request: Request, body: bytes) -> bytes:
+    async def replay() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        form = await Request(request.scope, replay).form(max_files=1, max_fields=10)
+    except (ValueError, KeyError, AssertionError, StarletteHTTPException) as exc:
+        raise bad(f"Multipart body cannot be parsed: {getattr(exc, 'detail', exc)}") from None
+    files = [v for v in form.values() if not isinstance(v, str)]
+    if not files:
+        raise bad("Multipart body must carry one image file (field `file`).", 422)
+    return await files[0].read()
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"error": f"Invalid request: {exc.errors()[:1]}"}, status_code=422)
+
+    @app.exception_handler(QueueFull)
+    async def queue_full(request: Request, exc: QueueFull) -> JSONResponse:
+        return JSONResponse(
+            {"error": "Server is busy: queue full."}, status_code=503, headers={"Retry-After": "1"}
+        )
+
+    @app.exception_handler(DcloopError)
+    async def dcloop_error(request: Request, exc: DcloopError) -> JSONResponse:  # e.g. the store is down
+        log.error("request failed: %s", exc)
+        return JSONResponse({"error": str(exc)}, status_code=503, headers={"Retry-After": "1"})

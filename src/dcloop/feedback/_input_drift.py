@@ -1,0 +1,113 @@
+"""Input drift of one model version's traffic against its own data set version.
+
+PSI compares the traffic with a sample of the whole data set version; the embedding test compares it
+with the version's validation and test images, which the weights never trained on (embeddings of
+training images are tighter than those of any unseen image, in distribution or not).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dcloop.config import MonitorConfig
+from dcloop.errors import DcloopError
+from dcloop.feedback import drift
+from dcloop.feedback.store import Prediction, prediction_pixels
+from dcloop.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """Input drift of one version's traffic against its data set (reference) version."""
+
+    ref: str
+    dataset_id: str
+    reference_split: str  # the splits the embedding test compares with (held out from training)
+    reference_n: int  # images of the version sampled for PSI
+    current_n: int
+    psi: dict[str, float]
+    embedding: dict[str, float] | None
+    note: str = ""
+    plots: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # arrays for the report
+
+
+def input_drift(ws: Workspace, rows: list[Prediction], cfg: MonitorConfig) -> DriftReport:
+    """PSI per pixel statistic and the embedding KS test of the stored inputs of one version."""
+    from dcloop.data import load_dataset
+    from dcloop.deploy.registry import get_model_version
+
+    version = get_model_version(ws, f"{rows[0].model_name}@{rows[0].model_version}")
+    if version.dataset_id is None:
+        return DriftReport(
+            version.ref, "", "", 0, 0, {}, None, note="the version records no data set version"
+        )
+    dataset = load_dataset(ws, version.dataset_id)
+    current = np.stack([p for p in (prediction_pixels(r) for r in rows) if p is not None])
+    if current.shape[1:] != tuple(dataset.image_shape):
+        note = f"stored inputs are {list(current.shape[1:])}, the data set is {list(dataset.image_shape)}"
+        return DriftReport(version.ref, dataset.id, "", 0, len(current), {}, None, note=note)
+    rng = np.random.default_rng(0)
+    everything = np.arange(len(dataset.y))
+    held_out = np.concatenate([dataset.splits["val"], dataset.splits["test"]])
+    reference = np.asarray(dataset.x[_sample(everything, cfg.reference_size, rng)])
+    unseen = np.asarray(
+        dataset.x[_sample(held_out if len(held_out) else everything, cfg.reference_size, rng)]
+    )
+    ref_features, cur_features = drift.pixel_features(reference), drift.pixel_features(current)
+    psi = {k: drift.psi(ref_features[k], cur_features[k], cfg.psi_bins) for k in ref_features}
+    plots: dict[str, Any] = {"features": (ref_features, cur_features)}
+    embedding, note = None, ""
+    try:
+        ref_emb, cur_emb = (_embeddings(ws, version.run_id, x) for x in (unseen, current))
+        embedding = drift.embedding_drift(ref_emb, cur_emb, cfg.embedding_components)
+        plots["projection"] = drift.principal_projection(ref_emb, cur_emb, 1)
+    except DcloopError as exc:  # no run or no trained model: PSI still stands
+        note = f"no embedding test: {exc}"
+    split = "val+test" if len(held_out) else "train"
+    return DriftReport(
+        version.ref, dataset.id, split, len(reference), len(current), psi, embedding, note, plots
+    )
+
+
+def _sample(index: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    return np.sort(rng.choice(index, size, replace=False)) if len(index) > size else index
+
+
+def _embeddings(ws: Workspace, run_id: str | None, x: np.ndarray) -> np.ndarray:
+    """Penultimate-layer features: the input of the model's last Linear layer, via a forward hook."""
+    from torch import nn
+
+    from dcloop.train.metrics import predict_arrays
+
+    if run_id is None:
+        raise DcloopError("the version records no training run")
+    model = _run_model(ws, run_id)
+    heads = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not heads:
+        raise DcloopError(f"the model of run {run_id[:12]} has no Linear head")
+    captured: list[np.ndarray] = []
+    handle = heads[-1].register_forward_pre_hook(
+        lambda _m, args: captured.append(args[0].detach().flatten(1).float().cpu().numpy())
+    )
+    try:
+        predict_arrays(model, x)
+    finally:
+        handle.remove()
+    return np.concatenate(captured)
+
+
+_models: dict[tuple[str, str], Any] = {}
+
+
+def _run_model(ws: Workspace, run_id: str) -> Any:
+    """The PyTorch model of a run; the last one loaded is kept (a run's weights never change)."""
+    from dcloop.train.trained import load_trained
+
+    key = (str(ws.root), run_id)
+    if key not in _models:
+        _models.clear()
+        _models[key] = load_trained(ws, run_id).model
+    return _models[key]

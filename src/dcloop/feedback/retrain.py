@@ -1,0 +1,160 @@
+"""`retrain`: fold labelled feedback into a new data set version, train a challenger, gate it, promote it.
+
+Read top to bottom: the champion and its data set version -> labelled predictions whose inputs are
+still stored -> ``extend_dataset`` (same cleaning rules; conflicts with the base are excluded and
+counted; the test split stays frozen) -> train with the champion run's recipe, optionally warm-started
+from its weights -> optimize it as a loop turn does (`loop.optimize_methods`) and register the
+recommended variant as the challenger -> the promotion gate -> promote when it passes.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from dcloop.errors import DataError, NotFoundError
+from dcloop.feedback.monitor import resolve_model_name
+from dcloop.feedback.store import labelled_predictions, prediction_pixels
+from dcloop.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+
+class NothingToRetrain(DataError):
+    """Too little labelled feedback, or none that adds a new example: no challenger is trained."""
+
+
+@dataclass(frozen=True)
+class RetrainResult:
+    """What one retraining did and why the challenger was (not) promoted."""
+
+    model: str
+    champion: str  # name@version before the decision
+    challenger: str  # name@version registered by this retrain
+    promoted: bool
+    reasons: list[str]  # why the gate refused (empty when it passed)
+    gate: dict[str, Any]  # the numbers the gate compared
+    base_dataset: str
+    dataset: str  # the new version (parent: base_dataset)
+    offered: int  # labelled predictions with stored inputs
+    added: int  # examples that survived cleaning into the new version
+    conflicts: int  # feedback whose pixels already exist in the data with another label
+    run_id: str
+    warm_start: bool
+    test_metrics: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def retrain(
+    ws: Workspace,
+    model: str | None = None,
+    *,
+    warm_start: bool = False,
+    since: datetime | None = None,
+    min_labels: int | None = None,
+) -> RetrainResult:
+    """Retrain ``model`` (default: the only registered model) on its data plus labelled feedback.
+
+    ``since`` limits the feedback to predictions made after it; fewer than ``min_labels`` (default
+    `loop.retrain_min_labels`) labelled predictions with stored inputs is an error.
+    """
+    from dcloop.config import TrainConfig
+    from dcloop.data import extend_dataset
+    from dcloop.deploy.registry import get_model_version, register_model_version
+    from dcloop.optimize import optimize
+    from dcloop.train import train
+
+    name = resolve_model_name(ws, model)
+    champion = _champion(ws, name)
+    if champion.dataset_id is None:
+        raise DataError(f"Champion {champion.ref} records no data set version to extend.")
+    images, labels = feedback_examples(ws, name, tuple(champion.input_shape), since)
+    needed = min_labels if min_labels is not None else ws.config.loop.retrain_min_labels
+    if len(labels) < needed:
+        raise NothingToRetrain(
+            f"Model {name!r} has {len(labels)} labelled predictions with stored inputs; retraining needs "
+            f"at least {needed} (`loop.retrain_min_labels`). Post labels to /feedback first."
+        )
+    origin = {"model": name, "champion": champion.ref, "predictions": len(labels), "since": since}
+    extended = extend_dataset(ws, champion.dataset_id, images, labels, origin)
+    added_report = extended.cleaning.get("added", {})
+    added = int(extended.source.get("added", 0)) if extended.id != champion.dataset_id else 0
+    if added == 0:
+        raise NothingToRetrain(
+            f"None of the {len(labels)} labelled predictions adds a new example to data set "
+            f"{champion.dataset_id[:12]} (all duplicates or conflicts); nothing to retrain on."
+        )
+    recipe = _recipe(ws, champion.run_id, TrainConfig)
+    init_from = champion.run_id if warm_start else None
+    run = train(ws, recipe, extended.id, kind="retrain", name=f"{name}-retrain", init_from=init_from)
+    # the challenger goes through the same optimization as a loop turn's model, so both serve alike
+    variant = optimize(ws, run.id, methods=ws.config.loop.optimize_methods).recommended
+    challenger = register_model_version(ws, variant.id, name=name, alias="challenger")
+    log.info("registered challenger %s from run %s", challenger.ref, run.id[:12])
+    promoted, reasons, gate = _gate(ws, name)
+    after = get_model_version(ws, f"{name}@champion")
+    log.info("gate %s: champion is now %s", "passed" if promoted else "refused", after.ref)
+    return RetrainResult(
+        model=name,
+        champion=champion.ref,
+        challenger=challenger.ref,
+        promoted=promoted,
+        reasons=reasons,
+        gate=gate,
+        base_dataset=champion.dataset_id,
+        dataset=extended.id,
+        offered=len(labels),
+        added=added,
+        conflicts=int(added_report.get("counts", {}).get("conflict", 0)),
+        run_id=run.id,
+        warm_start=warm_start,
+        test_metrics={k: run.metrics.get(k) for k in ("accuracy", "f1_macro", "n")},
+    )
+
+
+def feedback_examples(
+    ws: Workspace, name: str, shape: tuple[int, ...], since: datetime | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 images (N, C, H, W) and class indices of the labelled predictions of ``name`` whose inputs
+    are still stored and shaped like ``shape`` (C, H, W)."""
+    xs, ys = [], []
+    for row in labelled_predictions(ws.store, since=since, model_name=name):
+        pixels = prediction_pixels(row)
+        if pixels is not None and pixels.shape == shape and row.label_index is not None:
+            xs.append(pixels)
+            ys.append(row.label_index)
+    if not xs:
+        return np.zeros((0, *shape), dtype=np.uint8), np.zeros(0, dtype=np.int64)
+    return np.stack(xs), np.asarray(ys, dtype=np.int64)
+
+
+def _champion(ws: Workspace, name: str) -> Any:
+    from dcloop.deploy.registry import get_model_version, model_aliases
+
+    if "champion" not in model_aliases(ws, name):
+        raise NotFoundError(f"Model {name!r} has no champion to retrain; promote a version first.")
+    return get_model_version(ws, f"{name}@champion")
+
+
+def _recipe(ws: Workspace, run_id: str | None, config_type: Any) -> Any:
+    """The champion run's own recipe (so the challenger differs only by data), else the workspace's."""
+    if run_id is None:
+        return ws.config.train
+    return config_type.model_validate(ws.store.get_run(run_id).config)
+
+
+def _gate(ws: Workspace, name: str) -> tuple[bool, list[str], dict[str, Any]]:
+    from dcloop.deploy import GateRefused, promote
+
+    try:
+        promotion = promote(ws, name, reason=None)
+    except GateRefused as refused:
+        return False, list(refused.decision.reasons), dict(refused.decision.metrics)
+    decision = promotion.decision
+    return True, [], dict(decision.metrics) if decision is not None else {}

@@ -1,0 +1,44 @@
+"""Knowledge distillation: a smaller zoo model learns from a trained teacher's softened outputs.
+
+Loss (Hinton et al., 2015): alpha * T^2 * KL(softmax(teacher/T) || softmax(student/T))
++ (1 - alpha) * cross-entropy with the true labels. The T^2 factor keeps the soft-target gradient
+on the same scale as the hard one whatever the temperature. The teacher sees the same (augmented)
+images as the student, in eval mode, without gradients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
+
+KDLoss = Callable[["Tensor", "Tensor", "Tensor"], "Tensor"]
+
+
+def distillation_loss(teacher: nn.Module, temperature: float, alpha: float) -> KDLoss:
+    """A ``loss_fn(logits, targets, images)`` for fit_model that distils ``teacher`` into the student."""
+    import torch
+    from torch.nn import functional as F
+
+    teacher.eval()
+    for parameter in teacher.parameters():
+        parameter.requires_grad_(False)
+
+    def loss_fn(logits: Tensor, targets: Tensor, images: Tensor) -> Tensor:
+        with torch.no_grad():
+            taught = teacher(images).float()
+            if taught.shape[1] == 1:  # a single-logit (BCE) teacher: P(class 1) = sigmoid = softmax([0, z])
+                taught = torch.cat([torch.zeros_like(taught), taught], dim=1)
+            soft_targets = F.log_softmax(taught / temperature, dim=1)
+        soft = F.kl_div(
+            F.log_softmax(logits.float() / temperature, dim=1),
+            soft_targets,
+            reduction="batchmean",
+            log_target=True,
+        )
+        hard = F.cross_entropy(logits.float(), targets)
+        return alpha * temperature**2 * soft + (1.0 - alpha) * hard
+
+    return loss_fn

@@ -1,0 +1,153 @@
+"""`optimize`: candidate deployable variants of a trained run, measured on one test split.
+
+Read top to bottom: load the run's model and data set, export the fp32 ONNX baseline and assert its
+parity with PyTorch, make each requested variant (static int8, pruned + fine-tuned, distilled
+student) in a staging folder, measure every one the same way under ONNX Runtime, pick the
+recommended one by the configured rule, then move the folders into place and record all variants
+in one transaction, and write the report. A failure leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dcloop.config import OptimizeConfig
+from dcloop.errors import ConfigError, DataError, unknown_name
+from dcloop.optimize import _select
+from dcloop.optimize._candidates import ONNX_NAME, Candidate, make_candidates
+from dcloop.store._variants import VariantRecord, add_variants
+
+if TYPE_CHECKING:
+    from dcloop.workspace import Workspace
+
+log = logging.getLogger(__name__)
+METHODS = ("onnx", "int8", "prune", "distill")
+
+
+@dataclass(frozen=True)
+class OptimizationResult:
+    """The variants of one optimization (baseline first), the recommended one and the report."""
+
+    id: str
+    run_id: str
+    variants: list[VariantRecord]
+    recommended: VariantRecord
+    rule: str
+    report_path: Path
+
+
+def optimize(workspace: Workspace, run_ref: str, methods: Sequence[str] | None = None) -> OptimizationResult:
+    """Make, measure and record candidate variants of run ``run_ref`` (id or unique prefix)."""
+    from dcloop.train import load_trained
+
+    cfg = workspace.config.optimize
+    chosen = check_methods(list(methods) if methods is not None else list(cfg.methods))
+    trained = load_trained(workspace, run_ref)
+    data = trained.dataset
+    if "distill" in chosen:
+        from dcloop.train.models import list_models
+
+        if cfg.student not in list_models():
+            raise unknown_name("student model (optimize.student)", cfg.student, list_models())
+    x_test, y_test = data.arrays("test")
+    if len(x_test) == 0:
+        raise DataError(
+            f"Data set version {data.id[:12]} has an empty test split; variants cannot be compared."
+        )
+    optimization_id = uuid.uuid4().hex
+    root = workspace.artifacts_dir / "variants"
+    staging = root / f".staging-{optimization_id}"
+    try:
+        candidates = make_candidates(trained.model, trained.run.config, data, chosen, cfg, staging)
+        measured = [_measure(c, x_test, y_test, data.classes, cfg) for c in candidates]
+        records = _records(trained.run.id, optimization_id, measured, cfg)
+        for candidate in measured:
+            (root / candidate.id).parent.mkdir(parents=True, exist_ok=True)
+            candidate.folder.rename(root / candidate.id)
+        try:
+            add_variants(workspace.store, records)
+        except BaseException:
+            for candidate in measured:
+                shutil.rmtree(root / candidate.id, ignore_errors=True)
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    from dcloop.optimize._report import write_optimization_report
+
+    recommended = next(r for r in records if r.metrics.get("recommended"))
+    rule = _select.rule_text(cfg.select.max_accuracy_drop, cfg.select.objective)
+    report = workspace.reports_dir / f"optimize-{optimization_id[:12]}.html"
+    write_optimization_report(report, trained.run.id, records, recommended, rule)
+    return OptimizationResult(optimization_id, trained.run.id, records, recommended, rule, report)
+
+
+def check_methods(methods: list[str]) -> list[str]:
+    """Known, de-duplicated methods in canonical order; the fp32 ONNX baseline is always included."""
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        raise ConfigError(
+            f"--methods must be a comma list of {', '.join(METHODS)}. Got unknown {', '.join(unknown)}."
+        )
+    return [m for m in METHODS if m == "onnx" or m in methods]
+
+
+def _measure(
+    candidate: Candidate, x_test: Any, y_test: Any, classes: list[str], cfg: OptimizeConfig
+) -> Candidate:
+    from dcloop.optimize._measure import measure_onnx
+
+    metrics, predictions = measure_onnx(
+        candidate.folder / ONNX_NAME,
+        x_test,
+        y_test,
+        classes,
+        threads=cfg.threads,
+        latency_runs=cfg.latency_runs,
+        throughput_batches=cfg.throughput_batches,
+    )
+    metrics.update(params=candidate.num_params, macs=candidate.macs, flops=2 * candidate.macs)
+    candidate.metrics.update(metrics, _predictions=predictions)
+    return candidate
+
+
+def _records(
+    run_id: str, optimization_id: str, measured: list[Candidate], cfg: OptimizeConfig
+) -> list[VariantRecord]:
+    baseline = measured[0]
+    base_pred = baseline.metrics["_predictions"]
+    for candidate in measured:
+        m = candidate.metrics
+        m["accuracy_drop"] = _select.accuracy_drop(baseline.metrics, m)
+        m["agreement"] = float((m.pop("_predictions") == base_pred).mean())
+    chosen = _select.select(
+        [c.metrics for c in measured], 0, cfg.select.max_accuracy_drop, cfg.select.objective
+    )
+    now = datetime.now(UTC)
+    records = []
+    for index, c in enumerate(measured):
+        c.metrics["recommended"] = index == chosen
+        path = c.folder / ONNX_NAME
+        final = c.folder.parent.parent / c.id / ONNX_NAME
+        records.append(
+            VariantRecord(
+                id=c.id,
+                run_id=run_id,
+                optimization_id=optimization_id,
+                method=c.method,
+                params=c.params,
+                metrics=c.metrics,
+                onnx_path=str(final),
+                onnx_sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+                created_at=now,
+                parent_variant_id=c.parent,
+            )
+        )
+    return records

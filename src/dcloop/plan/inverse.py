@@ -1,0 +1,95 @@
+"""Inverse questions: how many accelerators finish a run in N days; how large a model a cluster can train.
+
+The largest compute-optimal model follows Hoffmann et al. 2022 (Chinchilla): train on about 20 tokens
+per parameter, so compute C = 6·N·D = 6·k·N² and N = sqrt(C / (6·k)) for k tokens per parameter.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from dcloop.errors import ConfigError
+from dcloop.plan.catalog import Accelerator, get_accelerator
+from dcloop.plan.memory import STATE_BYTES
+from dcloop.plan.training import DEFAULT_MFU, TrainingPlan, TrainingSpec, plan_training
+
+CHINCHILLA_TOKENS_PER_PARAM = 20.0
+
+
+@dataclass(frozen=True)
+class ComputeOptimal:
+    """The largest model a cluster trains compute-optimally in ``days``."""
+
+    accelerator: str
+    count: int
+    days: float
+    utilization: float
+    tokens_per_param: float
+    compute_flops: float
+    params: float
+    tokens: float
+    states_per_accelerator_gb: float
+
+    def summary(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def accelerators_for_days(
+    spec: TrainingSpec, days: float, catalog: Mapping[str, Accelerator] | None = None
+) -> TrainingPlan:
+    """The smallest count (a multiple of tp x pp, and enough memory) that trains ``spec`` in ``days``."""
+    if spec.count is not None:
+        raise ConfigError(
+            f"A target of {days:g} days and a fixed count of {spec.count} contradict each other: drop "
+            f"--count to size the cluster, or use `dcloop plan train --count {spec.count}` for the time."
+        )
+    if spec.wall_days is not None or spec.accelerator_hours is not None:
+        raise ConfigError(
+            "A target time cannot be combined with --wall-days or --accelerator-hours of a finished run."
+        )
+    if not days > 0:
+        raise ConfigError(f"`days` must be positive. Got {days:g}.")
+    smallest = plan_training(spec, catalog)
+    accelerator_seconds = smallest.count * smallest.wall_s
+    group = smallest.memory.tp * smallest.memory.pp
+    needed = math.ceil(accelerator_seconds / (days * 86400) / group - 1e-9) * group
+    count = max(needed, smallest.count)
+    return plan_training(replace(spec, count=count, tp=smallest.memory.tp, pp=smallest.memory.pp), catalog)
+
+
+def largest_compute_optimal_model(
+    accelerator: str,
+    count: int,
+    days: float,
+    utilization: float = DEFAULT_MFU,
+    precision: str = "bf16",
+    tokens_per_param: float = CHINCHILLA_TOKENS_PER_PARAM,
+    catalog: Mapping[str, Accelerator] | None = None,
+) -> ComputeOptimal:
+    """Parameters N and tokens D = k·N that use ``count`` accelerators for ``days`` at ``utilization``."""
+    if count < 1:
+        raise ConfigError(f"`count` must be a positive integer. Got {count}.")
+    if not days > 0:
+        raise ConfigError(f"`days` must be positive. Got {days:g}.")
+    if not 0 < utilization <= 1:
+        raise ConfigError(f"`utilization` must be in (0, 1]. Got {utilization:g}.")
+    if not tokens_per_param > 0:
+        raise ConfigError(f"`tokens_per_param` must be positive. Got {tokens_per_param:g}.")
+    chip = get_accelerator(accelerator, catalog)
+    compute = count * chip.peak_flops(precision) * utilization * days * 86400
+    params = math.sqrt(compute / (6 * tokens_per_param))
+    state_bytes = sum(STATE_BYTES.get(precision, STATE_BYTES["bf16"]))
+    return ComputeOptimal(
+        accelerator=chip.name,
+        count=count,
+        days=days,
+        utilization=utilization,
+        tokens_per_param=tokens_per_param,
+        compute_flops=compute,
+        params=params,
+        tokens=tokens_per_param * params,
+        states_per_accelerator_gb=params * state_bytes / count / 1e9,
+    )

@@ -1,0 +1,180 @@
+"""Store queries of predictions and their labels (the feedback half of the loop).
+
+Every function takes a Store and commits at most one transaction; returned records are frozen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Select, func, select, update
+
+from dcloop.store import _schema as s
+from dcloop.store._store import Store
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One answered input. ``input`` holds the uint8 pixels (C, H, W) until forgotten or expired."""
+
+    id: str
+    created_at: datetime
+    model_name: str
+    model_version: int
+    model_version_id: str
+    input_sha256: str
+    input_shape: list[int]
+    input: bytes | None
+    input_bytes: int
+    pred_index: int
+    pred_label: str
+    confidence: float
+    probabilities: dict[str, float]  # class -> probability, in the model's class order
+    latency_ms: float
+    mean_intensity: float
+    std_intensity: float
+    endpoint: str
+    label: str | None = None  # the latest label posted for it, if any
+    label_index: int | None = None
+    labelled_at: datetime | None = None
+    label_source: str | None = None
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.probabilities)
+
+
+def insert_predictions(store: Store, rows: Sequence[Prediction]) -> None:
+    """All rows in one transaction: they are durable when this returns."""
+    if not rows:
+        return
+    columns = [c.name for c in s.predictions.c]
+    values = [{name: getattr(r, name) for name in columns} for r in rows]  # not asdict: it deep-copies
+    with store.transaction() as conn:
+        conn.execute(s.predictions.insert(), values)
+
+
+def get_predictions(store: Store, ids: Sequence[str]) -> dict[str, Prediction]:
+    found: dict[str, Prediction] = {}
+    with store.engine.connect() as conn:
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            rows = conn.execute(_joined().where(s.predictions.c.id.in_(chunk))).mappings().all()
+            found.update({r["id"]: _record(r) for r in rows})
+    return found
+
+
+def insert_labels(store: Store, labels: Sequence[dict[str, Any]]) -> None:
+    """Rows of prediction_id, label, label_index, created_at, source; one transaction."""
+    if labels:
+        with store.transaction() as conn:
+            conn.execute(s.feedback.insert(), list(labels))
+
+
+def select_predictions(
+    store: Store,
+    *,
+    model_version_id: str | None = None,
+    model_name: str | None = None,
+    since: datetime | None = None,
+    labelled: bool | None = None,
+    with_inputs: bool = True,
+    limit: int | None = None,
+) -> list[Prediction]:
+    query = _joined(with_inputs).order_by(s.predictions.c.created_at)
+    if model_version_id is not None:
+        query = query.where(s.predictions.c.model_version_id == model_version_id)
+    if model_name is not None:
+        query = query.where(s.predictions.c.model_name == model_name)
+    if since is not None:
+        query = query.where(s.predictions.c.created_at >= since)
+    if labelled is not None:
+        label = s.feedback.c.label
+        query = query.where(label.is_not(None) if labelled else label.is_(None))
+    if limit is not None:
+        query = query.limit(limit)
+    with store.engine.connect() as conn:
+        return [_record(r) for r in conn.execute(query).mappings().all()]
+
+
+def clear_inputs(store: Store, *, ids: Sequence[str] | None = None, before: datetime | None = None) -> int:
+    """Delete stored inputs (keeping every other column); returns how many were cleared."""
+    where: list[Any] = [s.predictions.c.input.is_not(None)]
+    if ids is not None:
+        where.append(s.predictions.c.id.in_(list(ids)))
+    if before is not None:
+        where.append(s.predictions.c.created_at < before)
+    with store.transaction() as conn:
+        done = conn.execute(update(s.predictions).where(*where).values(input=None, input_bytes=0))
+    return int(done.rowcount)
+
+
+def clear_oldest_inputs(store: Store, max_total_bytes: int) -> int:
+    """Clear the oldest stored inputs until their total size is at most ``max_total_bytes``."""
+    with store.transaction() as conn:
+        total = int(
+            conn.execute(select(func.coalesce(func.sum(s.predictions.c.input_bytes), 0))).scalar() or 0
+        )
+        excess = total - max_total_bytes
+        if excess <= 0:
+            return 0
+        query = (
+            select(s.predictions.c.id, s.predictions.c.input_bytes)
+            .where(s.predictions.c.input_bytes > 0)
+            .order_by(s.predictions.c.created_at)
+        )
+        victims: list[str] = []
+        for pid, size in conn.execute(query):
+            if excess <= 0:
+                break
+            victims.append(pid)
+            excess -= size
+        for start in range(0, len(victims), 500):
+            chunk = victims[start : start + 500]
+            conn.execute(
+                update(s.predictions).where(s.predictions.c.id.in_(chunk)).values(input=None, input_bytes=0)
+            )
+    return len(victims)
+
+
+def stored_input_bytes(store: Store) -> int:
+    with store.engine.connect() as conn:
+        return int(
+            conn.execute(select(func.coalesce(func.sum(s.predictions.c.input_bytes), 0))).scalar() or 0
+        )
+
+
+def _joined(with_inputs: bool = True) -> Select[Any]:
+    """Predictions with their latest label (if any) as extra columns."""
+    latest = (
+        select(s.feedback.c.prediction_id, func.max(s.feedback.c.id).label("fid"))
+        .group_by(s.feedback.c.prediction_id)
+        .subquery()
+    )
+    columns = [c for c in s.predictions.c if with_inputs or c.name != "input"]
+    return (
+        select(
+            *columns,
+            s.feedback.c.label,
+            s.feedback.c.label_index,
+            s.feedback.c.created_at.label("labelled_at"),
+            s.feedback.c.source.label("label_source"),
+        )
+        .select_from(s.predictions)
+        .outerjoin(latest, latest.c.prediction_id == s.predictions.c.id)
+        .outerjoin(s.feedback, s.feedback.c.id == latest.c.fid)
+    )
+
+
+def _record(row: Any) -> Prediction:
+    data = dict(row)
+    data.setdefault("input", None)
+    for key in ("created_at", "labelled_at"):  # SQLite hands back naive datetimes; records carry UTC
+        if data[key] is not None and data[key].tzinfo is None:
+            data[key] = data[key].replace(tzinfo=UTC)
+    if isinstance(data["input"], memoryview):  # psycopg returns bytea as memoryview
+        data["input"] = bytes(data["input"])
+    return Prediction(**data)

@@ -1,0 +1,92 @@
+"""Store access for optimization variants: candidate deployable forms of a trained run.
+
+Records are frozen; each insert is one transaction. Ids resolve exactly or by a unique prefix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from dcloop.errors import NotFoundError
+from dcloop.store import _schema as s
+
+if TYPE_CHECKING:
+    from dcloop.store import Store
+
+
+@dataclass(frozen=True)
+class VariantRecord:
+    """One optimized form of a run: its method, what it was given, how it measured, its ONNX file."""
+
+    id: str
+    run_id: str
+    optimization_id: str
+    method: str
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    onnx_path: str
+    onnx_sha256: str
+    created_at: datetime
+    parent_variant_id: str | None = None
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+
+def add_variant(store: Store, record: VariantRecord) -> VariantRecord:
+    with store.transaction() as conn:
+        conn.execute(s.variants.insert().values(**dataclasses.asdict(record)))
+    return record
+
+
+def add_variants(store: Store, records: list[VariantRecord]) -> list[VariantRecord]:
+    """Insert all variants of one optimization in one transaction (all or none)."""
+    with store.transaction() as conn:
+        for record in records:
+            conn.execute(s.variants.insert().values(**dataclasses.asdict(record)))
+    return records
+
+
+def get_variant(store: Store, ref: str) -> VariantRecord:
+    """A variant by id or unique id prefix (at least 4 characters)."""
+    with store.engine.connect() as conn:
+        row = conn.execute(select(s.variants).where(s.variants.c.id == ref)).mappings().first()
+        if row is None and len(ref) >= 4:
+            rows = (
+                conn.execute(select(s.variants).where(s.variants.c.id.startswith(ref)).limit(2))
+                .mappings()
+                .all()
+            )
+            if len(rows) > 1:
+                raise NotFoundError(f"Variant id prefix {ref!r} is ambiguous; give more characters.")
+            row = rows[0] if rows else None
+    if row is None:
+        raise NotFoundError(f"No variant {ref!r}. See `dcloop variants list`.")
+    return _record(row)
+
+
+def list_variants(
+    store: Store, run_id: str | None = None, optimization_id: str | None = None
+) -> list[VariantRecord]:
+    """Variants in creation order, optionally of one run or one optimization."""
+    query = select(s.variants).order_by(s.variants.c.created_at, s.variants.c.id)
+    if run_id is not None:
+        query = query.where(s.variants.c.run_id == run_id)
+    if optimization_id is not None:
+        query = query.where(s.variants.c.optimization_id == optimization_id)
+    with store.engine.connect() as conn:
+        rows = conn.execute(query).mappings().all()
+    return [_record(r) for r in rows]
+
+
+def _record(row: Any) -> VariantRecord:
+    data = dict(row)
+    if data["created_at"].tzinfo is None:  # SQLite keeps no zone; every time stored is UTC
+        data["created_at"] = data["created_at"].replace(tzinfo=UTC)
+    return VariantRecord(**data)

@@ -1,0 +1,79 @@
+"""The dynamic batcher on its own: batching, grouping by model, the queue bound."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from dcloop.deploy.batcher import Batcher, QueueFull
+
+
+def test_concurrent_requests_share_batches_and_get_their_own_answers() -> None:
+    seen: list[int] = []
+
+    def run(model, items):
+        seen.append(sum(i.size for i in items))
+        return [(model, i.payload) for i in items]
+
+    async def main():
+        batcher = Batcher(run, max_batch_size=8, max_delay_s=0.05, max_queue=100)
+        batcher.start()
+        results = await asyncio.gather(*(batcher.submit("m", 1, n) for n in range(20)))
+        await batcher.stop()
+        return results
+
+    results = asyncio.run(main())
+    assert results == [("m", n) for n in range(20)]
+    assert sum(seen) == 20 and max(seen) == 8 and len(seen) < 20
+
+
+def test_a_batch_never_mixes_models() -> None:
+    batches: list[set[str]] = []
+
+    def run(model, items):
+        batches.append({i.model for i in items})
+        return [i.model for i in items]
+
+    async def main():
+        batcher = Batcher(run, max_batch_size=64, max_delay_s=0.05, max_queue=100)
+        batcher.start()
+        models = ["old"] * 5 + ["new"] * 5 + ["old"] * 2
+        results = await asyncio.gather(*(batcher.submit(m, 1, None) for m in models))
+        await batcher.stop()
+        return models, results
+
+    models, results = asyncio.run(main())
+    assert results == models
+    assert all(len(b) == 1 for b in batches)
+
+
+def test_queue_bound_and_failures_reach_every_caller() -> None:
+    release, started = threading.Event(), threading.Event()
+
+    def run(model, items):
+        started.set()
+        release.wait(timeout=30)
+        if model == "bad":
+            raise RuntimeError("session failed")
+        return [None for _ in items]
+
+    async def main():
+        batcher = Batcher(run, max_batch_size=1, max_delay_s=0.0, max_queue=1, concurrency=1)
+        batcher.start()
+        first = asyncio.ensure_future(batcher.submit("bad", 1, None))
+        assert await asyncio.to_thread(started.wait, 30)  # the first batch runs (and blocks)
+        second = asyncio.ensure_future(batcher.submit("ok", 1, None))
+        for _ in range(100):  # the only slot is busy: the second request stays queued
+            await asyncio.sleep(0)
+        assert batcher.depth == 1
+        with pytest.raises(QueueFull):
+            await batcher.submit("ok", 1, None)
+        release.set()
+        with pytest.raises(RuntimeError, match="session failed"):
+            await first
+        assert await second is None
+        await batcher.stop()
+
+    asyncio.run(main())

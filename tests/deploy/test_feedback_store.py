@@ -1,0 +1,186 @@
+"""The feedback store contract, run on every backend (SQLite file and PostgreSQL schema)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from dcloop.errors import DataError
+from dcloop.feedback import (
+    add_labels,
+    enforce_retention,
+    forget,
+    import_labels,
+    labelled_predictions,
+    log_predictions,
+    new_prediction,
+    prediction_pixels,
+    prediction_stats,
+)
+from dcloop.store import open_store
+
+CLASSES = ["cat", "dog", "owl"]
+
+
+@dataclass(frozen=True)
+class Answering:
+    id: str = "v1id"
+    name: str = "pets"
+    version: int = 1
+
+
+@pytest.fixture
+def store(store_url: str):
+    return open_store(store_url)
+
+
+def _rows(n: int, model: Answering = Answering(), seed: int = 0, store_input: bool = True):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(n):
+        pixels = rng.integers(0, 256, (1, 4, 4), dtype=np.uint8)
+        probs = rng.dirichlet(np.ones(len(CLASSES)))
+        rows.append(new_prediction(pixels, probs, CLASSES, model, latency_ms=1.5, store_input=store_input))
+    return rows
+
+
+def test_logged_predictions_round_trip_with_inputs_and_aggregates(store) -> None:
+    rows = _rows(5)
+    log_predictions(store, rows)
+    add_labels(store, [(r.id, "owl") for r in rows[:3]])
+    got = labelled_predictions(store)
+    assert [g.id for g in got] == [r.id for r in rows[:3]]
+    for g, r in zip(got, rows, strict=False):
+        assert g.label == "owl" and g.label_index == 2
+        assert g.pred_label == r.pred_label and g.confidence == pytest.approx(r.confidence)
+        assert np.array_equal(prediction_pixels(g), np.frombuffer(r.input, np.uint8).reshape(1, 4, 4))
+        assert g.mean_intensity == pytest.approx(float(prediction_pixels(g).mean()))
+        assert list(g.probabilities) == CLASSES
+
+
+def test_labels_by_index_and_latest_label_wins(store) -> None:
+    rows = _rows(2)
+    log_predictions(store, rows)
+    assert add_labels(store, [(rows[0].id, 1), (rows[1].id, "2")]) == 2
+    add_labels(store, [(rows[0].id, "cat")], source="review")
+    got = {g.id: g for g in labelled_predictions(store)}
+    assert (got[rows[0].id].label, got[rows[0].id].label_source) == ("cat", "review")
+    assert got[rows[1].id].label == "owl"
+
+
+def test_bad_labels_are_refused_all_at_once_and_nothing_is_stored(store) -> None:
+    rows = _rows(2)
+    log_predictions(store, rows)
+    with pytest.raises(
+        DataError, match=r"no prediction 'nope'.*label 'eel' of prediction .* is not one of cat, dog, owl"
+    ):
+        add_labels(store, [(rows[0].id, "dog"), ("nope", "cat"), (rows[1].id, "eel")])
+    assert labelled_predictions(store) == []
+
+
+def test_filters_by_model_version_and_time(store) -> None:
+    log_predictions(
+        store, _rows(2, Answering("v1id", "pets", 1)) + _rows(3, Answering("v2id", "pets", 2), seed=1)
+    )
+    add_labels(store, [(p.id, 0) for p in _all(store)])
+    assert len(labelled_predictions(store, model_version="v2id")) == 3
+    assert len(labelled_predictions(store, model_name="pets")) == 5
+    assert labelled_predictions(store, since=datetime.now(UTC) + timedelta(minutes=1)) == []
+
+
+def _all(store):
+    from dcloop.store._feedback import select_predictions
+
+    return select_predictions(store)
+
+
+def test_forget_clears_inputs_but_keeps_aggregates(store) -> None:
+    rows = _rows(4)
+    log_predictions(store, rows)
+    add_labels(store, [(r.id, "dog") for r in rows])
+    assert forget(store, ids=[rows[0].id, rows[1].id]) == 2
+    assert forget(store, ids=[rows[0].id]) == 0  # already gone
+    got = {g.id: g for g in labelled_predictions(store)}
+    assert got[rows[0].id].input is None and got[rows[0].id].input_bytes == 0
+    assert got[rows[0].id].mean_intensity == pytest.approx(rows[0].mean_intensity)
+    assert got[rows[0].id].label == "dog" and got[rows[0].id].pred_label == rows[0].pred_label
+    assert got[rows[2].id].input is not None
+    assert forget(store, before=datetime.now(UTC) + timedelta(seconds=1)) == 2
+    with pytest.raises(DataError, match="needs prediction ids or a --before date"):
+        forget(store)
+
+
+def test_retention_caps_total_size_oldest_first(store) -> None:
+    rows = _rows(10)  # 16 bytes each
+    for row in rows:
+        log_predictions(store, [row])
+    assert enforce_retention(store, max_age_days=None, max_total_mb=40 / 1024 / 1024) == 8
+    kept = [p for p in _all(store) if p.input is not None]
+    assert [p.id for p in kept] == [r.id for r in rows[-2:]]
+    assert enforce_retention(store, max_age_days=1e-9, max_total_mb=None) == 2
+
+
+def test_predictions_without_stored_inputs(store) -> None:
+    rows = _rows(2, store_input=False)
+    log_predictions(store, rows)
+    stats = prediction_stats(store)
+    assert stats["predictions"] == 2 and stats["stored_inputs"] == 0 and stats["labelled"] == 0
+
+
+def test_prediction_stats_accuracy(store) -> None:
+    rows = _rows(4)
+    log_predictions(store, rows)
+    add_labels(store, [(rows[0].id, rows[0].pred_label), (rows[1].id, rows[1].pred_label)])
+    wrong = next(c for c in CLASSES if c != rows[2].pred_label)
+    add_labels(store, [(rows[2].id, wrong)])
+    stats = prediction_stats(store, model_version="v1id")
+    assert stats["labelled"] == 3 and stats["accuracy"] == pytest.approx(2 / 3)
+    assert sum(stats["predicted_classes"].values()) == 4
+
+
+def test_import_labels_from_csv_and_jsonl(store, tmp_path) -> None:
+    rows = _rows(3)
+    log_predictions(store, rows)
+    csv_file = tmp_path / "labels.csv"
+    csv_file.write_text("prediction_id,label\n" + f"{rows[0].id},cat\n{rows[1].id},1\n")
+    assert import_labels(store, csv_file) == 2
+    jsonl = tmp_path / "labels.jsonl"
+    jsonl.write_text(json.dumps({"prediction_id": rows[2].id, "label": "owl"}) + "\n")
+    assert import_labels(store, jsonl) == 1
+    assert {g.label_source for g in labelled_predictions(store)} == {
+        "import:labels.csv",
+        "import:labels.jsonl",
+    }
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prediction_id": "x"}\n')
+    with pytest.raises(DataError, match="line 1 must be an object with prediction_id and label"):
+        import_labels(store, bad)
+    (tmp_path / "cols.csv").write_text("id,label\n1,cat\n")
+    with pytest.raises(DataError, match="must be a CSV with columns prediction_id,label"):
+        import_labels(store, tmp_path / "cols.csv")
+
+
+def test_feedback_cli_import_and_forget(workspace, monkeypatch, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from dcloop.cli import app
+
+    rows = _rows(3)
+    log_predictions(workspace.store, rows)
+    (tmp_path / "labels.csv").write_text(f"prediction_id,label\n{rows[0].id},dog\n{rows[1].id},0\n")
+    monkeypatch.chdir(workspace.root)
+    runner = CliRunner()
+    imported = runner.invoke(app, ["feedback", "import", str(tmp_path / "labels.csv"), "--format", "json"])
+    assert imported.exit_code == 0, imported.output
+    assert json.loads(imported.output)["labels"] == 2
+    forgot = runner.invoke(
+        app, ["feedback", "forget", "--ids", f"{rows[0].id},{rows[1].id}", "--format", "json"]
+    )
+    assert json.loads(forgot.output) == {"forgotten": 2}
+    later = runner.invoke(app, ["feedback", "forget", "--before", "2999-01-01", "--format", "json"])
+    assert json.loads(later.output) == {"forgotten": 1}
+    assert all(p.input is None and p.mean_intensity > 0 for p in _all(workspace.store))

@@ -1,0 +1,114 @@
+"""Retraining on labelled feedback: a new data set version with lineage, a challenger run, the gate."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from loopkit import set_config
+
+from dcloop._demo_traffic import shift_images
+from dcloop.deploy.registry import alias_history, get_model_version
+from dcloop.feedback.retrain import NothingToRetrain, feedback_examples, retrain
+
+
+def label_shifted(traffic, world, n: int | None = None) -> int:
+    x, y = shift_images("negative", world["x"][:n]), world["y"][:n]
+    _, ids, _ = traffic.predict(x)
+    return traffic.label(ids, y)
+
+
+def test_retrain_builds_a_child_data_set_and_a_warm_started_challenger(champion_ws, traffic, world) -> None:
+    ws = set_config(champion_ws, "gate", min_improvement=-100.0, max_class_regression=100.0)
+    champion = get_model_version(ws, "animals@champion")
+    labelled = label_shifted(traffic, world)
+    result = retrain(ws, warm_start=True)
+
+    child = ws.store.get_dataset(result.dataset)
+    assert child.parent_id == champion.dataset_id == result.base_dataset
+    assert child.source["kind"] == "feedback" and child.source["origin"]["champion"] == "animals@1"
+    parent = ws.store.get_dataset(champion.dataset_id)
+    assert child.counts["test"] == parent.counts["test"], "the test split stays frozen"
+    grown = sum(child.counts["train"].values()) + sum(child.counts["val"].values())
+    assert grown == sum(parent.counts["train"].values()) + sum(parent.counts["val"].values()) + result.added
+    assert result.offered == labelled and 0 < result.added <= labelled
+    from dcloop._loop_steps import _newest_descendant
+
+    assert _newest_descendant(ws, parent.id).id == child.id, "the next loop turn trains on the feedback too"
+
+    run = ws.store.get_run(result.run_id)
+    assert run.kind == "retrain" and run.status == "finished"
+    assert run.dataset_id == child.id
+    assert run.parent_run_id == champion.run_id, "warm start records the champion's run"
+    assert run.config == ws.store.get_run(champion.run_id).config, "same recipe as the champion"
+
+    assert result.promoted and result.reasons == []
+    assert result.challenger == "animals@2" == get_model_version(ws, "animals@champion").ref
+    assert get_model_version(ws, "animals@2").run_id == run.id
+    assert [m.kind for m in alias_history(ws, "animals", "champion")][-1] == "promote"
+
+
+def test_the_gate_refuses_a_challenger_that_is_not_better(champion_ws, traffic, world, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from dcloop.cli import app
+
+    ws = set_config(champion_ws, "gate", min_improvement=50.0)
+    label_shifted(traffic, world)
+    monkeypatch.chdir(ws.root)
+    out = CliRunner().invoke(app, ["retrain", "--format", "json"])
+    assert out.exit_code == 3, out.output
+    result = json.loads(out.output)
+    assert not result["promoted"]
+    assert any("needs +50.00" in reason for reason in result["reasons"])
+    assert result["challenger"] == "animals@2"
+    assert get_model_version(ws, "animals@champion").ref == "animals@1", "the champion stays"
+    assert ws.store.get_run(result["run_id"]).parent_run_id is None, "no warm start asked"
+    assert result["gate"]["test"]["n"] > 0 and result["gate"]["feedback"]["n"] == len(world["y"])
+
+
+def test_conflicting_feedback_is_flagged_and_left_out(champion_ws, traffic, monkeypatch) -> None:
+    from dcloop.data import load_dataset
+
+    ws = set_config(champion_ws, "gate", min_improvement=-100.0, max_class_regression=100.0)
+    data = load_dataset(ws, get_model_version(ws, "animals@champion").dataset_id)
+    x, y = data.arrays("train")
+    x, y = np.asarray(x[:30]), np.asarray(y[:30])
+    _, ids, _ = traffic.predict(x)
+    wrong = (y + 1) % 3
+    traffic.label(ids[:10], wrong[:10])  # 10 images the data set already holds, labelled otherwise
+    new = np.ascontiguousarray(255 - x[10:])
+    _, new_ids, _ = traffic.predict(new)
+    traffic.label(new_ids, y[10:])
+    monkeypatch.chdir(ws.root)
+    from typer.testing import CliRunner
+
+    from dcloop.cli import app
+
+    out = CliRunner().invoke(app, ["retrain"])
+    assert out.exit_code == 0, out.output
+    assert "20 of 30 (10 conflicts excluded)" in out.output
+    assert "promoted" in out.output and "gate: accuracy %" in out.output
+
+
+def test_too_little_feedback_is_refused(champion_ws, traffic, world) -> None:
+    label_shifted(traffic, world, n=5)
+    images, labels = feedback_examples(champion_ws, "animals", (1, 28, 28))
+    assert images.shape == (5, 1, 28, 28) and labels.shape == (5,)
+    with pytest.raises(
+        NothingToRetrain, match="has 5 labelled predictions with stored inputs; retraining needs at least 20"
+    ):
+        retrain(champion_ws)
+    assert len(champion_ws.store.list_datasets()) == 1, "nothing was written"
+
+
+def test_forgotten_inputs_do_not_count(champion_ws, traffic, world) -> None:
+    from dcloop.feedback.store import forget
+    from dcloop.store._feedback import select_predictions
+
+    label_shifted(traffic, world, n=30)
+    ids = [p.id for p in select_predictions(champion_ws.store, with_inputs=False)]
+    forget(champion_ws.store, ids=ids[:15])
+    images, _ = feedback_examples(champion_ws, "animals", (1, 28, 28))
+    assert len(images) == 15

@@ -1,0 +1,57 @@
+"""JobMeter: energy source, PUE-charged CO2 and money, and the workspace's energy settings."""
+
+from __future__ import annotations
+
+import pytest
+
+from dcloop.config import validate
+from dcloop.meter import JobMeter, meter_for
+from dcloop.workspace import Workspace
+
+
+def _busy() -> int:
+    return sum(i * i for i in range(300_000))
+
+
+def test_meter_keeps_its_api_and_charges_pue() -> None:
+    with JobMeter(watts_per_core=20.0, carbon_kg_per_kwh=0.5, price_per_kwh=0.3, pue=1.5) as meter:
+        _busy()
+    cost = meter.result()
+    assert cost.energy_source in {"estimated", "rapl"}
+    if cost.energy_source == "estimated":
+        assert cost.energy_j == pytest.approx(cost.cpu_s * 20.0)
+    assert cost.energy_kwh == pytest.approx(cost.energy_j / 3.6e6)
+    assert cost.co2_kg == pytest.approx(cost.energy_kwh * 1.5 * 0.5)
+    assert cost.cost_usd == pytest.approx(cost.energy_kwh * 1.5 * 0.3)
+    assert set(cost.as_dict()) >= {
+        "wall_s",
+        "cpu_s",
+        "peak_rss_mb",
+        "energy_j",
+        "energy_source",
+        "energy_kwh",
+        "co2_kg",
+        "cost_usd",
+    }
+
+
+def test_meter_for_uses_workspace_settings_and_catalog_tdp(tmp_path) -> None:
+    config = validate(
+        {"energy": {"pue": 1.3, "carbon_kg_per_kwh": 0.05, "price_per_kwh": 0.2, "watts_per_cpu_core": 7.0}}
+    )
+    meter = meter_for(Workspace(root=tmp_path, config=config), accelerator="l4")
+    assert (meter.pue, meter.carbon, meter.price, meter.watts_per_core, meter.gpu_tdp_w) == (
+        1.3,
+        0.05,
+        0.2,
+        7.0,
+        72,
+    )
+    with meter:
+        _busy()
+    cost = meter.result()
+    if "nvml" not in cost.energy_source:  # no NVML here: the GPU is charged at its TDP and marked estimated
+        assert "estimated" in cost.energy_source
+        assert cost.energy_j >= 72 * cost.wall_s
+    default = meter_for()
+    assert default.pue == 1.2 and default.gpu_tdp_w is None
