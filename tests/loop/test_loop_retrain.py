@@ -10,7 +10,8 @@ from loopkit import set_config
 
 from dcloop._demo_traffic import shift_images
 from dcloop.deploy.registry import alias_history, get_model_version
-from dcloop.feedback.retrain import NothingToRetrain, feedback_examples, retrain
+from dcloop.feedback.retrain import NothingToRetrain, retrain
+from dcloop.feedback.store import labelled_examples
 
 
 def label_shifted(traffic, world, n: int | None = None) -> int:
@@ -94,7 +95,7 @@ def test_conflicting_feedback_is_flagged_and_left_out(champion_ws, traffic, monk
 
 def test_too_little_feedback_is_refused(champion_ws, traffic, world) -> None:
     label_shifted(traffic, world, n=5)
-    images, labels = feedback_examples(champion_ws, "animals", (1, 28, 28))
+    images, labels = labelled_examples(champion_ws.store, "animals", (1, 28, 28))
     assert images.shape == (5, 1, 28, 28) and labels.shape == (5,)
     with pytest.raises(
         NothingToRetrain, match="has 5 labelled predictions with stored inputs; retraining needs at least 20"
@@ -110,5 +111,5 @@ def test_forgotten_inputs_do_not_count(champion_ws, traffic, world) -> None:
     label_shifted(traffic, world, n=30)
     ids = [p.id for p in select_predictions(champion_ws.store, with_inputs=False)]
     forget(champion_ws.store, ids=ids[:15])
-    images, _ = feedback_examples(champion_ws, "animals", (1, 28, 28))
+    images, _ = labelled_examples(champion_ws.store, "animals", (1, 28, 28))
     assert len(images) == 15

@@ -16,7 +16,7 @@ import numpy as np
 
 from dcloop.deploy.registry import get_model_version
 from dcloop.deploy.runtime import OnnxModel, as_model_input, load_model
-from dcloop.feedback.store import labelled_predictions, prediction_pixels
+from dcloop.feedback.store import labelled_examples
 from dcloop.store._registry import ModelVersion
 from dcloop.workspace import Workspace
 
@@ -152,13 +152,4 @@ def _recent_feedback(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Labelled predictions of ``name`` from the last ``days`` whose inputs are still stored."""
     since = datetime.now(UTC) - timedelta(days=days)
-    shape = tuple(champion.input_shape)
-    xs, ys = [], []
-    for row in labelled_predictions(ws.store, since=since, model_name=name):
-        pixels = prediction_pixels(row)
-        if pixels is not None and pixels.shape == shape and row.label_index is not None:
-            xs.append(pixels)
-            ys.append(row.label_index)
-    if not xs:
-        return np.zeros((0, *shape), dtype=np.uint8), np.zeros(0, dtype=np.int64)
-    return np.stack(xs), np.asarray(ys, dtype=np.int64)
+    return labelled_examples(ws.store, name, tuple(champion.input_shape), since)

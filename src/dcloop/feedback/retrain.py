@@ -14,11 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import numpy as np
-
 from dcloop.errors import DataError, NotFoundError
 from dcloop.feedback.monitor import resolve_model_name
-from dcloop.feedback.store import labelled_predictions, prediction_pixels
+from dcloop.feedback.store import labelled_examples
 from dcloop.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -74,7 +72,7 @@ def retrain(
     champion = _champion(ws, name)
     if champion.dataset_id is None:
         raise DataError(f"Champion {champion.ref} records no data set version to extend.")
-    images, labels = feedback_examples(ws, name, tuple(champion.input_shape), since)
+    images, labels = labelled_examples(ws.store, name, tuple(champion.input_shape), since)
     needed = min_labels if min_labels is not None else ws.config.loop.retrain_min_labels
     if len(labels) < needed:
         raise NothingToRetrain(
@@ -116,22 +114,6 @@ def retrain(
         warm_start=warm_start,
         test_metrics={k: run.metrics.get(k) for k in ("accuracy", "f1_macro", "n")},
     )
-
-
-def feedback_examples(
-    ws: Workspace, name: str, shape: tuple[int, ...], since: datetime | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 images (N, C, H, W) and class indices of the labelled predictions of ``name`` whose inputs
-    are still stored and shaped like ``shape`` (C, H, W)."""
-    xs, ys = [], []
-    for row in labelled_predictions(ws.store, since=since, model_name=name):
-        pixels = prediction_pixels(row)
-        if pixels is not None and pixels.shape == shape and row.label_index is not None:
-            xs.append(pixels)
-            ys.append(row.label_index)
-    if not xs:
-        return np.zeros((0, *shape), dtype=np.uint8), np.zeros(0, dtype=np.int64)
-    return np.stack(xs), np.asarray(ys, dtype=np.int64)
 
 
 def _champion(ws: Workspace, name: str) -> Any:

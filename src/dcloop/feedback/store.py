@@ -29,6 +29,7 @@ __all__ = [
     "enforce_retention",
     "forget",
     "import_labels",
+    "labelled_examples",
     "labelled_predictions",
     "log_predictions",
     "new_prediction",
@@ -192,6 +193,22 @@ def prediction_pixels(prediction: Prediction) -> np.ndarray | None:
     if prediction.input is None:
         return None
     return np.frombuffer(prediction.input, dtype=np.uint8).reshape(prediction.input_shape)
+
+
+def labelled_examples(
+    store: Store, model_name: str, shape: tuple[int, ...], since: datetime | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 images (N, C, H, W) and class indices of the labelled predictions of ``model_name`` whose
+    inputs are still stored and shaped like ``shape`` (C, H, W)."""
+    xs, ys = [], []
+    for row in labelled_predictions(store, since=since, model_name=model_name):
+        pixels = prediction_pixels(row)
+        if pixels is not None and pixels.shape == shape and row.label_index is not None:
+            xs.append(pixels)
+            ys.append(row.label_index)
+    if not xs:
+        return np.zeros((0, *shape), dtype=np.uint8), np.zeros(0, dtype=np.int64)
+    return np.stack(xs), np.asarray(ys, dtype=np.int64)
 
 
 def forget(store: Store, ids: Sequence[str] | None = None, before: datetime | None = None) -> int:

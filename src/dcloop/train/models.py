@@ -134,32 +134,30 @@ class ResNet(nn.Module):
         return self.head(self.dropout(torch.flatten(self.pool(x), 1)))
 
 
-@register_model("resnet-s", "Small ResNet with batch norm (3 stages x 1 block, width w-2w-4w): the default.")
-def resnet_s(
-    in_channels: int,
-    num_classes: int,
-    image_size: int,
-    width: int = 32,
-    mean: float = 0.5,
-    std: float = 0.5,
-    dropout: float = 0.0,
-    **_: Any,
-) -> nn.Module:
-    return ResNet(in_channels, num_classes, width, (1, 1, 1), mean, std, dropout)
+def _resnet(blocks: tuple[int, ...]) -> ModelBuilder:
+    """A ResNet builder with ``blocks`` residual blocks per stage."""
+
+    def build(
+        in_channels: int,
+        num_classes: int,
+        image_size: int,
+        width: int = 32,
+        mean: float = 0.5,
+        std: float = 0.5,
+        dropout: float = 0.0,
+        **_: Any,
+    ) -> nn.Module:
+        return ResNet(in_channels, num_classes, width, blocks, mean, std, dropout)
+
+    return build
 
 
-@register_model("resnet-m", "ResNet with batch norm (3 stages x 2 blocks, width w-2w-4w): more capacity.")
-def resnet_m(
-    in_channels: int,
-    num_classes: int,
-    image_size: int,
-    width: int = 32,
-    mean: float = 0.5,
-    std: float = 0.5,
-    dropout: float = 0.0,
-    **_: Any,
-) -> nn.Module:
-    return ResNet(in_channels, num_classes, width, (2, 2, 2), mean, std, dropout)
+resnet_s = register_model(
+    "resnet-s", "Small ResNet with batch norm (3 stages x 1 block, width w-2w-4w): the default."
+)(_resnet((1, 1, 1)))
+resnet_m = register_model(
+    "resnet-m", "ResNet with batch norm (3 stages x 2 blocks, width w-2w-4w): more capacity."
+)(_resnet((2, 2, 2)))
 
 
 @register_model("tiny-cnn", "Two conv layers and a linear head: a fast model for tests and distillation.")
