@@ -19,8 +19,14 @@ $(STAMP): requirements/base.txt requirements/dev.txt requirements/constraints.tx
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# The default workload (cat vs dog on Animal-MNIST: import, prepare, train, test, report), then one
+# turn of the closed loop on a shifted stream (serve, feedback, drift, retrain, gate, promote).
 demo: setup
-	$(BIN)/dcloop demo $(DEMO_DIR)
+	$(BIN)/dcloop init $(DEMO_DIR)/cats-vs-dogs
+	DCLOOP_WORKSPACE=$(DEMO_DIR)/cats-vs-dogs $(BIN)/dcloop data import animal-mnist --classes cat,dog
+	DCLOOP_WORKSPACE=$(DEMO_DIR)/cats-vs-dogs $(BIN)/dcloop train
+	DCLOOP_WORKSPACE=$(DEMO_DIR)/cats-vs-dogs $(BIN)/dcloop runs list
+	$(BIN)/dcloop demo $(DEMO_DIR)/loop
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

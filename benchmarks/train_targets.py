@@ -1,7 +1,7 @@
 """Training targets on Animal-MNIST: accuracy, throughput, time-to-accuracy and share of peak FLOP/s.
 
 Usage: python benchmarks/train_targets.py [--seeds 3] [--threads 2] [--skip-10class] [--epochs N]
-                                         [--tenclass-epochs 8]
+                                         [--tenclass-epochs 12]
 
 Measures, on this machine, with augmentation on as in the recipe:
   * cat-vs-dog (classes 2 vs 4, stratified 80/20 train/test): test accuracy of the default model and
@@ -129,10 +129,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=0, help="override the recipe's epochs (0: keep)")
     parser.add_argument("--model", default=None, help="override the recipe's model")
     parser.add_argument("--width", type=int, default=0, help="override the recipe's width (0: keep)")
+    parser.add_argument("--ema", type=float, default=-1.0, help="override the recipe's ema_decay (-1: keep)")
     parser.add_argument("--skip-seed-cnn", action="store_true", help="leave out the seed-cnn row")
     parser.add_argument("--skip-10class", action="store_true", help="only the cat-vs-dog task")
     parser.add_argument(
-        "--tenclass-epochs", type=int, default=8, help="epochs of the 10-class run (~2 min here)"
+        "--tenclass-epochs", type=int, default=12, help="epochs of the 10-class run (~2 min here)"
     )
     args = parser.parse_args()
 
@@ -146,6 +147,7 @@ def main() -> None:
     catdog = load_dataset(catdog_ws)
     base = TrainConfig(threads=args.threads)
     overrides = {"epochs": args.epochs or None, "model": args.model, "width": args.width or None}
+    overrides["ema_decay"] = args.ema if args.ema >= 0 else None
     base = base.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     peak = peak_flops(args.threads)
     rows = []

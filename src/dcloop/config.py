@@ -93,6 +93,12 @@ class TrainConfig(_Section):
         "val_loss",
         description="Validation metric that early stopping and the kept weights follow (loss: finer than accuracy).",
     )
+    ema_decay: float = Field(
+        0.99,
+        ge=0.0,
+        lt=1.0,
+        description="Validate and keep a moving average of the weights with this decay (0: off); steadies small sets.",
+    )
     grad_accum: int = Field(1, ge=1, le=1024, description="Micro-batches accumulated per optimizer step.")
     grad_clip: float = Field(0.0, ge=0.0, description="Clip the gradient norm to this (0: off).")
     precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16 autocast on supporting devices.")

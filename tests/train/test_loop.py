@@ -123,3 +123,11 @@ def test_on_epoch_exception_propagates(blob_data: PreparedDataset, fast_recipe: 
 
     with pytest.raises(Prune, match="epoch 1"):
         _fit(blob_data, fast_recipe, on_epoch=hook)
+
+
+def test_ema_keeps_averaged_weights(blob_data: PreparedDataset, fast_recipe: TrainConfig) -> None:
+    plain = _fit(blob_data, fast_recipe.model_copy(update={"ema_decay": 0.0}))
+    averaged = _fit(blob_data, fast_recipe.model_copy(update={"ema_decay": 0.9}))
+    assert not _same(plain.model, averaged.model)
+    assert all(torch.isfinite(p).all() for p in averaged.model.parameters())
+    assert averaged.history[-1]["val_accuracy"] >= 0.9

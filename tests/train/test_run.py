@@ -58,8 +58,9 @@ def test_run_records_everything(blob_workspace) -> None:
     assert "<img" in (folder / "report.html").read_text()
 
 
-def test_kill_and_resume_gives_the_same_weights(blob_workspace) -> None:
-    recipe = _recipe(epochs=4)  # augmentation on: the RNG state must survive the restart too
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
+def test_kill_and_resume_gives_the_same_weights(blob_workspace, ema_decay: float) -> None:
+    recipe = _recipe(epochs=4, ema_decay=ema_decay)  # augmentation on: the RNG state must survive too
     whole = train(blob_workspace, recipe)
 
     def kill_after_two(epoch: int, metrics: dict[str, float]) -> None:

@@ -10,6 +10,7 @@ stopping state are checkpointed every epoch, so a resumed run ends with the same
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
@@ -128,6 +129,8 @@ def fit_model(
     criterion = loss_fn or build_loss(recipe.loss, recipe.label_smoothing)
     augment = build_augment(**recipe.augment.model_dump(exclude={"enabled"})).to(device)
     order = torch.Generator().manual_seed(recipe.seed)
+    ema = _Ema(model, recipe.ema_decay) if recipe.ema_decay > 0 else None
+    scored = ema.model if ema is not None else model  # the weights validated, kept and returned
     base_lrs = [group["lr"] for group in optimizer.param_groups]
     early = {"best": -math.inf if mode == "max" else math.inf, "best_epoch": 0, "bad": 0}
     history: list[dict[str, float]] = []
@@ -143,6 +146,8 @@ def fit_model(
         order.set_state(state["order"])
         ckpt.set_rng_state(state["rng"])
         early, history, start = dict(state["early"]), list(state["history"]), int(state["epoch"])
+        if ema is not None:
+            ema.load(state["ema"], int(state["ema_updates"]))
         log.info("resuming after epoch %d from %s", start, latest)
 
     better = (lambda a, b: a > b) if mode == "max" else (lambda a, b: a < b)
@@ -176,13 +181,17 @@ def fit_model(
                     world,
                     totals,
                 )
+                if ema is not None:
+                    ema.update(model)
                 bar.advance(info=f"epoch {epoch}/{recipe.epochs}")
             epoch_train_s = time.perf_counter() - t0
             train_s += epoch_train_s
             images += len(x_train)
             _sync_buffers(model, world)
+            if ema is not None:
+                ema.copy_buffers(model)
             metrics = _epoch_metrics(totals.to(device), world, optimizer, epoch_train_s, len(x_train))
-            metrics.update(evaluate_split(model, x_val, y_val, dataset.num_classes))
+            metrics.update(evaluate_split(scored, x_val, y_val, dataset.num_classes))
             metrics["epoch_s"] = time.perf_counter() - t0
             current = metrics.get(recipe.monitor, float("nan"))
             schedule.epoch_end(current)
@@ -190,7 +199,7 @@ def fit_model(
             # a tie keeps the later, further-annealed weights but does not reset the patience
             if improved or current == early["best"] or math.isnan(current):
                 early.update(best=current, best_epoch=epoch)
-                best_state = ckpt.cpu_state(model.state_dict())
+                best_state = ckpt.cpu_state(scored.state_dict())
             early["bad"] = 0 if improved else early["bad"] + 1
             history.append(metrics)
             if rank == 0 and checkpoint_dir is not None:
@@ -202,6 +211,8 @@ def fit_model(
                     "early": early,
                     "history": history,
                 }
+                if ema is not None:
+                    state |= {"ema": ckpt.cpu_state(ema.model.state_dict()), "ema_updates": ema.updates}
                 ckpt.save_checkpoint(checkpoint_dir, epoch, model.state_dict(), best_state, state)
             if rank == 0 and on_epoch is not None:
                 on_epoch(epoch, metrics)
@@ -258,6 +269,30 @@ def _step(
     if recipe.grad_clip:
         nn.utils.clip_grad_norm_(net.parameters(), recipe.grad_clip)
     optimizer.step()
+
+
+class _Ema:
+    """Exponential moving average of the parameters (buffers copied), warmed up as in timm."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+        self.decay, self.updates = decay, 0
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for mine, theirs in zip(self.model.parameters(), model.parameters(), strict=True):
+            mine.lerp_(theirs.detach(), 1.0 - decay)
+
+    @torch.no_grad()
+    def copy_buffers(self, model: nn.Module) -> None:
+        for mine, theirs in zip(self.model.buffers(), model.buffers(), strict=True):
+            mine.copy_(theirs)
+
+    def load(self, state: dict[str, torch.Tensor], updates: int) -> None:
+        self.model.load_state_dict(state)
+        self.updates = updates
 
 
 def _autocast(device: torch.device, precision: str) -> Any:
