@@ -61,6 +61,9 @@ def _mirror(
     from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 
+    # MLflow's own INFO lines (database set-up) would interleave with dcloop's tables.
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+
     client = MlflowClient(tracking_uri=tracking_uri)
     found = client.get_experiment_by_name(experiment)
     if found is not None:
