@@ -4,7 +4,8 @@ one-request-one-inference FastAPI handler on the same ONNX model; prints a table
 Both servers run as separate processes on loopback; one asyncio load generator (a minimal HTTP/1.1
 client over keep-alive connections) on the same machine sends a bounded number of requests per
 setting (--requests) within a time cap (--seconds). The plain handler does less work (it stores
-nothing), so the ratio is conservative.
+nothing), so the ratio is conservative; a reference row "plain handler + per-request logging" is the same handler
+committing each prediction to a SQLite WAL file (synchronous=FULL) before answering.
 
 Usage: .venv/bin/python benchmarks/serve_throughput.py [--model seed-cnn] [--requests 3000] [--seconds 8]
        [--bentoml-venv /tmp/bento-venv]   (a separate venv: pip install bentoml==1.4.40 onnxruntime numpy)
@@ -52,6 +53,51 @@ def plain_app(onnx_path: str):
             "label": CLASSES[int(probs.argmax())],
             "probabilities": dict(zip(CLASSES, probs.tolist(), strict=True)),
         }
+
+    return app
+
+
+def plain_logged_app(onnx_path: str, db_path: str):
+    """The baseline plus durable logging: each prediction is inserted and committed (one transaction
+    per request) into a SQLite WAL file with synchronous=FULL, as dcloop's store is, before answering."""
+    import sqlite3
+    import uuid
+
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+    db = sqlite3.connect(db_path, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS predictions (id TEXT PRIMARY KEY, created_at REAL, input BLOB, "
+        "label TEXT, probabilities TEXT)"
+    )
+    app = FastAPI()
+
+    @app.get("/v2/health/ready")
+    def ready() -> dict[str, bool]:
+        return {"ready": True}
+
+    @app.post("/predict")
+    async def predict(request: Request) -> dict[str, object]:
+        raw = np.asarray((await request.json())["pixels"], dtype=np.float32)
+        logits = session.run(["logits"], {"input": raw[None, None] / 255})[0][0]
+        probs = np.exp(logits - logits.max())
+        probs /= probs.sum()
+        label, probabilities = CLASSES[int(probs.argmax())], dict(zip(CLASSES, probs.tolist(), strict=True))
+        with db:  # one commit per request
+            db.execute(
+                "INSERT INTO predictions VALUES (?, ?, ?, ?, ?)",
+                (
+                    uuid.uuid4().hex,
+                    time.time(),
+                    raw.astype(np.uint8).tobytes(),
+                    label,
+                    json.dumps(probabilities),
+                ),
+            )
+        return {"label": label, "probabilities": probabilities}
 
     return app
 
@@ -186,7 +232,7 @@ def _sweep(
         rps, p50, p99, errors = asyncio.run(_load(url, *body, c, args.requests, args.seconds))
         rows.append([label, c, rps, rps * images, p50, p99, errors])
         print(
-            f"  {label:<22} c={c:<3} {rps:8.0f} req/s {rps * images:9.0f} img/s  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  errors {errors}",
+            f"  {label:<35} c={c:<3} {rps:8.0f} req/s {rps * images:9.0f} img/s  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  errors {errors}",
             flush=True,
         )
     return rows
@@ -214,13 +260,17 @@ def main() -> None:
         "--bentoml-venv", help="A separate venv with bentoml: also measure a BentoML service."
     )
     parser.add_argument("--plain-server", help=argparse.SUPPRESS)
+    parser.add_argument("--log-db", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.plain_server:
         import uvicorn
 
+        app = (
+            plain_logged_app(args.plain_server, args.log_db) if args.log_db else plain_app(args.plain_server)
+        )
         uvicorn.run(
-            plain_app(args.plain_server),
+            app,
             host="127.0.0.1",
             port=args.port,
             log_level="warning",
@@ -269,6 +319,15 @@ def main() -> None:
     finally:
         plain.terminate()
         plain.wait(timeout=30)
+    logged, url = _serve(
+        [sys.executable, __file__, "--plain-server", str(onnx_path), "--log-db", str(tmp / "plain-log.db")],
+        tmp,
+    )
+    try:
+        rows += _sweep(url, "plain handler + per-request logging", bodies["predict"], levels, 1, args)
+    finally:
+        logged.terminate()
+        logged.wait(timeout=30)
     if args.bentoml_venv:
         rows += _bentoml(args, tmp, onnx_path, levels)
     _print_summary(rows, args.batch)
@@ -300,6 +359,7 @@ def _print_summary(rows: list[list], batch: int) -> None:
         table.add_column(column)
     best = {}
     labels = ["dcloop /predict", "dcloop OIP infer", f"dcloop OIP batch {batch}", "plain /predict"]
+    labels += ["plain handler + per-request logging"]
     labels += ["bentoml /predict"] if any(r[0] == "bentoml /predict" for r in rows) else []
     for label in labels:
         row = best[label] = _best(rows, label)

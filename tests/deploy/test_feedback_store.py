@@ -62,6 +62,30 @@ def test_logged_predictions_round_trip_with_inputs_and_aggregates(store) -> None
         assert list(g.probabilities) == CLASSES
 
 
+def test_a_large_batch_round_trips_exactly_in_one_call(store) -> None:
+    from dcloop.store._feedback import INSERT_CHUNK, get_predictions
+
+    rows = _rows(2 * INSERT_CHUNK + 7, seed=3) + _rows(3, seed=4, store_input=False)
+    log_predictions(store, rows)
+    got = get_predictions(store, [r.id for r in rows])
+    assert len(got) == len(rows)
+    for r in rows:
+        g = got[r.id]
+        assert (g.input, g.input_bytes, g.input_shape, g.input_sha256) == (
+            r.input,
+            r.input_bytes,
+            r.input_shape,
+            r.input_sha256,
+        )
+        assert g.probabilities == r.probabilities and g.created_at == r.created_at
+        assert (g.pred_index, g.latency_ms, g.endpoint, g.model_version_id) == (
+            r.pred_index,
+            r.latency_ms,
+            r.endpoint,
+            r.model_version_id,
+        )
+
+
 def test_labels_by_index_and_latest_label_wins(store) -> None:
     rows = _rows(2)
     log_predictions(store, rows)

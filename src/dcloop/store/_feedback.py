@@ -5,6 +5,7 @@ Every function takes a Store and commits at most one transaction; returned recor
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,6 +15,8 @@ from sqlalchemy import Select, func, select, update
 
 from dcloop.store import _schema as s
 from dcloop.store._store import Store
+
+INSERT_CHUNK = 50  # rows per statement: 17 columns x 50 stays under SQLite's oldest 999-parameter cap
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,29 @@ def insert_predictions(store: Store, rows: Sequence[Prediction]) -> None:
     columns = [c.name for c in s.predictions.c]
     values = [{name: getattr(r, name) for name in columns} for r in rows]  # not asdict: it deep-copies
     with store.transaction() as conn:
-        conn.execute(s.predictions.insert(), values)
+        if conn.dialect.name != "sqlite":
+            conn.execute(s.predictions.insert(), values)
+            return
+        # SQLite: multi-row VALUES statements, one driver call per chunk instead of one per row (each
+        # row step releases and retakes the GIL, slow while a server is busy). Values go through the
+        # same bind processors (JSON, DateTime) SQLAlchemy applies, so rows read back identically.
+        procs = [c.type.bind_processor(conn.dialect) for c in s.predictions.c]
+        flat = [
+            p(v[name]) if p is not None else v[name]
+            for v in values
+            for name, p in zip(columns, procs, strict=True)
+        ]
+        width = len(columns)
+        for start in range(0, len(values), INSERT_CHUNK):
+            n = min(INSERT_CHUNK, len(values) - start)
+            conn.exec_driver_sql(_insert_sql(n), tuple(flat[start * width : (start + n) * width]))
+
+
+@functools.cache
+def _insert_sql(rows: int) -> str:
+    marks = "(" + ",".join("?" * len(s.predictions.c)) + ")"
+    names = ",".join(f'"{c.name}"' for c in s.predictions.c)
+    return f"INSERT INTO predictions ({names}) VALUES {','.join([marks] * rows)}"
 
 
 def get_predictions(store: Store, ids: Sequence[str]) -> dict[str, Prediction]:
