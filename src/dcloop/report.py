@@ -5,11 +5,12 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from dcloop.atomic import write_text
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
@@ -63,11 +64,7 @@ def write_report(path: Path, title: str, sections: Sequence[Section], subtitle: 
         f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
         f"<p class='muted'>{html.escape(subtitle)}</p>{body}</body></html>"
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_text(path, page)
 
 
 def new_figure(width: float = 6.0, height: float = 4.0) -> tuple[Any, Any]:

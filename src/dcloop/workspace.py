@@ -8,6 +8,7 @@ from functools import cached_property
 from pathlib import Path
 
 from dcloop import config as config_module
+from dcloop.atomic import write_text
 from dcloop.config import Config
 from dcloop.errors import ConfigError, NotFoundError
 
@@ -63,9 +64,7 @@ def init_workspace(directory: Path, force: bool = False) -> Workspace:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / CONFIG_NAME
     if force or not path.exists():
-        tmp = path.with_suffix(".yaml.tmp")
-        tmp.write_text(config_module.commented_template(), encoding="utf-8")
-        os.replace(tmp, path)
+        write_text(path, config_module.commented_template())
     workspace = open_workspace(directory)
     for folder in (workspace.datasets_dir, workspace.runs_dir, workspace.artifacts_dir):
         folder.mkdir(parents=True, exist_ok=True)
