@@ -107,7 +107,7 @@ class JobMeter:
             joules = cpu * self.watts_per_core
             sources = ["estimated"]
         gpu_mj = _read_nvml_mj(self._nvml)
-        if self._nvml and gpu_mj is not None and self._gpu_mj0 is not None:
+        if gpu_mj is not None and self._gpu_mj0 is not None:  # None without NVML handles
             joules += max(gpu_mj - self._gpu_mj0, 0) / 1e3
             sources.append("nvml")
         elif self.gpu_tdp_w is not None:

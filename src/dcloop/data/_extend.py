@@ -20,7 +20,6 @@ from dcloop.data._prepare import load_dataset
 from dcloop.data._split import stratified_split
 from dcloop.errors import DataError
 from dcloop.store import DatasetRecord
-from dcloop.store import _data as store_data
 from dcloop.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -71,7 +70,7 @@ def extend_dataset(
         len(names),
         record.short_id,
     )
-    return store_data.add_version(workspace.store, record)
+    return workspace.store.add_dataset(record)
 
 
 def _validate(

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, select
+from sqlalchemy import select
 
 from dcloop.errors import NotFoundError
 from dcloop.store import _schema as s
 from dcloop.store._records import DatasetRecord
-from dcloop.store._store import Store
+from dcloop.store._store import Store, insert_dataset
 
 
 @dataclass(frozen=True)
@@ -75,17 +74,4 @@ def record_version(
                 updated_at=now,
             )
         )
-        return _add_version(conn, record)
-
-
-def add_version(store: Store, record: DatasetRecord) -> DatasetRecord:
-    """Add a version with no source of its own (one extended from feedback); idempotent by id."""
-    with store.transaction() as conn:
-        return _add_version(conn, record)
-
-
-def _add_version(conn: Connection, record: DatasetRecord) -> DatasetRecord:
-    query = select(s.datasets).where(s.datasets.c.id == record.id)
-    if conn.execute(query).first() is None:
-        conn.execute(s.datasets.insert().values(**dataclasses.asdict(record)))
-    return DatasetRecord(**conn.execute(query).mappings().one())  # as every later read returns it
+        return insert_dataset(conn, record)

@@ -88,11 +88,7 @@ class Store:
     def add_dataset(self, record: DatasetRecord) -> DatasetRecord:
         """Insert a version; adding the same content-addressed id again returns the stored one."""
         with self.transaction() as conn:
-            row = conn.execute(select(s.datasets).where(s.datasets.c.id == record.id)).mappings().first()
-            if row is not None:
-                return DatasetRecord(**row)
-            conn.execute(s.datasets.insert().values(**dataclasses.asdict(record)))
-        return record
+            return insert_dataset(conn, record)
 
     def get_dataset(self, ref: str) -> DatasetRecord:
         """A version by id, unique id prefix, or data set name (its newest version)."""
@@ -166,6 +162,14 @@ class Store:
                 .all()
             )
         return [EpochRecord(**r) for r in rows]
+
+
+def insert_dataset(conn: Connection, record: DatasetRecord) -> DatasetRecord:
+    """Insert a version unless its id is stored; return the stored record as every later read sees it."""
+    query = select(s.datasets).where(s.datasets.c.id == record.id)
+    if conn.execute(query).first() is None:
+        conn.execute(s.datasets.insert().values(**dataclasses.asdict(record)))
+    return DatasetRecord(**conn.execute(query).mappings().one())
 
 
 def _resolve(conn: Connection, table: Any, ref: str, kind: str) -> Any:
