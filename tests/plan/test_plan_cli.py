@@ -151,6 +151,18 @@ def test_other_commands_print(cli) -> None:
     assert code == 0 and as_json(out)["wall_days"] <= 30
 
 
+def test_fit_largest_model_reads_the_spec_file(cli, tmp_path: Path) -> None:
+    spec = tmp_path / "cluster.yaml"
+    spec.write_text("accelerator: a100-80gb\ncount: 1K\nutilization: 0.4\n", encoding="utf-8")
+    code, out, _ = cli("plan", "fit", "--days", "30", "--spec", str(spec), "--format", "json")
+    data = as_json(out)
+    assert code == 0 and data["accelerator"] == "a100-80gb" and data["count"] == 1000
+    code, out, _ = cli(
+        "plan", "fit", "--days", "30", "--spec", str(spec), "-a", "h100-sxm", "--format", "json"
+    )
+    assert code == 0 and as_json(out)["accelerator"] == "h100-sxm"  # a flag overrides the file
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -32,6 +32,7 @@ PUE = typer.Option(None, "--pue", help="Power usage effectiveness (facility / IT
 CARBON = typer.Option(None, "--carbon", help="Grid carbon intensity, kg CO2e per kWh.")
 PRICE = typer.Option(None, "--price", help="Electricity price per kWh (USD).")
 HOUR_USD = typer.Option(None, "--accelerator-hour-usd", help="Rental price per accelerator-hour (USD).")
+UTILIZATION = typer.Option(None, "--utilization", help="Model FLOPs utilization in (0, 1].")
 PRECISION = typer.Option(None, "--precision", help="fp32, tf32, fp16, bf16 or fp8 (int8 for serving).")
 SPEC = typer.Option(None, "--spec", help="YAML file of inputs (keys = flag names with underscores).")
 FMT = typer.Option(Format.table, "--format", help="table or json.")
@@ -52,10 +53,14 @@ def _settings() -> tuple[Any, Any, Any]:
     return config.plan, config.energy, load_catalog(extra)
 
 
-def _values(spec: Path | None, flags: dict[str, Any]) -> dict[str, Any]:
+def _inputs(flags: dict[str, Any], *drop: str) -> dict[str, Any]:
+    """A command's flags as plan inputs over its --spec file: `drop` left out, --carbon/--price renamed."""
     from dcloop.plan.spec import load_spec_file, merge
 
-    return merge(load_spec_file(spec) if spec else {}, flags)
+    values = {k: v for k, v in flags.items() if k not in {"spec", "fmt", "carbon", "price", *drop}}
+    values.update(carbon_kg_per_kwh=flags["carbon"], price_per_kwh=flags["price"])
+    spec = flags["spec"]
+    return merge(load_spec_file(spec) if spec else {}, values)
 
 
 def _show(title: str, summary: dict[str, Any], fmt: Format) -> None:
@@ -84,7 +89,7 @@ def train(
     tokens: str = typer.Option(None, "--tokens", help="Training tokens, e.g. 2T."),
     accelerator: str = ACCEL,
     count: int = typer.Option(None, "--count", "-n", help="Accelerators (default: the fewest that fit)."),
-    utilization: float = typer.Option(None, "--utilization", help="Model FLOPs utilization in (0, 1]."),
+    utilization: float = UTILIZATION,
     tokens_per_s: str = typer.Option(None, "--tokens-per-s", help="Measured tokens/s per accelerator."),
     model_flops_per_s: str = typer.Option(
         None, "--model-flops-per-s", help="Measured model FLOP/s per accelerator."
@@ -123,11 +128,8 @@ def train(
     from dcloop.plan import plan_training, what_if
     from dcloop.plan.spec import build_training_spec
 
-    for key in ("compare", "counts", "report", "spec", "fmt", "carbon", "price"):
-        flags.pop(key)
-    flags.update(carbon_kg_per_kwh=carbon, price_per_kwh=price)
     plan_cfg, energy, catalog = _settings()
-    training = build_training_spec(_values(spec, flags), plan_cfg, energy)
+    training = build_training_spec(_inputs(flags, "compare", "counts", "report"), plan_cfg, energy)
     result = plan_training(training, catalog)
     rows = []
     if compare or counts or report:
@@ -171,7 +173,7 @@ def fit(
     tokens: str = typer.Option(None, "--tokens", help="Training tokens (with a model: size the cluster)."),
     accelerator: str = ACCEL,
     count: int = typer.Option(None, "--count", "-n", help="Cluster size (without a model: largest model)."),
-    utilization: float = typer.Option(None, "--utilization", help="Model FLOPs utilization in (0, 1]."),
+    utilization: float = UTILIZATION,
     tokens_per_param: float = typer.Option(
         20.0, "--tokens-per-param", help="Compute-optimal tokens/parameter."
     ),
@@ -192,33 +194,30 @@ def fit(
     """
     flags = dict(locals())
     from dcloop.plan import accelerators_for_days, largest_compute_optimal_model
-    from dcloop.plan.spec import build_training_spec
+    from dcloop.plan.spec import build_training_spec, parse_inputs
 
     plan_cfg, energy, catalog = _settings()
-    model_keys = {"preset": preset, "params": params, "layers": layers}
-    values = _values(spec, {**model_keys, "count": count, "tokens": tokens})
-    if not any(values.get(k) for k in model_keys):
+    values = parse_inputs(_inputs(flags, "days", "tokens_per_param"))
+    if not any(values.get(k) for k in ("preset", "params", "layers")):
         if values.get("count") is None:
             from dcloop.errors import ConfigError
 
             raise ConfigError(
                 "Give a model with --tokens (to size the cluster) or --count (for the largest model)."
             )
+        mfu = values.get("utilization")
         best = largest_compute_optimal_model(
-            accelerator or plan_cfg.accelerator,
-            int(values["count"]),
+            values.get("accelerator") or plan_cfg.accelerator,
+            values["count"],
             days,
-            utilization if utilization is not None else plan_cfg.utilization,
-            precision or plan_cfg.precision,
+            mfu if mfu is not None else plan_cfg.utilization,
+            values.get("precision") or plan_cfg.precision,
             tokens_per_param,
             catalog,
         )
         _show("largest compute-optimal model", best.summary(), fmt)
         return
-    for key in ("days", "tokens_per_param", "spec", "fmt", "carbon", "price"):
-        flags.pop(key)
-    flags.update(carbon_kg_per_kwh=carbon, price_per_kwh=price)
-    training = build_training_spec(_values(spec, flags), plan_cfg, energy)
+    training = build_training_spec(values, plan_cfg, energy)
     _show(f"accelerators for {days:g} days", accelerators_for_days(training, days, catalog).summary(), fmt)
 
 
@@ -266,15 +265,9 @@ def serve(
     from dcloop.plan import plan_serving
     from dcloop.plan.spec import build_serving_spec
 
-    for key in ("spec", "fmt", "carbon", "price"):
-        flags.pop(key)
-    flags.update(carbon_kg_per_kwh=carbon, price_per_kwh=price)
     plan_cfg, energy, catalog = _settings()
-    _show(
-        "serving plan",
-        plan_serving(build_serving_spec(_values(spec, flags), plan_cfg, energy), catalog).summary(),
-        fmt,
-    )
+    plan = plan_serving(build_serving_spec(_inputs(flags), plan_cfg, energy), catalog)
+    _show("serving plan", plan.summary(), fmt)
 
 
 @plan_app.command("serve-image")
@@ -303,11 +296,8 @@ def serve_image(
     from dcloop.plan import plan_image_serving
     from dcloop.plan.spec import build_image_spec
 
-    for key in ("spec", "fmt", "carbon", "price"):
-        flags.pop(key)
-    flags.update(carbon_kg_per_kwh=carbon, price_per_kwh=price)
     plan_cfg, energy, catalog = _settings()
-    plan = plan_image_serving(build_image_spec(_values(spec, flags), plan_cfg, energy), catalog)
+    plan = plan_image_serving(build_image_spec(_inputs(flags), plan_cfg, energy), catalog)
     _show("image serving plan", plan.summary(), fmt)
 
 

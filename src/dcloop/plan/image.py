@@ -14,7 +14,7 @@ from typing import Any
 
 from dcloop.errors import ConfigError
 from dcloop.plan.catalog import Accelerator, get_accelerator
-from dcloop.plan.training import check_energy_inputs
+from dcloop.plan.energy import check_site, energy_cost
 
 
 @dataclass(frozen=True)
@@ -66,16 +66,15 @@ def plan_image_serving(
         raise ConfigError("Give --accelerator (its catalog TDP is charged) or --power-w for a host.")
     count = max(1, math.ceil(spec.target_rps / (spec.images_per_s * spec.max_load) - 1e-9))
     million_per_hour = spec.target_rps * 3600 / 1e6
-    energy = count * power / 1000 * spec.pue / million_per_hour
+    hourly = energy_cost(spec, count, power)  # one hour of the fleet
     return ImageServingPlan(
         spec=spec,
         accelerators=count,
         load=spec.target_rps / (count * spec.images_per_s),
         power_w=power,
-        energy_kwh_per_million_images=energy,
-        co2_kg_per_million_images=energy * spec.carbon_kg_per_kwh,
-        cost_usd_per_million_images=energy * spec.price_per_kwh
-        + count * spec.accelerator_hour_usd / million_per_hour,
+        energy_kwh_per_million_images=hourly.facility_kwh / million_per_hour,
+        co2_kg_per_million_images=hourly.co2_kg / million_per_hour,
+        cost_usd_per_million_images=hourly.cost_usd / million_per_hour,
     )
 
 
@@ -86,6 +85,4 @@ def _check(spec: ImageServingSpec) -> None:
             raise ConfigError(f"`{name}` must be positive. Got {value:g}.")
     if not 0 < spec.max_load <= 1:
         raise ConfigError(f"`max_load` must be in (0, 1]. Got {spec.max_load:g}.")
-    check_energy_inputs(
-        spec.power_w, spec.pue, spec.carbon_kg_per_kwh, spec.price_per_kwh, spec.accelerator_hour_usd
-    )
+    check_site(spec)

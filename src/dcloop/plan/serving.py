@@ -17,8 +17,8 @@ from typing import Any
 
 from dcloop.errors import ConfigError
 from dcloop.plan.catalog import Accelerator, get_accelerator
+from dcloop.plan.energy import check_site, energy_cost
 from dcloop.plan.models import ModelShape
-from dcloop.plan.training import check_energy_inputs
 
 BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "int8": 1}
 MAX_BATCH = 1024
@@ -127,10 +127,8 @@ def plan_serving(spec: ServingSpec, catalog: Mapping[str, Accelerator] | None = 
     best = max(replicas, key=lambda r: (r.rps / r.tp, -r.tp))
     count = math.ceil(spec.target_rps / best.rps - 1e-9)
     accelerators = count * best.tp
-    power = chip.power_w(spec.power_w)
-    kwh_per_hour = accelerators * power / 1000 * spec.pue
     million_tokens_per_hour = spec.target_rps * context * 3600 / 1e6
-    energy = kwh_per_hour / million_tokens_per_hour
+    hourly = energy_cost(spec, accelerators, chip.power_w(spec.power_w))  # one hour of the fleet
     return ServingPlan(
         spec=spec,
         accelerator=chip,
@@ -148,10 +146,9 @@ def plan_serving(spec: ServingSpec, catalog: Mapping[str, Accelerator] | None = 
         requests_per_s_per_replica=best.rps,
         replicas=count,
         accelerators=accelerators,
-        energy_kwh_per_million_tokens=energy,
-        co2_kg_per_million_tokens=energy * spec.carbon_kg_per_kwh,
-        cost_usd_per_million_tokens=energy * spec.price_per_kwh
-        + accelerators * spec.accelerator_hour_usd / million_tokens_per_hour,
+        energy_kwh_per_million_tokens=hourly.facility_kwh / million_tokens_per_hour,
+        co2_kg_per_million_tokens=hourly.co2_kg / million_tokens_per_hour,
+        cost_usd_per_million_tokens=hourly.cost_usd / million_tokens_per_hour,
     )
 
 
@@ -240,6 +237,4 @@ def _check(spec: ServingSpec) -> None:
         value = getattr(spec, name)
         if not 0 < value <= 1:
             raise ConfigError(f"`{name}` must be in (0, 1]. Got {value:g}.")
-    check_energy_inputs(
-        spec.power_w, spec.pue, spec.carbon_kg_per_kwh, spec.price_per_kwh, spec.accelerator_hour_usd
-    )
+    check_site(spec)

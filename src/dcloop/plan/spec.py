@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from dcloop.config import EnergyConfig, PlanConfig
-from dcloop.errors import ConfigError
+from dcloop.errors import ConfigError, suggest
 from dcloop.plan.image import ImageServingSpec
 from dcloop.plan.models import ModelShape, get_preset, params_only, transformer
 from dcloop.plan.serving import ServingSpec
@@ -117,6 +117,7 @@ def load_spec_file(path: Path) -> dict[str, Any]:
     if unknown:
         raise ConfigError(
             f"{path} has unknown key(s) {', '.join(unknown)}. Known: {', '.join(sorted(KNOWN))}."
+            f"{suggest(unknown[0], KNOWN)}"
         )
     return raw
 
@@ -130,7 +131,7 @@ def merge(file_values: Mapping[str, Any], flags: Mapping[str, Any]) -> dict[str,
 
 def build_model(values: Mapping[str, Any]) -> ModelShape:
     """A preset, a transformer shape, or a bare parameter count."""
-    v = _numbers(values)
+    v = parse_inputs(values)
     shape_keys = ("layers", "hidden", "heads")
     if v.get("preset"):
         return get_preset(str(v["preset"]), v.get("seq_len"))
@@ -159,7 +160,7 @@ def build_model(values: Mapping[str, Any]) -> ModelShape:
 
 
 def build_training_spec(values: Mapping[str, Any], plan: PlanConfig, energy: EnergyConfig) -> TrainingSpec:
-    v = _numbers(values)
+    v = parse_inputs(values)
     if v.get("tokens") is None:
         raise ConfigError("Give the training tokens (--tokens, e.g. 2T).")
     return TrainingSpec(
@@ -186,7 +187,7 @@ def build_training_spec(values: Mapping[str, Any], plan: PlanConfig, energy: Ene
 
 
 def build_serving_spec(values: Mapping[str, Any], plan: PlanConfig, energy: EnergyConfig) -> ServingSpec:
-    v = _numbers(values)
+    v = parse_inputs(values)
     given = {
         k: v[k]
         for k in ("target_rps", "prompt_tokens", "output_tokens", "batch", "tp", "latency_s", "kv_precision")
@@ -205,7 +206,7 @@ def build_serving_spec(values: Mapping[str, Any], plan: PlanConfig, energy: Ener
 
 
 def build_image_spec(values: Mapping[str, Any], plan: PlanConfig, energy: EnergyConfig) -> ImageServingSpec:
-    v = _numbers(values)
+    v = parse_inputs(values)
     for key in ("images_per_s", "target_rps"):
         if v.get(key) is None:
             raise ConfigError(f"Give --{key.replace('_', '-')}.")
@@ -233,7 +234,7 @@ def _given(value: Any, default: Any) -> Any:
     return default if value is None else value
 
 
-def _numbers(values: Mapping[str, Any]) -> dict[str, Any]:
+def parse_inputs(values: Mapping[str, Any]) -> dict[str, Any]:
     """Text quantities to numbers; integer fields must be whole."""
     out: dict[str, Any] = {}
     for key, value in values.items():

@@ -16,6 +16,7 @@ from typing import Any
 
 from dcloop.errors import ConfigError
 from dcloop.plan.catalog import Accelerator, get_accelerator
+from dcloop.plan.energy import check_site, energy_cost
 from dcloop.plan.memory import STATE_BYTES, MemoryBreakdown, choose_layout, training_memory
 from dcloop.plan.models import ModelShape, attention_flops_per_token, train_flops_per_token
 
@@ -154,8 +155,7 @@ def plan_training(spec: TrainingSpec, catalog: Mapping[str, Accelerator] | None 
     mfu = model_flops / (count * peak * wall_s)
     hours = count * wall_s / 3600
     power = chip.power_w(spec.power_w)
-    energy_it = hours * power / 1000
-    facility = energy_it * spec.pue
+    energy = energy_cost(spec, hours, power)
     return TrainingPlan(
         spec=spec,
         accelerator=chip,
@@ -170,11 +170,11 @@ def plan_training(spec: TrainingSpec, catalog: Mapping[str, Accelerator] | None 
         wall_s=wall_s,
         accelerator_hours=hours,
         power_w=power,
-        energy_it_kwh=energy_it,
-        energy_facility_kwh=facility,
-        co2_kg=facility * spec.carbon_kg_per_kwh,
-        cost_energy_usd=facility * spec.price_per_kwh,
-        cost_compute_usd=hours * spec.accelerator_hour_usd,
+        energy_it_kwh=energy.it_kwh,
+        energy_facility_kwh=energy.facility_kwh,
+        co2_kg=energy.co2_kg,
+        cost_energy_usd=energy.cost_energy_usd,
+        cost_compute_usd=energy.cost_compute_usd,
         memory=training_memory(
             spec.model,
             spec.precision,
@@ -251,27 +251,8 @@ def _check(spec: TrainingSpec) -> None:
         value = getattr(spec, name)
         if value is not None and not (value > 0 and math.isfinite(value)):
             raise ConfigError(f"`{name}` must be positive. Got {value:g}.")
-    check_energy_inputs(
-        spec.power_w, spec.pue, spec.carbon_kg_per_kwh, spec.price_per_kwh, spec.accelerator_hour_usd
-    )
+    check_site(spec)
     if spec.precision not in STATE_BYTES:
         raise ConfigError(
             f"`precision` for training must be one of {', '.join(STATE_BYTES)}. Got {spec.precision!r}."
         )
-
-
-def check_energy_inputs(
-    power_w: float | None, pue: float, carbon: float, price: float, hour_usd: float
-) -> None:
-    """Shared checks of the energy and money inputs."""
-    if power_w is not None and not power_w > 0:
-        raise ConfigError(f"`power_w` must be positive. Got {power_w:g}.")
-    if not pue >= 1:
-        raise ConfigError(f"`pue` must be at least 1 (facility energy over IT energy). Got {pue:g}.")
-    for name, value in (
-        ("carbon_kg_per_kwh", carbon),
-        ("price_per_kwh", price),
-        ("accelerator_hour_usd", hour_usd),
-    ):
-        if not value >= 0:
-            raise ConfigError(f"`{name}` must be zero or positive. Got {value:g}.")
