@@ -28,33 +28,16 @@ def test_shapes_finite_and_every_parameter_learns(name: str, channels: int, clas
         assert param.grad is not None and param.grad.abs().sum() > 0, param_name
 
 
-@pytest.mark.filterwarnings(
-    "ignore::DeprecationWarning"
-)  # the TorchScript exporter is what dynamo=False asks for
 @pytest.mark.parametrize("name", ZOO)
 def test_onnx_export_matches_torch(name: str, tmp_path: Path) -> None:
-    import onnxruntime as ort
+    # the project's own exporter and parity check, so the zoo contract covers what deploy ships
+    from dcloop.optimize import check_parity, export_onnx
 
     torch.manual_seed(0)
     model = create_model(name, 1, 2, 28).eval()
-    path = tmp_path / f"{name}.onnx"
-    example = torch.rand(2, 1, 28, 28)
-    torch.onnx.export(
-        model,
-        (example,),
-        str(path),
-        dynamo=False,
-        opset_version=17,
-        input_names=["input"],
-        output_names=["logits"],
-        dynamic_axes={"input": {0: "n"}, "logits": {0: "n"}},
-    )
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    path = export_onnx(model, tmp_path / f"{name}.onnx", (1, 28, 28))
     x = np.random.default_rng(0).random((5, 1, 28, 28), dtype=np.float32)
-    (onnx_out,) = session.run(None, {"input": x})
-    with torch.no_grad():
-        torch_out = model(torch.from_numpy(x)).numpy()
-    np.testing.assert_allclose(onnx_out, torch_out, atol=1e-4, rtol=1e-4)
+    assert check_parity(model, path, x) <= 1e-4
 
 
 def test_describe_models_counts_parameters() -> None:

@@ -143,6 +143,7 @@ def _distill(
     from dcloop.optimize._distill import distillation_loss
     from dcloop.optimize._prune import count_macs_params
     from dcloop.train import fit_model
+    from dcloop.train.loop import resolve_device
     from dcloop.train.models import create_model
 
     channels, height, _ = data.image_shape
@@ -154,8 +155,14 @@ def _distill(
         epochs=cfg.distill_epochs,
         loss="cross_entropy",
     )
+    # fit_model moves only the student; the teacher must sit on the same device to see its batches
+    teacher.to(resolve_device(recipe.device))
     loss_fn = distillation_loss(teacher, cfg.temperature, cfg.alpha)
-    trained = fit_model(student, data, recipe, loss_fn=loss_fn, progress_label="distill").model.cpu().eval()
+    try:
+        fit = fit_model(student, data, recipe, loss_fn=loss_fn, progress_label="distill")
+    finally:
+        teacher.cpu()
+    trained = fit.model.cpu().eval()
     macs, num_params = count_macs_params(trained, data.image_shape)
     params = {
         "student": cfg.student,

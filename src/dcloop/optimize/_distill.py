@@ -8,16 +8,15 @@ images as the student, in eval mode, without gradients.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from torch import Tensor, nn
 
-KDLoss = Callable[["Tensor", "Tensor", "Tensor"], "Tensor"]
+    from dcloop.train.recipe import LossFn
 
 
-def distillation_loss(teacher: nn.Module, temperature: float, alpha: float) -> KDLoss:
+def distillation_loss(teacher: nn.Module, temperature: float, alpha: float) -> LossFn:
     """A ``loss_fn(logits, targets, images)`` for fit_model that distils ``teacher`` into the student."""
     import torch
     from torch.nn import functional as F

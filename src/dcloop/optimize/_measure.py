@@ -43,13 +43,12 @@ def measure_onnx(
 
 
 def _quality(logits: np.ndarray, y: np.ndarray, classes: list[str]) -> tuple[dict[str, Any], np.ndarray]:
-    from dcloop.train.metrics import classification_metrics
+    import torch
 
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    probs = shifted / shifted.sum(axis=1, keepdims=True)
-    if logits.shape[1] == 1:  # single-logit model: P(class 1) = sigmoid
-        positive = 1.0 / (1.0 + np.exp(-logits[:, 0]))
-        probs = np.stack([1.0 - positive, positive], axis=1)
+    from dcloop.train.metrics import classification_metrics, probabilities
+
+    # the same logits -> probabilities rule as predict_arrays, so ONNX and PyTorch scores agree
+    probs = probabilities(torch.from_numpy(np.ascontiguousarray(logits, dtype=np.float32))).numpy()
     predictions = probs.argmax(axis=1)
     result = classification_metrics(y, predictions, probs, classes)
     return {

@@ -4,12 +4,12 @@ with the optimization history and parameter importances."""
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from dcloop.atomic import write_text
 from dcloop.errors import DcloopError
 from dcloop.optimize import _study
 
@@ -86,11 +86,7 @@ def _write_best(path: Path, workspace: Workspace, study: optuna.Study, best: Any
         f"# Best of study {study.study_name!r}: trial {best.number}, {cfg.metric} = {best.value:.4f} "
         f"after {cfg.epochs} epochs.\n# Merge into dcloop.yaml (these train fields differ from it).\n"
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(header + yaml.safe_dump({"train": changes}, sort_keys=False), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_text(path, header + yaml.safe_dump({"train": changes}, sort_keys=False))
 
 
 def _write_report(result: TuneResult, study: optuna.Study, trials: list[Any]) -> None:

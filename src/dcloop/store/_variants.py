@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from dcloop.errors import NotFoundError
 from dcloop.store import _schema as s
+from dcloop.store._store import _resolve
 
 if TYPE_CHECKING:
     from dcloop.store import Store
@@ -40,9 +41,7 @@ class VariantRecord:
 
 
 def add_variant(store: Store, record: VariantRecord) -> VariantRecord:
-    with store.transaction() as conn:
-        conn.execute(s.variants.insert().values(**dataclasses.asdict(record)))
-    return record
+    return add_variants(store, [record])[0]
 
 
 def add_variants(store: Store, records: list[VariantRecord]) -> list[VariantRecord]:
@@ -56,16 +55,7 @@ def add_variants(store: Store, records: list[VariantRecord]) -> list[VariantReco
 def get_variant(store: Store, ref: str) -> VariantRecord:
     """A variant by id or unique id prefix (at least 4 characters)."""
     with store.engine.connect() as conn:
-        row = conn.execute(select(s.variants).where(s.variants.c.id == ref)).mappings().first()
-        if row is None and len(ref) >= 4:
-            rows = (
-                conn.execute(select(s.variants).where(s.variants.c.id.startswith(ref)).limit(2))
-                .mappings()
-                .all()
-            )
-            if len(rows) > 1:
-                raise NotFoundError(f"Variant id prefix {ref!r} is ambiguous; give more characters.")
-            row = rows[0] if rows else None
+        row = _resolve(conn, s.variants, ref, "variant")
     if row is None:
         raise NotFoundError(f"No variant {ref!r}. See `dcloop variants list`.")
     return _record(row)

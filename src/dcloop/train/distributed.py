@@ -17,6 +17,15 @@ log = logging.getLogger(__name__)
 WORKER = "dcloop.train.worker"
 
 
+def rank_world() -> tuple[int, int]:
+    """(this process's rank, number of processes); (0, 1) outside torch.distributed."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
 def torchrun_args(root: Path, run_id: str, resume: bool, nproc: int, launch_args: Sequence[str]) -> list[str]:
     """The torchrun argument list; a single node without rendezvous options runs --standalone."""
     args = [f"--nproc-per-node={nproc}", *launch_args]

@@ -31,6 +31,7 @@ from dcloop.data import PreparedDataset
 from dcloop.errors import TrainError
 from dcloop.train import checkpoint as ckpt
 from dcloop.train.augment import build_augment
+from dcloop.train.distributed import rank_world
 from dcloop.train.recipe import LossFn, build_loss, build_optimizer, build_schedule
 
 log = logging.getLogger(__name__)
@@ -66,14 +67,6 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _rank_world() -> tuple[int, int]:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
 def fit_model(
     model: nn.Module,
     dataset: PreparedDataset,
@@ -94,7 +87,7 @@ def fit_model(
     """
     if recipe.threads:
         torch.set_num_threads(recipe.threads)
-    rank, world = _rank_world()
+    rank, world = rank_world()
     device = resolve_device(recipe.device)
     seed_everything(recipe.seed)
     x_train, y_train = (torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in dataset.arrays("train"))
@@ -158,7 +151,8 @@ def fit_model(
         for epoch in range(start + 1, recipe.epochs + 1):
             t0 = time.perf_counter()
             net.train()
-            totals = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, count (this rank)
+            # loss sum, correct, count (this rank), kept on the device so steps never wait on the host
+            totals = torch.zeros(3, dtype=torch.float64, device=device)
             perm = torch.randperm(len(x_train), generator=order).to(device)
             for step in range(steps_per_epoch):
                 factor = schedule.factor((epoch - 1) * steps_per_epoch + step)
@@ -190,7 +184,7 @@ def fit_model(
             _sync_buffers(model, world)
             if ema is not None:
                 ema.copy_buffers(model)
-            metrics = _epoch_metrics(totals.to(device), world, optimizer, epoch_train_s, len(x_train))
+            metrics = _epoch_metrics(totals, world, optimizer, epoch_train_s, len(x_train))
             metrics.update(evaluate_split(scored, x_val, y_val, dataset.num_classes))
             metrics["epoch_s"] = time.perf_counter() - t0
             current = metrics.get(recipe.monitor, float("nan"))
@@ -263,9 +257,9 @@ def _step(
             loss = criterion(logits, y[part], images)
         (loss * (len(part) * world / len(batch))).backward()
         with torch.no_grad():
-            totals += torch.tensor(
-                [loss.item() * len(part), _correct(logits, y[part]), len(part)], dtype=torch.float64
-            )
+            totals[0] += loss.detach().double() * len(part)
+            totals[1] += _correct(logits, y[part])
+            totals[2] += len(part)
     if recipe.grad_clip:
         nn.utils.clip_grad_norm_(net.parameters(), recipe.grad_clip)
     optimizer.step()
@@ -282,8 +276,8 @@ class _Ema:
     def update(self, model: nn.Module) -> None:
         self.updates += 1
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for mine, theirs in zip(self.model.parameters(), model.parameters(), strict=True):
-            mine.lerp_(theirs.detach(), 1.0 - decay)
+        # one multi-tensor kernel per step instead of a Python loop of per-parameter launches
+        torch._foreach_lerp_(list(self.model.parameters()), list(model.parameters()), 1.0 - decay)
 
     @torch.no_grad()
     def copy_buffers(self, model: nn.Module) -> None:
@@ -299,10 +293,11 @@ def _autocast(device: torch.device, precision: str) -> Any:
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
-def _correct(logits: torch.Tensor, targets: torch.Tensor) -> float:
+def _correct(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """How many predictions match, as a device tensor (no host sync)."""
     if logits.shape[1] == 1:
-        return float(((logits[:, 0] > 0).long() == targets).sum())
-    return float((logits.argmax(dim=1) == targets).sum())
+        return ((logits[:, 0] > 0).long() == targets).sum()
+    return (logits.argmax(dim=1) == targets).sum()
 
 
 def _sync_buffers(model: nn.Module, world: int) -> None:

@@ -87,13 +87,14 @@ def predict_arrays(model: Any, x_uint8: np.ndarray, batch_size: int = 512) -> tu
         for start in range(0, len(x_uint8), batch_size):
             batch = torch.from_numpy(np.ascontiguousarray(x_uint8[start : start + batch_size]))
             logits = model(batch.to(device).float().div_(255.0)).float()
-            chunks.append(_probabilities(logits).cpu().numpy())
+            chunks.append(probabilities(logits).cpu().numpy())
     model.train(was_training)
     probs = np.concatenate(chunks) if chunks else np.zeros((0, 2), dtype=np.float32)
     return probs.argmax(axis=1).astype(np.int64), probs
 
 
-def _probabilities(logits: Any) -> Any:
+def probabilities(logits: Any) -> Any:
+    """Class probabilities of a float logits tensor (N, K); one logit means P(class 1) = sigmoid."""
     import torch
 
     if logits.shape[1] == 1:

@@ -212,6 +212,7 @@ def run_training(
     """Build (or warm-start) the model and fit it, checkpointing into the run folder; rank 0 writes
     the epochs to the store and the chosen weights to ``model.safetensors``. Workers call this too."""
     from dcloop.train.checkpoint import load_weights, save_weights
+    from dcloop.train.distributed import rank_world
     from dcloop.train.loop import fit_model, seed_everything
 
     folder = Path(run.path)
@@ -241,7 +242,7 @@ def run_training(
         checkpoint_dir=folder / "checkpoint",
         resume=resume,
     )
-    if _rank() == 0:
+    if rank_world()[0] == 0:
         save_weights(result.model.state_dict(), folder / WEIGHTS)
         write_json(folder / SPEC, model_spec(recipe, data, run.id))
         fit = {
@@ -258,12 +259,6 @@ def run_training(
 def _finite(metrics: dict[str, float]) -> dict[str, Any]:
     """NaN/inf become None: JSON columns (PostgreSQL) refuse them."""
     return {k: v if math.isfinite(v) else None for k, v in metrics.items()}
-
-
-def _rank() -> int:
-    import torch.distributed as dist
-
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
 def _finish(workspace: Workspace, run: RunRecord, data: PreparedDataset, cost: dict[str, Any]) -> RunRecord:

@@ -8,13 +8,13 @@ from the files.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
+from dcloop.atomic import write_text
 from dcloop.config import TrainConfig
 from dcloop.data import PreparedDataset
 from dcloop.errors import DataError, NotFoundError
@@ -67,9 +67,7 @@ def build_model(recipe: TrainConfig, dataset: PreparedDataset) -> nn.Module:
 
 
 def write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
 def load_model(folder: Path) -> tuple[nn.Module, dict[str, Any]]:
