@@ -38,6 +38,14 @@ class OnnxModel:
         """Logits (N, K) of float32 images in [0, 1] shaped (N, C, H, W)."""
         return self.session.run([self.output_name], {self.input_name: x})[0]
 
+    def predict_classes(self, x: np.ndarray, chunk: int = 512) -> np.ndarray:
+        """Predicted class indices (N,) of uint8 images (N, C, H, W), run ``chunk`` images at a time."""
+        if not len(x):
+            return np.zeros(0, dtype=np.int64)
+        return np.concatenate(
+            [self.logits(as_model_input(x[i : i + chunk])).argmax(axis=1) for i in range(0, len(x), chunk)]
+        )
+
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=1, keepdims=True)
@@ -68,18 +76,10 @@ def sha256_file(path: Path) -> str:
 
 
 def _session(path: Path, threads: int) -> Any:
-    import onnxruntime as ort
+    from dcloop.optimize._onnx import onnx_session
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
     # Spinning threads burn the cores that HTTP handling and the store need on a small machine.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.log_severity_level = 3
-    try:
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
-        raise DataError(f"{path} is not a loadable ONNX model: {str(exc).splitlines()[0]}.") from None
+    return onnx_session(path, threads, spinning=False)
 
 
 def inspect_onnx(path: Path) -> tuple[list[int], int]:

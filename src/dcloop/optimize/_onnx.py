@@ -11,7 +11,7 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -85,15 +85,24 @@ def _first_line(error: BaseException) -> str:
     return text[0].rstrip(".") if text else type(error).__name__
 
 
-def onnx_session(path: Path, threads: int = 1) -> object:
-    """An ONNX Runtime CPU session with ``threads`` intra-op threads (0 = runtime default)."""
+def onnx_session(path: Path, threads: int = 1, spinning: bool = True) -> Any:
+    """An ONNX Runtime CPU session with ``threads`` intra-op threads (0 = runtime default).
+
+    ``spinning=False`` keeps idle intra-op threads from busy-waiting, for a server whose HTTP handling
+    and store need the same cores. A file ONNX Runtime cannot load is a one-line DataError.
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
-    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    try:
+        return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/... types
+        raise DataError(f"{path} is not a loadable ONNX model: {str(exc).splitlines()[0]}.") from None
 
 
 def onnx_logits(session: object, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
