@@ -234,13 +234,9 @@ def _split_future(
 
 def _accuracy(version: Any, x: np.ndarray, y: np.ndarray) -> float:
     """Accuracy of a registered version on uint8 images, on the same ONNX runtime the server uses."""
-    from dcloop.deploy.runtime import as_model_input, load_model
+    from dcloop.deploy.runtime import load_model
 
-    model = load_model(version)
-    predicted = np.concatenate(
-        [model.logits(as_model_input(x[i : i + 512])).argmax(axis=1) for i in range(0, len(x), 512)]
-    )
-    return float((predicted == y).mean())
+    return float((load_model(version).predict_classes(x) == y).mean())
 
 
 def _reports(ws: Workspace, out: dict[str, Any], turn_report: Path | None) -> dict[str, str]:

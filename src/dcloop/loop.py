@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +105,7 @@ def run_loop(
 
     finished = LoopTurn(turn.id, turn.number, "finished", results, outputs, extra=extra)
     report = write_turn_report(ws.reports_dir / f"loop-turn-{turn.number}.html", finished, ws.config.monitor)
-    return LoopTurn(turn.id, turn.number, "finished", results, outputs, report, extra)
+    return replace(finished, report=report)
 
 
 def _notify(on_step: Callable[[StepResult], None] | None, step: StepResult) -> None:

@@ -192,7 +192,13 @@ def test_register_a_trained_run_exports_it_with_lineage(workspace, tmp_path) -> 
     images = x[:8, None].astype(np.float32) / 255
     with torch.no_grad():
         expected = load_trained(ws, run.id).model(torch.from_numpy(images)).numpy()
-    assert np.allclose(load_model(version).logits(images), expected, atol=1e-4)
+    served = load_model(version)
+    assert np.allclose(served.logits(images), expected, atol=1e-4)
+    # chunked class prediction of uint8 images equals one whole-batch call, and handles no images
+    pixels = x[:8, None]
+    whole = served.logits(pixels.astype(np.float32) / 255).argmax(axis=1)
+    assert np.array_equal(served.predict_classes(pixels, chunk=3), whole)
+    assert served.predict_classes(pixels[:0]).shape == (0,)
 
 
 def test_registry_on_every_store_backend(tmp_path, store_url, onnx_path) -> None:

@@ -28,13 +28,14 @@ class QueueFull(Exception):
 
 @dataclass
 class Item:
-    """One request: ``model`` it was validated against, its ``size`` in images and a payload."""
+    """One request: ``model`` it was validated against, its ``size`` in images, a payload and the
+    future its caller awaits."""
 
     model: Any
     size: int
     payload: Any
+    future: asyncio.Future[Any]
     enqueued: float = field(default_factory=time.perf_counter)
-    future: asyncio.Future[Any] | None = None
 
 
 RunBatch = Callable[[Any, Sequence[Item]], Sequence[Any]]
@@ -86,10 +87,9 @@ class Batcher:
     async def submit(self, model: Any, size: int, payload: Any) -> Any:
         if len(self._items) >= self.max_queue:
             raise QueueFull
-        item = Item(model, size, payload, future=asyncio.get_running_loop().create_future())
+        item = Item(model, size, payload, asyncio.get_running_loop().create_future())
         self._items.append(item)
         self._wake.set()
-        assert item.future is not None
         return await item.future
 
     async def _loop(self) -> None:
@@ -134,11 +134,11 @@ class Batcher:
         except Exception as exc:
             log.exception("inference batch of %d requests failed", len(batch))
             for item in batch:
-                if item.future is not None and not item.future.done():
+                if not item.future.done():  # a caller that gave up has cancelled it
                     item.future.set_exception(exc)
         else:
             for item, result in zip(batch, results, strict=True):
-                if item.future is not None and not item.future.done():
+                if not item.future.done():
                     item.future.set_result(result)
         finally:
             self._slots.release()

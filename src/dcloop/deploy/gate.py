@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from dcloop.deploy.registry import get_model_version
-from dcloop.deploy.runtime import OnnxModel, as_model_input, load_model
+from dcloop.deploy.runtime import OnnxModel, load_model
 from dcloop.feedback.store import labelled_examples
 from dcloop.store._registry import ModelVersion
 from dcloop.workspace import Workspace
@@ -42,13 +42,7 @@ class GateDecision:
 
 def scores(model: OnnxModel, x: np.ndarray, y: np.ndarray, chunk: int = 512) -> dict[str, Any]:
     """Accuracy and per-class recall (percent) of ``model`` on uint8 images ``x`` and labels ``y``."""
-    predicted = (
-        np.concatenate(
-            [model.logits(as_model_input(x[i : i + chunk])).argmax(axis=1) for i in range(0, len(x), chunk)]
-        )
-        if len(x)
-        else np.zeros(0, dtype=np.int64)
-    )
+    predicted = model.predict_classes(x, chunk)
     recall = {}
     for index, name in enumerate(model.classes):
         mask = y == index

@@ -195,12 +195,15 @@ class MeasureRequests:
                     service.metrics.errors.inc(_error_kind(status))
 
 
+_ERROR_KINDS = {
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    413: "too_large",
+    415: "unsupported",
+    503: "busy",
+}
+
+
 def _error_kind(status: int) -> str:
-    return {
-        401: "unauthorized",
-        403: "forbidden",
-        404: "not_found",
-        413: "too_large",
-        415: "unsupported",
-        503: "busy",
-    }.get(status, "bad_request" if status < 500 else "internal")
+    return _ERROR_KINDS.get(status, "bad_request" if status < 500 else "internal")

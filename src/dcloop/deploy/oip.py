@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from dcloop import __version__
 from dcloop.deploy.inputs import DTYPES, bad, checked_array, read_body
@@ -146,11 +146,8 @@ def _input_tensor(header: dict[str, Any], blob: bytes, model: OnnxModel, max_ima
         raise bad(f"Input shape must be [N, {c}, {h}, {w}] with 1 <= N <= {max_images}. Got {shape}.")
     dtype = np.dtype(DTYPES[datatype]).newbyteorder("<")
     count = shape[0] * c * h * w
-    size = (
-        (spec.get("parameters") or {}).get("binary_data_size")
-        if isinstance(spec.get("parameters"), dict)
-        else None
-    )
+    params = spec.get("parameters")
+    size = params.get("binary_data_size") if isinstance(params, dict) else None
     if size is not None:
         if type(size) is not int or size != count * dtype.itemsize or len(blob) != size:
             raise bad(
@@ -189,9 +186,7 @@ def _requested_outputs(header: dict[str, Any]) -> list[tuple[str, bool]]:
     chosen = []
     for spec in requested:
         if spec.get("name") not in OUTPUTS:
-            raise HTTPException(
-                400, f"Unknown output {str(spec.get('name'))[:50]!r}. Outputs: {', '.join(OUTPUTS)}."
-            )
+            raise bad(f"Unknown output {str(spec.get('name'))[:50]!r}. Outputs: {', '.join(OUTPUTS)}.")
         out_params = spec["parameters"] if isinstance(spec.get("parameters"), dict) else {}
         chosen.append((spec["name"], bool(out_params.get("binary_data", default_binary))))
     return chosen

@@ -61,15 +61,15 @@ def promote(
         raise GateRefused(
             decision, f"Gate refused {target.ref} over champion {name}@{current}: {decision.summary()}."
         )
-    kind = "force" if decision is not None and not decision.passed else "promote"
-    if decision is not None:
+    kind = "promote"
+    if decision is not None and not decision.passed:
+        kind, why = "force", f"forced ({reason or 'no reason given'}) over: {decision.summary()}"
+    elif decision is not None:
         why = reason or decision.summary()
     elif to == "champion":
         why = reason or ("first champion" if current is None else "already champion")
     else:
         why = reason or f"set {to} (no gate)"
-    if kind == "force":
-        why = f"forced ({reason or 'no reason given'}) over: {decision.summary() if decision else ''}"
     move = set_alias(ws, name, to, version, kind=kind, reason=why, actor=actor)
     if to == "champion" and pointers.get("challenger") == version:
         set_alias(ws, name, "challenger", None, kind="promote", reason="promoted to champion", actor=actor)

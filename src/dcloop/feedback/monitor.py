@@ -105,7 +105,7 @@ def monitor(
     by_version: dict[str, list[Prediction]] = {}
     for row in rows:
         by_version.setdefault(row.model_version_id, []).append(row)
-    window = (_ts(rows[0].created_at), _ts(rows[-1].created_at))
+    window = (rows[0].created_at.timestamp(), rows[-1].created_at.timestamp())  # records are UTC-aware
     versions = [_health(group, window, cfg.buckets) for group in by_version.values()]
     drifts = [
         input_drift(ws, group, cfg) for group in by_version.values() if _stored(group) >= cfg.min_samples
@@ -141,11 +141,6 @@ def resolve_model_name(ws: Workspace, model: str | None) -> str:
     return names[0]
 
 
-def _ts(when: datetime) -> float:
-    """POSIX seconds; naive datetimes (SQLite returns them) are UTC."""
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
-
-
 def _stored(rows: list[Prediction]) -> int:
     return sum(r.input is not None for r in rows)
 
@@ -160,7 +155,7 @@ def _health(rows: list[Prediction], window: tuple[float, float], buckets: int) -
     quality = _quality(rows)
     start, end = window
     width = (end - start) / buckets or 1.0
-    times = np.array([_ts(r.created_at) for r in rows])
+    times = np.array([r.created_at.timestamp() for r in rows])
     slots = np.minimum(((times - start) // width).astype(int), buckets - 1)
     rows_per_bucket = []
     for slot in sorted(set(slots.tolist())):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from dcloop.config import TrainConfig
 from dcloop.errors import DataError, NotFoundError
 from dcloop.feedback.monitor import resolve_model_name
 from dcloop.feedback.store import labelled_examples
@@ -62,7 +63,6 @@ def retrain(
     ``since`` limits the feedback to predictions made after it; fewer than ``min_labels`` (default
     `loop.retrain_min_labels`) labelled predictions with stored inputs is an error.
     """
-    from dcloop.config import TrainConfig
     from dcloop.data import extend_dataset
     from dcloop.deploy.registry import get_model_version, register_model_version
     from dcloop.optimize import optimize
@@ -88,7 +88,7 @@ def retrain(
             f"None of the {len(labels)} labelled predictions adds a new example to data set "
             f"{champion.dataset_id[:12]} (all duplicates or conflicts); nothing to retrain on."
         )
-    recipe = _recipe(ws, champion.run_id, TrainConfig)
+    recipe = _recipe(ws, champion.run_id)
     init_from = champion.run_id if warm_start else None
     run = train(ws, recipe, extended.id, kind="retrain", name=f"{name}-retrain", init_from=init_from)
     # the challenger goes through the same optimization as a loop turn's model, so both serve alike
@@ -124,11 +124,11 @@ def _champion(ws: Workspace, name: str) -> Any:
     return get_model_version(ws, f"{name}@champion")
 
 
-def _recipe(ws: Workspace, run_id: str | None, config_type: Any) -> Any:
+def _recipe(ws: Workspace, run_id: str | None) -> TrainConfig:
     """The champion run's own recipe (so the challenger differs only by data), else the workspace's."""
     if run_id is None:
         return ws.config.train
-    return config_type.model_validate(ws.store.get_run(run_id).config)
+    return TrainConfig.model_validate(ws.store.get_run(run_id).config)
 
 
 def _gate(ws: Workspace, name: str) -> tuple[bool, list[str], dict[str, Any]]:
