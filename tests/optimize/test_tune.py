@@ -190,3 +190,35 @@ def test_cli_errors_are_one_line_with_nonzero_exit(catdog_ws, monkeypatch) -> No
     assert "\n" not in str(missing.exception) and "Start it without --resume" in str(missing.exception)
     unknown = runner.invoke(app, ["optimize", "nope"])
     assert unknown.exit_code != 0 and str(unknown.exception) == "No run 'nope'. See `dcloop runs list`."
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_a_trial_killed_before_its_first_heartbeat_goes_stale(tmp_path: Path) -> None:
+    """A worker killed between asking a trial and its first heartbeat leaves a RUNNING trial with no
+    heartbeat row; it is failed once its grace period passes, so a resume never waits on it forever."""
+    import warnings
+    from datetime import UTC, datetime, timedelta
+
+    import optuna
+    import sqlalchemy
+    from optuna.trial import TrialState
+
+    from dcloop.optimize._study import open_storage
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    storage = open_storage(url, heartbeat_s=1)
+    study = optuna.create_study(study_name="s", storage=storage)
+    dead, alive = study.ask(), study.ask()  # ask() writes no heartbeat: both look like the killed case
+    long_ago = datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=60)  # optuna stores naive UTC
+    engine = sqlalchemy.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            sqlalchemy.text("UPDATE trials SET datetime_start = :t WHERE number = :n"),
+            {"t": long_ago, "n": dead.number},
+        )
+    engine.dispose()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
+    assert states == {dead.number: TrialState.FAIL, alive.number: TrialState.RUNNING}

@@ -48,7 +48,7 @@ def open_storage(url: str, heartbeat_s: int) -> optuna.storages.RDBStorage:
             warnings.simplefilter(
                 "ignore", optuna.exceptions.ExperimentalWarning
             )  # heartbeats: stable in use
-            return optuna.storages.RDBStorage(
+            return _storage_class()(
                 url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_s, grace_period=3 * heartbeat_s
             )
     except RuntimeError as exc:  # optuna: schema written by another optuna version
@@ -58,6 +58,40 @@ def open_storage(url: str, heartbeat_s: int) -> optuna.storages.RDBStorage:
         if type(exc).__module__.startswith(("sqlalchemy", "alembic")):
             raise StoreError(f"Cannot open study storage {redact(url)}: {str(exc).splitlines()[0]}") from None
         raise
+
+
+def _storage_class() -> type[optuna.storages.RDBStorage]:
+    """Optuna's RDB storage, where a running trial that never beat is stale too once its grace passes.
+
+    Optuna fails only trials whose heartbeat went stale. A worker killed after asking a trial but before
+    its heartbeat thread first wrote leaves a RUNNING trial with no heartbeat, which Optuna would never
+    fail: a resume would wait for it forever. A live worker beats within milliseconds of asking.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    import optuna
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+    from optuna.trial import TrialState
+
+    class _Storage(optuna.storages.RDBStorage):
+        def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+            stale = super()._get_stale_trial_ids(study_id)
+            started_before = datetime.now(UTC).replace(tzinfo=None) - timedelta(
+                seconds=self.grace_period or 0
+            )
+            with _create_scoped_session(self.scoped_session) as session:
+                never_beat = (
+                    session.query(models.TrialModel.trial_id)
+                    .filter(models.TrialModel.study_id == study_id)
+                    .filter(models.TrialModel.state == TrialState.RUNNING)
+                    .filter(models.TrialModel._datetime_start_utc < started_before)  # stored as naive UTC
+                    .filter(~models.TrialModel.heartbeats.any())
+                    .all()
+                )
+            return stale + [trial_id for (trial_id,) in never_beat if trial_id not in stale]
+
+    return _Storage
 
 
 @dataclass(frozen=True)
