@@ -179,6 +179,13 @@ class GateConfig(_Section):
         description="Labelled feedback needed before it counts in the gate (fewer: test split only).",
     )
     feedback_days: float = Field(30.0, gt=0.0, description="How far back labelled feedback counts as recent.")
+    feedback_holdout: float = Field(
+        0.2,
+        ge=0.0,
+        lt=1.0,
+        description="Share of labelled feedback kept out of retraining to judge challengers on "
+        "(chosen by prediction id, so a prediction stays on its side; 0: judge on the training feedback).",
+    )
 
 
 class FeedbackConfig(_Section):

@@ -24,6 +24,7 @@ from dcloop.deploy import (
 from dcloop.deploy.registry import RollbackError
 from dcloop.errors import ConfigError, NotFoundError
 from dcloop.feedback import add_labels, log_predictions, new_prediction
+from dcloop.feedback.store import in_holdout
 
 
 def test_register_copies_and_content_addresses(workspace, onnx_path) -> None:
@@ -116,16 +117,18 @@ def test_gate_passes_the_better_one_and_counts_feedback(gated) -> None:
     assert decision.passed, decision.reasons
     assert decision.metrics["feedback"]["n"] == 0
     # Feedback on which the good model is wrong (labels flipped) makes it fail there.
-    x, y = halves(60, seed=5)
+    x, y = halves(400, seed=5)
     champion = get_model_version(gated, "pets@champion")
     rows = [
-        new_prediction(x[i][None], np.array([0.5, 0.5]), CLASSES, champion, latency_ms=1) for i in range(60)
+        new_prediction(x[i][None], np.array([0.5, 0.5]), CLASSES, champion, latency_ms=1) for i in range(400)
     ]
     log_predictions(gated.store, rows)
     add_labels(gated.store, [(r.id, int(1 - y[i])) for i, r in enumerate(rows)])
     decision = evaluate_gate(gated, "pets", "pets@1", "champion")
     assert not decision.passed
-    assert decision.metrics["feedback"]["n"] == 60
+    held_out = sum(in_holdout(image, gated.config.gate.feedback_holdout) for image in x)
+    assert decision.metrics["feedback"]["n"] == held_out  # only the share retraining never sees
+    assert gated.config.gate.min_feedback_labels <= held_out < 400
     assert [r for r in decision.reasons if r.startswith("feedback accuracy 0.00%")]
 
 

@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from loopkit import set_config
 
 from dcloop._demo_traffic import shift_images
@@ -33,7 +35,9 @@ def test_retrain_builds_a_child_data_set_and_a_warm_started_challenger(champion_
     assert child.counts["test"] == parent.counts["test"], "the test split stays frozen"
     grown = sum(child.counts["train"].values()) + sum(child.counts["val"].values())
     assert grown == sum(parent.counts["train"].values()) + sum(parent.counts["val"].values()) + result.added
-    assert result.offered == labelled and 0 < result.added <= labelled
+    held_out = result.gate["feedback"]["n"]  # the gate's share, never trained on
+    assert 0 < held_out < labelled and result.offered + held_out == labelled
+    assert 0 < result.added <= result.offered
     from dcloop._loop_steps import _newest_descendant
 
     assert _newest_descendant(ws, parent.id).id == child.id, "the next loop turn trains on the feedback too"
@@ -66,13 +70,16 @@ def test_the_gate_refuses_a_challenger_that_is_not_better(champion_ws, traffic, 
     assert result["challenger"] == "animals@2"
     assert get_model_version(ws, "animals@champion").ref == "animals@1", "the champion stays"
     assert ws.store.get_run(result["run_id"]).parent_run_id is None, "no warm start asked"
-    assert result["gate"]["test"]["n"] > 0 and result["gate"]["feedback"]["n"] == len(world["y"])
+    assert result["gate"]["test"]["n"] > 0
+    assert result["gate"]["feedback"]["n"] + result["offered"] == len(world["y"])
 
 
 def test_conflicting_feedback_is_flagged_and_left_out(champion_ws, traffic, monkeypatch) -> None:
     from dcloop.data import load_dataset
 
-    ws = set_config(champion_ws, "gate", min_improvement=-100.0, max_class_regression=100.0)
+    ws = set_config(
+        champion_ws, "gate", min_improvement=-100.0, max_class_regression=100.0, feedback_holdout=0.0
+    )
     data = load_dataset(ws, get_model_version(ws, "animals@champion").dataset_id)
     x, y = data.arrays("train")
     x, y = np.asarray(x[:30]), np.asarray(y[:30])
@@ -94,14 +101,17 @@ def test_conflicting_feedback_is_flagged_and_left_out(champion_ws, traffic, monk
 
 
 def test_too_little_feedback_is_refused(champion_ws, traffic, world) -> None:
+    ws = set_config(champion_ws, "gate", feedback_holdout=0.0)
     label_shifted(traffic, world, n=5)
-    images, labels = labelled_examples(champion_ws.store, "animals", (1, 28, 28))
+    images, labels = labelled_examples(ws.store, "animals", (1, 28, 28))
     assert images.shape == (5, 1, 28, 28) and labels.shape == (5,)
     with pytest.raises(
-        NothingToRetrain, match="has 5 labelled predictions with stored inputs; retraining needs at least 20"
+        NothingToRetrain,
+        match="has 5 labelled predictions with stored inputs outside the gate's held-out share; "
+        "retraining needs at least 20",
     ):
-        retrain(champion_ws)
-    assert len(champion_ws.store.list_datasets()) == 1, "nothing was written"
+        retrain(ws)
+    assert len(ws.store.list_datasets()) == 1, "nothing was written"
 
 
 def test_forgotten_inputs_do_not_count(champion_ws, traffic, world) -> None:
@@ -113,3 +123,29 @@ def test_forgotten_inputs_do_not_count(champion_ws, traffic, world) -> None:
     forget(champion_ws.store, ids=ids[:15])
     images, _ = labelled_examples(champion_ws.store, "animals", (1, 28, 28))
     assert len(images) == 15
+
+
+def test_the_gate_judges_on_feedback_retraining_never_saw(champion_ws, traffic, world) -> None:
+    from dcloop.data import load_dataset
+
+    ws = set_config(champion_ws, "gate", min_improvement=-100.0, max_class_regression=100.0)
+    labelled = label_shifted(traffic, world)
+    result = retrain(ws)
+    held_x, _ = labelled_examples(ws.store, "animals", (1, 28, 28), holdout=0.2, part="holdout")
+    assert result.gate["feedback"]["n"] == len(held_x) > 0
+    assert result.offered + len(held_x) == labelled
+    trained_on = load_dataset(ws, result.dataset)
+    seen = {bytes(np.asarray(image)) for split in ("train", "val") for image in trained_on.arrays(split)[0]}
+    assert not any(bytes(image) in seen for image in held_x), "a held-out image reached training"
+
+
+@given(share=st.floats(0.05, 0.95), seed=st.integers(0, 2**32 - 1))
+def test_the_holdout_share_is_stable_and_close_to_asked(share: float, seed: int) -> None:
+    from dcloop.feedback.store import in_holdout
+
+    images = np.random.default_rng(seed).integers(0, 256, (2000, 1, 4, 4), dtype=np.uint8)
+    inside = [in_holdout(image, share) for image in images]
+    assert abs(sum(inside) / len(images) - share) < 0.05  # binomial sd at 2,000 draws <= 0.011
+    assert inside == [in_holdout(image.copy(), share) for image in images], "same pixels, same side"
+    wider = min(share + 0.04, 0.99)
+    assert all(in_holdout(image, wider) for image, kept in zip(images, inside, strict=True) if kept)

@@ -21,6 +21,7 @@ from dcloop.plan import (
     training_memory,
     transformer,
 )
+from dcloop.plan.energy import Site
 from dcloop.plan.memory import activation_bytes_per_layer, min_data_parallel
 from dcloop.plan.models import train_flops_per_token
 from dcloop.plan.serving import kv_cache_bytes_per_token
@@ -167,6 +168,15 @@ def test_inverse_questions() -> None:
     assert best.compute_flops == pytest.approx(compute)
     assert best.params == pytest.approx(math.sqrt(compute / 120))  # C = 6 * N * 20N
     assert best.tokens == pytest.approx(20 * best.params)
+    # 1,000 x 10 days = 240,000 accelerator-hours at 700 W, PUE 1.2, 0.4 kg/kWh, $0.1/kWh, $2/hour
+    site = Site(power_w=None, pue=1.2, carbon_kg_per_kwh=0.4, price_per_kwh=0.1, accelerator_hour_usd=2.0)
+    costed = largest_compute_optimal_model("h100-sxm", 1000, 10, utilization=0.4, site=site)
+    assert costed.accelerator_hours == 240_000 and costed.power_w == 700
+    assert costed.facility_kwh == pytest.approx(240_000 * 0.7 * 1.2)
+    assert costed.co2_kg == pytest.approx(240_000 * 0.7 * 1.2 * 0.4)
+    assert costed.cost_usd == pytest.approx(240_000 * 0.7 * 1.2 * 0.1 + 240_000 * 2.0)
+    with pytest.raises(ConfigError, match=r"`pue` must be at least 1"):
+        largest_compute_optimal_model("h100-sxm", 1000, 10, site=Site(pue=0.5))
     plan = accelerators_for_days(
         TrainingSpec(model=params_only(1e9), tokens=1e12, accelerator="a100-80gb", utilization=0.5), days=1
     )

@@ -163,6 +163,16 @@ def test_fit_largest_model_reads_the_spec_file(cli, tmp_path: Path) -> None:
     assert code == 0 and as_json(out)["accelerator"] == "h100-sxm"  # a flag overrides the file
 
 
+def test_fit_largest_model_costs_its_hours_and_refuses_a_layout(cli) -> None:
+    args = ["plan", "fit", "--days", "30", "-a", "h100-sxm", "-n", "1024"]
+    code, out, _ = cli(*args, "--carbon", "0.4", "--pue", "1.2", "--power-w", "500", "--format", "json")
+    data = as_json(out)
+    assert code == 0 and data["accelerator_hours"] == 1024 * 30 * 24
+    assert data["co2_kg"] == pytest.approx(1024 * 30 * 24 * 0.5 * 1.2 * 0.4)
+    code, _, err = cli(*args, "--tp", "8")
+    assert code == 2 and "--tp: a parallel layout needs a given model" in err and "\n" not in err.strip()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -193,17 +193,23 @@ def fit(
               dcloop plan fit --days 30 -a h100-sxm -n 1024
     """
     flags = dict(locals())
+    from dcloop.errors import ConfigError
     from dcloop.plan import accelerators_for_days, largest_compute_optimal_model
-    from dcloop.plan.spec import build_training_spec, parse_inputs
+    from dcloop.plan.energy import Site
+    from dcloop.plan.spec import build_training_spec, parse_inputs, site_inputs
 
     plan_cfg, energy, catalog = _settings()
     values = parse_inputs(_inputs(flags, "days", "tokens_per_param"))
     if not any(values.get(k) for k in ("preset", "params", "layers")):
         if values.get("count") is None:
-            from dcloop.errors import ConfigError
-
             raise ConfigError(
                 "Give a model with --tokens (to size the cluster) or --count (for the largest model)."
+            )
+        layout = [f"--{k}" for k in ("tp", "pp") if values.get(k) is not None]
+        if layout:
+            raise ConfigError(
+                f"{' and '.join(layout)}: a parallel layout needs a given model, and the largest-model "
+                "question has none. Give a model (--preset or --params with --tokens) to size its cluster."
             )
         mfu = values.get("utilization")
         best = largest_compute_optimal_model(
@@ -214,6 +220,7 @@ def fit(
             values.get("precision") or plan_cfg.precision,
             tokens_per_param,
             catalog,
+            Site(**site_inputs(values, plan_cfg, energy)),
         )
         _show("largest compute-optimal model", best.summary(), fmt)
         return

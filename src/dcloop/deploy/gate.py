@@ -2,7 +2,7 @@
 
 It must beat the champion by ``gate.min_improvement`` accuracy points on the frozen test split of the
 champion's data set version, and on recent labelled feedback once there are ``gate.min_feedback_labels``
-labels with stored inputs; and no class's recall on the test split may drop by more than
+labels with stored inputs (the ``gate.feedback_holdout`` share that retraining never trains on); and no class's recall on the test split may drop by more than
 ``gate.max_class_regression`` points.
 """
 
@@ -120,7 +120,7 @@ def evaluate_gate(
         max_class_regression=cfg.max_class_regression,
     )
     metrics: dict[str, Any] = {"test": test}
-    fx, fy = _recent_feedback(ws, name, old, cfg.feedback_days)
+    fx, fy = _recent_feedback(ws, name, old, cfg.feedback_days, cfg.feedback_holdout)
     if len(fy) >= cfg.min_feedback_labels:
         more, metrics["feedback"] = compare(
             new_model,
@@ -142,8 +142,12 @@ def _ref(name: str, ref: str) -> str:
 
 
 def _recent_feedback(
-    ws: Workspace, name: str, champion: ModelVersion, days: float
+    ws: Workspace, name: str, champion: ModelVersion, days: float, holdout: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Labelled predictions of ``name`` from the last ``days`` whose inputs are still stored."""
+    """Labelled predictions of ``name`` from the last ``days`` whose inputs are still stored: the
+    held-out share retraining never sees (all of them when ``gate.feedback_holdout`` is 0)."""
     since = datetime.now(UTC) - timedelta(days=days)
-    return labelled_examples(ws.store, name, tuple(champion.input_shape), since)
+    shape = tuple(champion.input_shape)
+    if holdout == 0:
+        return labelled_examples(ws.store, name, shape, since)
+    return labelled_examples(ws.store, name, shape, since, holdout=holdout, part="holdout")

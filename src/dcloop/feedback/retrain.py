@@ -1,7 +1,7 @@
 """`retrain`: fold labelled feedback into a new data set version, train a challenger, gate it, promote it.
 
 Read top to bottom: the champion and its data set version -> labelled predictions whose inputs are
-still stored -> ``extend_dataset`` (same cleaning rules; conflicts with the base are excluded and
+still stored, less the ``gate.feedback_holdout`` share the gate judges on -> ``extend_dataset`` (same cleaning rules; conflicts with the base are excluded and
 counted; the test split stays frozen) -> train with the champion run's recipe, optionally warm-started
 from its weights -> optimize it as a loop turn does (`loop.optimize_methods`) and register the
 recommended variant as the challenger -> the promotion gate -> promote when it passes.
@@ -72,12 +72,16 @@ def retrain(
     champion = _champion(ws, name)
     if champion.dataset_id is None:
         raise DataError(f"Champion {champion.ref} records no data set version to extend.")
-    images, labels = labelled_examples(ws.store, name, tuple(champion.input_shape), since)
+    holdout = ws.config.gate.feedback_holdout  # kept for the gate to judge the challenger on
+    images, labels = labelled_examples(
+        ws.store, name, tuple(champion.input_shape), since, holdout=holdout, part="train"
+    )
     needed = min_labels if min_labels is not None else ws.config.loop.retrain_min_labels
     if len(labels) < needed:
         raise NothingToRetrain(
-            f"Model {name!r} has {len(labels)} labelled predictions with stored inputs; retraining needs "
-            f"at least {needed} (`loop.retrain_min_labels`). Post labels to /feedback first."
+            f"Model {name!r} has {len(labels)} labelled predictions with stored inputs outside the gate's "
+            f"held-out share; retraining needs at least {needed} (`loop.retrain_min_labels`). "
+            "Post labels to /feedback first."
         )
     origin = {"model": name, "champion": champion.ref, "predictions": len(labels), "since": since}
     extended = extend_dataset(ws, champion.dataset_id, images, labels, origin)

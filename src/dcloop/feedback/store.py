@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -29,6 +29,7 @@ __all__ = [
     "enforce_retention",
     "forget",
     "import_labels",
+    "in_holdout",
     "labelled_examples",
     "labelled_predictions",
     "log_predictions",
@@ -196,19 +197,38 @@ def prediction_pixels(prediction: Prediction) -> np.ndarray | None:
 
 
 def labelled_examples(
-    store: Store, model_name: str, shape: tuple[int, ...], since: datetime | None = None
+    store: Store,
+    model_name: str,
+    shape: tuple[int, ...],
+    since: datetime | None = None,
+    *,
+    holdout: float = 0.0,
+    part: Literal["all", "train", "holdout"] = "all",
 ) -> tuple[np.ndarray, np.ndarray]:
     """uint8 images (N, C, H, W) and class indices of the labelled predictions of ``model_name`` whose
-    inputs are still stored and shaped like ``shape`` (C, H, W)."""
+    inputs are still stored and shaped like ``shape`` (C, H, W).
+
+    ``part`` "train" or "holdout" keeps one side of a split that puts a ``holdout`` share of the
+    examples aside, by a hash of their pixels: an image stays on its side as more feedback arrives and
+    repeats of it land on the same side, so a challenger trained on one side is judged on unseen ones.
+    """
     xs, ys = [], []
     for row in labelled_predictions(store, since=since, model_name=model_name):
         pixels = prediction_pixels(row)
-        if pixels is not None and pixels.shape == shape and row.label_index is not None:
+        if pixels is None or pixels.shape != shape or row.label_index is None:
+            continue
+        if part == "all" or in_holdout(pixels, holdout) == (part == "holdout"):
             xs.append(pixels)
             ys.append(row.label_index)
     if not xs:
         return np.zeros((0, *shape), dtype=np.uint8), np.zeros(0, dtype=np.int64)
     return np.stack(xs), np.asarray(ys, dtype=np.int64)
+
+
+def in_holdout(pixels: np.ndarray, share: float) -> bool:
+    """Whether an input falls in the held-out ``share`` of feedback (deterministic, by its pixels)."""
+    digest = hashlib.sha256(np.ascontiguousarray(pixels).tobytes()).digest()
+    return int.from_bytes(digest[:8], "big") < share * 2**64
 
 
 def forget(store: Store, ids: Sequence[str] | None = None, before: datetime | None = None) -> int:

@@ -28,6 +28,17 @@ class SiteInputs(Protocol):
 
 
 @dataclass(frozen=True)
+class Site:
+    """Site inputs on their own, for a plan that has no spec to carry them."""
+
+    power_w: float | None = None
+    pue: float = 1.0
+    carbon_kg_per_kwh: float = 0.0
+    price_per_kwh: float = 0.0
+    accelerator_hour_usd: float = 0.0
+
+
+@dataclass(frozen=True)
 class EnergyCost:
     """What ``accelerator_hours`` at ``power_w`` each cost in energy, CO2 and money."""
 

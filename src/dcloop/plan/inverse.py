@@ -13,6 +13,7 @@ from typing import Any
 
 from dcloop.errors import ConfigError
 from dcloop.plan.catalog import Accelerator, get_accelerator
+from dcloop.plan.energy import Site, SiteInputs, check_site, energy_cost
 from dcloop.plan.memory import STATE_BYTES
 from dcloop.plan.training import DEFAULT_MFU, TrainingPlan, TrainingSpec, plan_training
 
@@ -32,6 +33,12 @@ class ComputeOptimal:
     params: float
     tokens: float
     states_per_accelerator_gb: float
+    accelerator_hours: float
+    power_w: float
+    it_kwh: float
+    facility_kwh: float
+    co2_kg: float
+    cost_usd: float
 
     def summary(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -68,8 +75,10 @@ def largest_compute_optimal_model(
     precision: str = "bf16",
     tokens_per_param: float = CHINCHILLA_TOKENS_PER_PARAM,
     catalog: Mapping[str, Accelerator] | None = None,
+    site: SiteInputs | None = None,
 ) -> ComputeOptimal:
-    """Parameters N and tokens D = k·N that use ``count`` accelerators for ``days`` at ``utilization``."""
+    """Parameters N and tokens D = k·N that use ``count`` accelerators for ``days`` at ``utilization``,
+    and what those accelerator-hours cost at ``site`` (default: catalog TDP, PUE 1, no CO2 or price)."""
     if count < 1:
         raise ConfigError(f"`count` must be a positive integer. Got {count}.")
     if not days > 0:
@@ -78,10 +87,15 @@ def largest_compute_optimal_model(
         raise ConfigError(f"`utilization` must be in (0, 1]. Got {utilization:g}.")
     if not tokens_per_param > 0:
         raise ConfigError(f"`tokens_per_param` must be positive. Got {tokens_per_param:g}.")
+    site = site or Site()
+    check_site(site)
     chip = get_accelerator(accelerator, catalog)
     compute = count * chip.peak_flops(precision) * utilization * days * 86400
     params = math.sqrt(compute / (6 * tokens_per_param))
     state_bytes = sum(STATE_BYTES.get(precision, STATE_BYTES["bf16"]))
+    hours = count * days * 24
+    power = chip.power_w(site.power_w)
+    cost = energy_cost(site, hours, power)
     return ComputeOptimal(
         accelerator=chip.name,
         count=count,
@@ -92,4 +106,10 @@ def largest_compute_optimal_model(
         params=params,
         tokens=tokens_per_param * params,
         states_per_accelerator_gb=params * state_bytes / count / 1e9,
+        accelerator_hours=hours,
+        power_w=power,
+        it_kwh=cost.it_kwh,
+        facility_kwh=cost.facility_kwh,
+        co2_kg=cost.co2_kg,
+        cost_usd=cost.cost_usd,
     )

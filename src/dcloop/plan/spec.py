@@ -182,7 +182,7 @@ def build_training_spec(values: Mapping[str, Any], plan: PlanConfig, energy: Ene
         pp=v.get("pp"),
         micro_batch=_given(v.get("micro_batch"), 1),
         usable_memory_fraction=_given(v.get("usable_memory_fraction"), plan.usable_memory_fraction),
-        **_energy(v, plan, energy),
+        **site_inputs(v, plan, energy),
     )
 
 
@@ -201,7 +201,7 @@ def build_serving_spec(values: Mapping[str, Any], plan: PlanConfig, energy: Ener
         bandwidth_utilization=plan.serve_bandwidth_utilization,
         usable_memory_fraction=_given(v.get("usable_memory_fraction"), plan.usable_memory_fraction),
         **given,
-        **_energy(v, plan, energy),
+        **site_inputs(v, plan, energy),
     )
 
 
@@ -216,11 +216,12 @@ def build_image_spec(values: Mapping[str, Any], plan: PlanConfig, energy: Energy
         target_rps=v["target_rps"],
         accelerator=v.get("accelerator"),
         **extra,
-        **_energy(v, plan, energy),
+        **site_inputs(v, plan, energy),
     )
 
 
-def _energy(v: Mapping[str, Any], plan: PlanConfig, energy: EnergyConfig) -> dict[str, Any]:
+def site_inputs(v: Mapping[str, Any], plan: PlanConfig, energy: EnergyConfig) -> dict[str, Any]:
+    """Power, PUE, carbon intensity and prices: the flags given, else the workspace's settings."""
     return {
         "power_w": v.get("power_w"),
         "pue": _given(v.get("pue"), energy.pue),
