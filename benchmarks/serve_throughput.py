@@ -4,7 +4,8 @@ one-request-one-inference FastAPI handler on the same ONNX model; prints a table
 Both servers run as separate processes on loopback; one asyncio load generator (a minimal HTTP/1.1
 client over keep-alive connections) on the same machine sends a bounded number of requests per
 setting (--requests) within a time cap (--seconds). The plain handler does less work (it stores
-nothing), so the ratio is conservative; a reference row "plain handler + per-request logging" is the same handler
+nothing), so the ratio is conservative. dcloop also runs once with `feedback.log_predictions` off,
+which prices storing every prediction. A reference row "plain handler + per-request logging" is the same handler
 committing each prediction to a SQLite WAL file (synchronous=FULL) before answering.
 
 Usage: .venv/bin/python benchmarks/serve_throughput.py [--model seed-cnn] [--requests 3000] [--seconds 8]
@@ -30,6 +31,7 @@ from fastapi import FastAPI, Request  # module level: the plain handler's annota
 
 CLASSES = [f"class{i}" for i in range(10)]
 P99_TARGET_MS = 50.0
+UNLOGGED = "dcloop /predict, log off"
 
 
 def plain_app(onnx_path: str):
@@ -313,6 +315,15 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
+    # the same server with feedback.log_predictions off: what storing every prediction costs
+    config["feedback"]["log_predictions"] = False
+    (ws.root / "dcloop.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    server, url = _serve([sys.executable, "-m", "dcloop.cli", "serve", "--model", "bench@champion"], ws.root)
+    try:
+        rows += _sweep(url, UNLOGGED, bodies["predict"], levels, 1, args)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
     plain, url = _serve([sys.executable, __file__, "--plain-server", str(onnx_path)], tmp)
     try:
         rows += _sweep(url, "plain /predict", bodies["predict"], levels, 1, args)
@@ -358,7 +369,7 @@ def _print_summary(rows: list[list], batch: int) -> None:
     for column in ("endpoint", "clients", "req/s", "images/s", "p50 ms", "p99 ms"):
         table.add_column(column)
     best = {}
-    labels = ["dcloop /predict", "dcloop OIP infer", f"dcloop OIP batch {batch}", "plain /predict"]
+    labels = ["dcloop /predict", UNLOGGED, "dcloop OIP infer", f"dcloop OIP batch {batch}", "plain /predict"]
     labels += ["plain handler + per-request logging"]
     labels += ["bentoml /predict"] if any(r[0] == "bentoml /predict" for r in rows) else []
     for label in labels:
@@ -374,6 +385,12 @@ def _print_summary(rows: list[list], batch: int) -> None:
     print(
         f"dcloop OIP batch {batch}: peak {batched[3]:,.0f} images/s at {batched[1]} clients (p99 {batched[5]:.0f} ms)"
     )
+    logged, unlogged = best["dcloop /predict"], best[UNLOGGED]
+    if logged is not None and unlogged is not None:
+        print(
+            f"storing every prediction costs dcloop /predict {1 - logged[3] / unlogged[3]:.1%} of its "
+            f"throughput (target <= 10%)"
+        )
     plain = best["plain /predict"]
     for label in labels:
         if label != "plain /predict" and best[label] is not None and plain is not None:

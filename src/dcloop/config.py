@@ -184,13 +184,17 @@ class GateConfig(_Section):
         ge=0.0,
         lt=1.0,
         description="Share of labelled feedback kept out of retraining to judge challengers on "
-        "(chosen by prediction id, so a prediction stays on its side; 0: judge on the training feedback).",
+        "(chosen by a hash of the pixels, so an image stays on its side; 0: judge on the training feedback).",
     )
 
 
 class FeedbackConfig(_Section):
     """What the prediction store keeps, and for how long (privacy)."""
 
+    log_predictions: bool = Field(
+        True,
+        description="Store every prediction the server answers (off: nothing to label, monitor or retrain on).",
+    )
     store_inputs: bool = Field(True, description="Keep each prediction's input pixels for retraining.")
     retention_days: float | None = Field(
         90.0, gt=0.0, description="Delete stored inputs older than this (null: keep forever)."

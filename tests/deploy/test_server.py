@@ -94,6 +94,18 @@ def test_predict_rejects_bad_input_with_4xx(client, kwargs, status, message) -> 
     assert message in r.json()["error"]
 
 
+def test_with_prediction_logging_off_answers_are_the_same_and_nothing_is_stored(served_ws) -> None:
+    pixels = np.random.default_rng(1).integers(0, 256, (28, 28), dtype=np.uint8)
+    app = create_app(served_ws, "pets@champion", token="s3cret", log_predictions=False)
+    with TestClient(app) as quiet:
+        body = quiet.post("/predict", json={"pixels": pixels.tolist()}).json()
+        expected = _reference(served_ws, pixels[None])
+        assert [body["probabilities"][c] for c in CLASSES] == pytest.approx(expected.tolist(), abs=1e-6)
+        label = {"prediction_id": body["prediction_id"], "label": "dog"}
+        assert quiet.post("/feedback", json=label, headers=AUTH).status_code == 404  # never stored
+    assert select_predictions(served_ws.store) == []
+
+
 def test_predict_refuses_huge_images_before_decoding(client) -> None:
     big = _png(np.zeros((1024, 1024), dtype=np.uint8), "L")
     r = client.post("/predict", content=big, headers={"content-type": "image/png"})

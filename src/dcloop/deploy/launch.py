@@ -95,6 +95,7 @@ def app_from_args(args: dict[str, Any]) -> Any:
         max_image_pixels=cfg.max_image_pixels,
         threads=cfg.threads,
         store_inputs=fb.store_inputs,
+        log_predictions=fb.log_predictions,
         follow_champion_s=args["follow_champion_s"],
         retention_days=fb.retention_days,
         max_input_mb=fb.max_input_mb,

@@ -47,6 +47,7 @@ def create_app(
     max_image_pixels: int = 16_000_000,
     threads: int = 1,
     store_inputs: bool = True,
+    log_predictions: bool = True,
     follow_champion_s: float = 0.0,
     retention_days: float | None = None,
     max_input_mb: float | None = None,
@@ -66,6 +67,7 @@ def create_app(
             max_queue=max_queue,
             threads=threads,
             store_inputs=store_inputs,
+            log_predictions=log_predictions,
         )
         await service.start()
         # Everything loaded so far lives as long as the server: keep it out of the cyclic collector,
@@ -75,7 +77,7 @@ def create_app(
         tasks = []
         if follow_champion_s > 0:
             tasks.append(asyncio.create_task(service.follow_champion(follow_champion_s)))
-        if store_inputs and (retention_days is not None or max_input_mb is not None):
+        if log_predictions and store_inputs and (retention_days is not None or max_input_mb is not None):
             tasks.append(asyncio.create_task(service.enforce_retention(300.0, retention_days, max_input_mb)))
         try:
             yield

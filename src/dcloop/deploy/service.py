@@ -58,8 +58,10 @@ class ModelService:
         max_queue: int,
         threads: int,
         store_inputs: bool,
+        log_predictions: bool = True,
     ) -> None:
         self.ws, self.model_ref, self.threads, self.store_inputs = ws, model_ref, threads, store_inputs
+        self.log_predictions = log_predictions
         self.model: OnnxModel | None = None
         self.batcher = Batcher(
             self._run_batch,
@@ -100,7 +102,7 @@ class ModelService:
             return model
 
     async def infer(self, model: OnnxModel, x: np.ndarray, endpoint: str) -> Answer:
-        """Batch, run and durably log ``x`` (uint8 or [0, 1] float32, (N, C, H, W)) on ``model``."""
+        """Batch, run and (unless ``feedback.log_predictions`` is off) durably log ``x`` (uint8 or [0, 1] float32, (N, C, H, W)) on ``model``."""
         return await self.batcher.submit(model, len(x), (x, endpoint))
 
     def _run_batch(self, model: OnnxModel, items: Sequence[Item]) -> list[Answer]:
@@ -121,10 +123,11 @@ class ModelService:
             model.version,
             latency_ms=per_image.tolist(),
             endpoint=endpoint,
-            store_input=self.store_inputs,
+            store_input=self.store_inputs and self.log_predictions,
         )
-        with self._commit_lock:  # one commit per batch; only then do requests get answers
-            log_predictions(self.ws.store, rows)
+        if self.log_predictions:
+            with self._commit_lock:  # one commit per batch; only then do requests get answers
+                log_predictions(self.ws.store, rows)
         self.metrics.predictions.inc(model.version.ref, amount=len(rows))
         answers, start = [], 0
         for item, latency in zip(items, latencies, strict=True):
