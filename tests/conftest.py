@@ -69,10 +69,11 @@ def pg_url() -> Iterator[str]:
     try:
         yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
     finally:
+        from dcloop.store import close_store
         from dcloop.store._store import _open
 
         for url in [u for u in _open if schema in u]:
-            _open.pop(url).close()
+            close_store(url)
         with admin.connect() as conn:
             conn.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()

@@ -193,11 +193,9 @@ def _fresh_workspace(directory: Path, config: dict[str, Any], meta: dict[str, An
 
 def _forget_store(directory: Path) -> None:
     """Close this process's connections to the old demo's database before its file is deleted."""
-    from dcloop.store._store import _open
+    from dcloop.store import close_store
 
-    stale = _open.pop(f"sqlite:///{directory.resolve() / '.dcloop' / 'dcloop.db'}", None)
-    if stale is not None:
-        stale.close()
+    close_store(f"sqlite:///{directory.resolve() / '.dcloop' / 'dcloop.db'}")
 
 
 def _split_world(ws: Workspace, classes: list[str] | None) -> tuple[Path, dict[str, np.ndarray]]:

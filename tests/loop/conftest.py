@@ -37,7 +37,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def champion_template(tmp_path_factory: pytest.TempPathFactory, world: dict) -> Path:
     """A workspace with the source imported and one loop turn paused after its gate: animals@1 is champion."""
     from dcloop.loop import run_loop
-    from dcloop.store._store import _open
+    from dcloop.store import close_store
 
     folder = tmp_path_factory.mktemp("template") / "ws"
     ws = make_workspace(folder)
@@ -46,7 +46,7 @@ def champion_template(tmp_path_factory: pytest.TempPathFactory, world: dict) -> 
     import_source(ws, str(world["source"]), name="animals")
     turn = run_loop(ws, stop_after="gate")
     assert turn.outputs["champion"] == "animals@1"
-    _open.pop(ws.store_url).close()  # checkpoint the SQLite WAL before the folder is copied
+    assert close_store(ws.store_url)  # checkpoint the SQLite WAL before the folder is copied
     return folder
 
 

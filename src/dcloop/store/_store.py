@@ -192,3 +192,14 @@ def open_store(url: str) -> Store:
     if store is None:
         store = _open[url] = Store(url)
     return store
+
+
+def close_store(url: str) -> bool:
+    """Close this process's connections to the store at ``url`` (SQLite: checkpoints its WAL into the
+    file), e.g. before the file is copied or deleted; the next ``open_store`` reopens it. False if it
+    was not open."""
+    store = _open.pop(url, None)
+    if store is None:
+        return False
+    store.close()
+    return True
