@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 import numpy as np
+import orjson
 from fastapi import APIRouter, Request, Response
 
 from dcloop import __version__
@@ -104,7 +105,7 @@ async def infer(request: Request, name: str, version: str | None = None) -> Resp
         else:
             entry["data"] = tensor.ravel().tolist()
         response["outputs"].append(entry)
-    text = json.dumps(response).encode()
+    text = orjson.dumps(response)
     if not binaries:
         return Response(text, media_type="application/json")
     headers = {HEADER: str(len(text))}
@@ -121,8 +122,8 @@ def _split(body: bytes, header_length: str | None) -> tuple[dict[str, Any], byte
     else:
         json_part, blob = body[: int(header_length)], body[int(header_length) :]
     try:
-        header = json.loads(json_part)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        header = orjson.loads(json_part)
+    except orjson.JSONDecodeError:
         raise bad("Inference request header is not valid JSON.") from None
     if not isinstance(header, dict) or not isinstance(header.get("inputs"), list):
         raise bad("Inference request must be a JSON object with an `inputs` list.")

@@ -11,12 +11,12 @@ import asyncio
 import contextlib
 import gc
 import hmac
-import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
+import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -118,8 +118,8 @@ def _require_token(request: Request) -> None:
 async def _json_body(request: Request) -> Any:
     body = await read_body(request, request.app.state.limits.max_body_bytes)
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
         raise bad("Request body is not valid JSON.") from None
 
 
@@ -184,7 +184,7 @@ async def _predict(request: Request) -> Response:
         "model_version": model.version.ref,
         "latency_ms": round(answer.latency_ms, 3),
     }
-    return JSONResponse(content)
+    return Response(orjson.dumps(content), media_type="application/json")
 
 
 async def _predict_input(request: Request, shape: tuple[int, int, int]) -> np.ndarray:
@@ -197,8 +197,8 @@ async def _predict_input(request: Request, shape: tuple[int, int, int]) -> np.nd
     if kind.startswith("image/") or kind == "application/octet-stream":
         return await asyncio.to_thread(decode_image, body, shape, limits.max_image_pixels)
     try:
-        item = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        item = orjson.loads(body)
+    except orjson.JSONDecodeError:
         raise bad(
             'Send an image (multipart `file` or image/* body) or JSON {"pixels": [[...]]}.', 415
         ) from None
