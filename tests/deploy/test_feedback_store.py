@@ -86,6 +86,21 @@ def test_a_large_batch_round_trips_exactly_in_one_call(store) -> None:
         )
 
 
+def test_prediction_ids_are_unique_uuid7_growing_with_time() -> None:
+    import time
+    import uuid
+
+    from dcloop.feedback.store import time_ordered_ids
+
+    first = time_ordered_ids(2000)
+    assert len(set(first)) == 2000 and all(len(i) == 32 for i in first)
+    assert {(uuid.UUID(hex=i).version, uuid.UUID(hex=i).variant) for i in first} == {(7, uuid.RFC_4122)}
+    stamp = int(first[0][:12], 16)  # milliseconds since the epoch
+    assert abs(stamp - time.time() * 1000) < 60_000
+    later = time_ordered_ids(10)
+    assert min(i[:12] for i in later) >= max(i[:12] for i in first), "a later batch sorts after"
+
+
 def test_labels_by_index_and_latest_label_wins(store) -> None:
     rows = _rows(2)
     log_predictions(store, rows)

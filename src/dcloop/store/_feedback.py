@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import JSON, Select, func, select, update
 
 from dcloop.store import _schema as s
 from dcloop.store._store import Store
@@ -55,24 +55,43 @@ def insert_predictions(store: Store, rows: Sequence[Prediction]) -> None:
     if not rows:
         return
     columns = [c.name for c in s.predictions.c]
-    values = [{name: getattr(r, name) for name in columns} for r in rows]  # not asdict: it deep-copies
     with store.transaction() as conn:
         if conn.dialect.name != "sqlite":
-            conn.execute(s.predictions.insert(), values)
+            # not asdict: it deep-copies
+            conn.execute(s.predictions.insert(), [{n: getattr(r, n) for n in columns} for r in rows])
             return
         # SQLite: multi-row VALUES statements, one driver call per chunk instead of one per row (each
-        # row step releases and retakes the GIL, slow while a server is busy). Values go through the
-        # same bind processors (JSON, DateTime) SQLAlchemy applies, so rows read back identically.
-        procs = [c.type.bind_processor(conn.dialect) for c in s.predictions.c]
-        flat = [
-            p(v[name]) if p is not None else v[name]
-            for v in values
-            for name, p in zip(columns, procs, strict=True)
-        ]
+        # row step releases and retakes the GIL, slow while a server is busy).
+        flat = _sqlite_values(conn.dialect, rows)
         width = len(columns)
-        for start in range(0, len(values), INSERT_CHUNK):
-            n = min(INSERT_CHUNK, len(values) - start)
+        for start in range(0, len(rows), INSERT_CHUNK):
+            n = min(INSERT_CHUNK, len(rows) - start)
             conn.exec_driver_sql(_insert_sql(n), tuple(flat[start * width : (start + n) * width]))
+
+
+def _sqlite_values(dialect: Any, rows: Sequence[Prediction]) -> list[Any]:
+    """Bound values of ``rows``, row-major, as SQLAlchemy's own bind processors would give them.
+
+    Column by column: JSON through orjson (what the stdlib would write, for the finite numbers and
+    strings a prediction holds, several times faster), and a value shared by the whole batch (its
+    time, its input shape) processed once.
+    """
+    import orjson
+
+    columns = []
+    for column in s.predictions.c:
+        values = [getattr(r, column.name) for r in rows]
+        if isinstance(column.type, JSON):
+            values = [orjson.dumps(v).decode() for v in values]
+        else:
+            process = column.type.bind_processor(dialect)
+            if process is not None:
+                done: dict[int, Any] = {}  # by identity: the rows of a batch share these objects
+                values = [
+                    done[id(v)] if id(v) in done else done.setdefault(id(v), process(v)) for v in values
+                ]
+        columns.append(values)
+    return [value for row in zip(*columns, strict=True) for value in row]
 
 
 @functools.cache
