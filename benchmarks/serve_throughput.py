@@ -250,9 +250,9 @@ def main() -> None:
     parser.add_argument(
         "--model", default="seed-cnn", help="Zoo model to export (random weights; speed only)."
     )
-    parser.add_argument("--requests", type=int, default=3000, help="Most requests per setting.")
-    parser.add_argument("--seconds", type=float, default=8.0, help="Time cap per setting.")
-    parser.add_argument("--concurrency", default="1,8,16,32,64", help="Concurrent clients to sweep.")
+    parser.add_argument("--requests", type=int, default=4000, help="Most requests per setting.")
+    parser.add_argument("--seconds", type=float, default=3.0, help="Time cap per setting.")
+    parser.add_argument("--concurrency", default="1,16,32,64,128", help="Concurrent clients to sweep.")
     parser.add_argument("--batch", type=int, default=64, help="Images per batched OIP request.")
     parser.add_argument(
         "--delay-ms", type=float, help="serve.max_queue_delay_ms (default: the config default)."

@@ -1,7 +1,7 @@
 """Training targets on Animal-MNIST: accuracy, throughput, time-to-accuracy and share of peak FLOP/s.
 
 Usage: python benchmarks/train_targets.py [--seeds 3] [--threads 2] [--skip-10class] [--epochs N]
-                                         [--tenclass-epochs 12]
+                                         [--tenclass-epochs 12] [--tenclass-width 32]
 
 Measures, on this machine, with augmentation on as in the recipe:
   * cat-vs-dog (classes 2 vs 4, stratified 80/20 train/test): test accuracy of the default model and
@@ -135,6 +135,9 @@ def main() -> None:
     parser.add_argument(
         "--tenclass-epochs", type=int, default=12, help="epochs of the 10-class run (~2 min here)"
     )
+    parser.add_argument(
+        "--tenclass-width", type=int, default=0, help="model width of the 10-class run (0: the recipe's)"
+    )
     args = parser.parse_args()
 
     from dcloop.config import TrainConfig
@@ -159,8 +162,10 @@ def main() -> None:
     if not args.skip_10class:
         all_ws = init_workspace(root / "all")
         import_source(all_ws, "animal-mnist")
-        ten = base.model_copy(update={"epochs": args.tenclass_epochs})
-        label = f"10-class {base.model} w{base.width}, {ten.epochs} epochs"
+        ten = base.model_copy(
+            update={"epochs": args.tenclass_epochs, "width": args.tenclass_width or base.width}
+        )
+        label = f"10-class {base.model} w{ten.width}, {ten.epochs} epochs"
         rows.append(_row(label, [measure(load_dataset(all_ws), ten)], peak))
 
     header = [
