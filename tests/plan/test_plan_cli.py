@@ -94,6 +94,28 @@ def test_train_spec_file_report_and_what_if(cli, tmp_path: Path) -> None:
     assert "What if" in page and "data:image/png;base64," in page
 
 
+def test_serve_report_sweeps_the_batch_up_to_the_plan(cli, tmp_path: Path) -> None:
+    from dcloop.plan import plan_serving
+    from dcloop.plan.models import get_preset
+    from dcloop.plan.report import batch_sweep
+    from dcloop.plan.serving import ServingSpec
+
+    report = tmp_path / "serve.html"
+    args = ["--preset", "llama3-8b", "-a", "h100-sxm", "--target-rps", "5"]
+    code, out, err = cli("plan", "serve", *args, "--report", str(report), "--format", "json")
+    assert code == 0, err
+    data = as_json(out)
+    page = report.read_text(encoding="utf-8")
+    assert "Batch size" in page and "data:image/png;base64," in page
+    assert f"<td>{data['batch']}</td>" in page
+    plan = plan_serving(ServingSpec(model=get_preset("llama3-8b"), accelerator="h100-sxm", target_rps=5))
+    sweep = batch_sweep(plan)
+    assert [p.batch for p in sweep][-1] == plan.batch == data["batch"] and sweep[0].batch == 1
+    assert all(p.tp == plan.tp for p in sweep)
+    tokens = [p.decode_tokens_per_s_per_accelerator for p in sweep]
+    assert tokens == sorted(tokens), "a larger batch never decodes fewer tokens per accelerator"
+
+
 def test_workspace_settings_are_used_when_found(cli, tmp_path: Path) -> None:
     (tmp_path / "dcloop.yaml").write_text(
         "energy:\n  pue: 2.0\nplan:\n  hardware:\n  - {name: my-npu, tflops: {bf16: 100}, memory_gb: 64,"

@@ -262,6 +262,9 @@ def serve(
     price: float = PRICE,
     accelerator_hour_usd: float = HOUR_USD,
     spec: Path = SPEC,
+    report: Path = typer.Option(
+        None, "--report", help="Write an HTML report (with a batch-size sweep and its plot) here."
+    ),
     fmt: Format = FMT,
 ) -> None:
     """Plan LLM serving: prefill/decode throughput, KV cache, accelerators for a rate, cost per 1M tokens.
@@ -273,8 +276,13 @@ def serve(
     from dcloop.plan.spec import build_serving_spec
 
     plan_cfg, energy, catalog = _settings()
-    plan = plan_serving(build_serving_spec(_inputs(flags), plan_cfg, energy), catalog)
+    plan = plan_serving(build_serving_spec(_inputs(flags, "report"), plan_cfg, energy), catalog)
     _show("serving plan", plan.summary(), fmt)
+    if report:
+        from dcloop.plan.report import batch_sweep, write_serving_report
+
+        write_serving_report(report, plan, batch_sweep(plan, catalog))
+        note(f"report: {report}")
 
 
 @plan_app.command("serve-image")

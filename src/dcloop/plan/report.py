@@ -1,10 +1,13 @@
-"""HTML report of a plan: the figures, the memory breakdown and the what-if plot."""
+"""HTML reports of plans: training (figures, memory breakdown, what-if plot) and serving (figures,
+batch sweep plot)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from dcloop.plan.catalog import Accelerator
+from dcloop.plan.serving import ServingPlan
 from dcloop.plan.training import TrainingPlan
 from dcloop.plan.whatif import WhatIfRow
 from dcloop.report import Section, new_figure, write_report
@@ -55,3 +58,57 @@ def write_plan_report(path: Path, plan: TrainingPlan, rows: Sequence[WhatIfRow] 
         sections.append(what)
     subtitle = f"{plan.spec.model.name} on {plan.count} x {plan.accelerator.label}"
     return write_report(path, "dcloop training plan", sections, subtitle=subtitle)
+
+
+BATCH_COLUMNS = (
+    "batch",
+    "latency_s",
+    "decode_step_s",
+    "decode_bound",
+    "decode_tokens_per_s_per_accelerator",
+    "requests_per_s_per_replica",
+    "replicas",
+    "accelerators",
+    "cost_usd_per_million_tokens",
+)
+
+
+def batch_sweep(plan: ServingPlan, catalog: Mapping[str, Accelerator] | None = None) -> list[ServingPlan]:
+    """The same replica (tensor-parallel degree) at batch 1, 2, 4, ... up to the plan's batch."""
+    from dataclasses import replace
+
+    from dcloop.plan.serving import plan_serving
+
+    sizes, size = [], 1
+    while size < plan.batch:
+        sizes.append(size)
+        size *= 2
+    return [plan_serving(replace(plan.spec, batch=b, tp=plan.tp), catalog) for b in [*sizes, plan.batch]]
+
+
+def batch_figure(sweep: Sequence[ServingPlan]) -> object:
+    """Decode tokens/s per accelerator and request latency against batch size (log x)."""
+    fig, ax = new_figure(7.0, 4.5)
+    batches = [p.batch for p in sweep]
+    ax.plot(batches, [p.decode_tokens_per_s_per_accelerator for p in sweep], marker="o", color="C0")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("concurrent sequences per replica (batch)")
+    ax.set_ylabel("decode tokens/s per accelerator", color="C0")
+    ax.grid(True, which="both", alpha=0.3)
+    latency = ax.twinx()
+    latency.plot(batches, [p.latency_s for p in sweep], marker="s", color="C1")
+    latency.set_ylabel("latency per request (s)", color="C1")
+    return fig
+
+
+def write_serving_report(path: Path, plan: ServingPlan, sweep: Sequence[ServingPlan] = ()) -> Path:
+    """Write the serving plan (and its batch sweep table and plot, when given) as one HTML page."""
+    sections = [Section("Plan").table(["figure", "value"], [[k, v] for k, v in plan.summary().items()])]
+    if sweep:
+        table = Section("Batch size").table(
+            BATCH_COLUMNS, [[getattr(p, c) for c in BATCH_COLUMNS] for p in sweep]
+        )
+        table.figure(batch_figure(sweep), alt="decode throughput and latency against batch size")
+        sections.append(table)
+    subtitle = f"{plan.spec.model.name} on {plan.accelerators} x {plan.accelerator.label}"
+    return write_report(path, "dcloop serving plan", sections, subtitle=subtitle)
