@@ -130,6 +130,13 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="override the recipe's model")
     parser.add_argument("--width", type=int, default=0, help="override the recipe's width (0: keep)")
     parser.add_argument("--ema", type=float, default=-1.0, help="override the recipe's ema_decay (-1: keep)")
+    parser.add_argument("--precision", default=None, help="override the recipe's precision (fp32, bf16)")
+    parser.add_argument(
+        "--channels-last", choices=["on", "off"], default=None, help="override the recipe's layout"
+    )
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="FIELD=VALUE", help="override any recipe field"
+    )
     parser.add_argument("--skip-seed-cnn", action="store_true", help="leave out the seed-cnn row")
     parser.add_argument("--skip-10class", action="store_true", help="only the cat-vs-dog task")
     parser.add_argument(
@@ -151,7 +158,14 @@ def main() -> None:
     base = TrainConfig(threads=args.threads)
     overrides = {"epochs": args.epochs or None, "model": args.model, "width": args.width or None}
     overrides["ema_decay"] = args.ema if args.ema >= 0 else None
-    base = base.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    overrides["precision"] = args.precision
+    overrides["channels_last"] = None if args.channels_last is None else args.channels_last == "on"
+    import yaml
+
+    overrides |= {k: yaml.safe_load(v) for k, _, v in (item.partition("=") for item in args.set)}
+    base = TrainConfig.model_validate(
+        base.model_dump() | {k: v for k, v in overrides.items() if v is not None}
+    )
     peak = peak_flops(args.threads)
     rows = []
     default_runs = [measure(catdog, base.model_copy(update={"seed": s})) for s in range(args.seeds)]

@@ -101,7 +101,16 @@ class TrainConfig(_Section):
     )
     grad_accum: int = Field(1, ge=1, le=1024, description="Micro-batches accumulated per optimizer step.")
     grad_clip: float = Field(0.0, ge=0.0, description="Clip the gradient norm to this (0: off).")
-    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16 autocast on supporting devices.")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto",
+        description="bf16 autocast, or fp32. auto: bf16 where the device computes it natively (a CUDA "
+        "GPU with bf16, a CPU with AVX-512 BF16 or AMX), else fp32.",
+    )
+    channels_last: bool = Field(
+        True,
+        description="Keep images and conv weights channels-last (NHWC) while training: faster "
+        "convolutions on CPUs (oneDNN) and GPUs. The trained weights are saved in the usual layout.",
+    )
     seed: int = Field(0, description="Seed of weights, data order and augmentation.")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
     threads: int = Field(0, ge=0, le=512, description="torch intra-op threads (0: all cores).")

@@ -57,7 +57,9 @@ def test_same_seed_same_weights_other_seed_differs(
 
 
 def test_grad_accumulation_equals_one_big_batch(blob_data: PreparedDataset) -> None:
-    recipe = TrainConfig(model="seed-cnn", epochs=1, batch_size=48, lr=1e-3, threads=2, schedule="constant")
+    recipe = TrainConfig(
+        model="seed-cnn", epochs=1, batch_size=48, lr=1e-3, threads=2, schedule="constant", precision="fp32"
+    )  # fp32: bf16 rounding would differ between micro-batch and whole-batch sums
     recipe.augment.enabled = False
     whole = _fit(blob_data, recipe, model="seed-cnn")
     split = _fit(blob_data, recipe.model_copy(update={"grad_accum": 3}), model="seed-cnn")
@@ -85,6 +87,7 @@ def test_best_epoch_weights_are_returned_and_early_stopping_stops(blob_data: Pre
     "options",
     [
         {"precision": "bf16"},
+        {"channels_last": False},
         {
             "grad_clip": 0.5,
             "optimizer": "sgd",
@@ -103,6 +106,18 @@ def test_options_train_to_finite_results(
     result = _fit(blob_data, fast_recipe.model_copy(update=options))
     assert all(torch.isfinite(p).all() for p in result.model.parameters())
     assert result.history[-1]["val_accuracy"] >= 0.6
+
+
+def test_channels_last_training_returns_plain_layout_weights_and_auto_precision_resolves(
+    blob_data: PreparedDataset, fast_recipe: TrainConfig
+) -> None:
+    from dcloop.train.loop import resolve_precision
+
+    cpu = torch.device("cpu")
+    assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
+    result = _fit(blob_data, fast_recipe.model_copy(update={"channels_last": True, "precision": "auto"}))
+    assert result.precision == resolve_precision("auto", cpu) in {"fp32", "bf16"}
+    assert all(p.is_contiguous() for p in result.model.parameters()), "safetensors needs plain layout"
 
 
 def test_custom_loss_and_on_epoch_hook(blob_data: PreparedDataset, fast_recipe: TrainConfig) -> None:

@@ -44,7 +44,7 @@ def train(
     schedule: str = typer.Option(None, "--schedule", help="constant, step, cosine, onecycle or plateau."),
     loss: str = typer.Option(None, "--loss", help="cross_entropy, bce or mse."),
     seed: int = typer.Option(None, "--seed", help="Seed of weights, data order and augmentation."),
-    precision: str = typer.Option(None, "--precision", help="fp32 or bf16."),
+    precision: str = typer.Option(None, "--precision", help="auto, fp32 or bf16."),
     device: str = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N."),
     nproc: int = typer.Option(1, "--nproc", min=1, help="Data-parallel worker processes on this node."),
     nnodes: str = typer.Option(None, "--nnodes", help="torchrun --nnodes (e.g. 2 or 1:4)."),

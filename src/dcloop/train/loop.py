@@ -50,6 +50,7 @@ class FitResult:
     images_per_s: float
     train_s: float
     resumed_from: int = 0
+    precision: str = "fp32"  # what ``recipe.precision`` resolved to on this device
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -65,6 +66,16 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto``: bf16 where ``device`` computes it natively, else fp32 (emulated bf16 is slower)."""
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return "bf16" if device.type == "cpu" and native else "fp32"
 
 
 def fit_model(
@@ -89,6 +100,7 @@ def fit_model(
         torch.set_num_threads(recipe.threads)
     rank, world = rank_world()
     device = resolve_device(recipe.device)
+    recipe = recipe.model_copy(update={"precision": resolve_precision(recipe.precision, device)})
     seed_everything(recipe.seed)
     x_train, y_train = (torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in dataset.arrays("train"))
     x_val, y_val = (torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in dataset.arrays("val"))
@@ -99,6 +111,8 @@ def fit_model(
         )
 
     model.to(device)
+    if recipe.channels_last:
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     net: nn.Module = model
     if world > 1:
         net = nn.parallel.DistributedDataParallel(
@@ -216,7 +230,7 @@ def fit_model(
 
     if best_state is not None:
         model.load_state_dict(best_state)
-    model.eval()
+    model.to(memory_format=torch.contiguous_format).eval()  # type: ignore[call-overload]
     return FitResult(
         model=model,
         history=history,
@@ -226,6 +240,7 @@ def fit_model(
         images_per_s=images / train_s if train_s else 0.0,
         train_s=train_s,
         resumed_from=start,
+        precision=recipe.precision,
     )
 
 
@@ -251,6 +266,8 @@ def _step(
         images = x[part].float().div_(255.0)
         if recipe.augment.enabled:
             images = augment(images)
+        if recipe.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         sync = index == len(micro) - 1 or not isinstance(net, nn.parallel.DistributedDataParallel)
         with nullcontext() if sync else net.no_sync(), _autocast(device, recipe.precision):  # type: ignore[operator]
             logits = net(images)

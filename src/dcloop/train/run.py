@@ -252,6 +252,7 @@ def run_training(
             "stopped_early": result.stopped_early,
             "images_per_s": result.images_per_s,
             "train_s": result.train_s,
+            "precision": result.precision,
         }
         write_json(folder / "fit.json", fit)
 
