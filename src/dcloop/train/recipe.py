@@ -41,18 +41,22 @@ def _sgd(
     model: nn.Module, lr: float, weight_decay: float, momentum: float, nesterov: bool
 ) -> torch.optim.Optimizer:
     return torch.optim.SGD(
-        _param_groups(model, weight_decay), lr=lr, momentum=momentum, nesterov=nesterov and momentum > 0
+        _param_groups(model, weight_decay),
+        lr=lr,
+        momentum=momentum,
+        nesterov=nesterov and momentum > 0,
+        foreach=True,  # multi-tensor kernels on every device (PyTorch defaults to them on CUDA only)
     )
 
 
 @optimizers.register("adam")
 def _adam(model: nn.Module, lr: float, weight_decay: float, **_: Any) -> torch.optim.Optimizer:
-    return torch.optim.Adam(_param_groups(model, weight_decay), lr=lr)
+    return torch.optim.Adam(_param_groups(model, weight_decay), lr=lr, foreach=True)
 
 
 @optimizers.register("adamw")
 def _adamw(model: nn.Module, lr: float, weight_decay: float, **_: Any) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(_param_groups(model, weight_decay), lr=lr)
+    return torch.optim.AdamW(_param_groups(model, weight_decay), lr=lr, foreach=True)
 
 
 def build_optimizer(
