@@ -182,6 +182,13 @@ class GateConfig(_Section):
     max_class_regression: float = Field(
         2.0, ge=0.0, le=100.0, description="Most points any one class's recall may drop."
     )
+    class_regression_p: float = Field(
+        1.0,
+        gt=0.0,
+        le=1.0,
+        description="A class drop beyond max_class_regression refuses only when a one-sided exact McNemar "
+        "test on that class's test images gives a p-value below this (1: refuse on the drop alone).",
+    )
     min_feedback_labels: int = Field(
         50,
         ge=1,

@@ -86,9 +86,10 @@ def demo_config(fast: bool) -> dict[str, Any]:
         "train": {**train, **recipe, "augment": {**augment, "hflip": True}, "threads": 1},
         "tracking": {"mlflow": not fast},
         "optimize": {"latency_runs": 20, "throughput_batches": 2},
-        # 2 points of recall per class are a handful of test images here: allow 5, and a 1-point test dip
-        # when the labelled feedback shows the gain.
-        "gate": {"min_improvement": -1.0, "max_class_regression": 5.0},
+        # 2 points of recall per class are a handful of test images here: allow 5 and refuse a larger
+        # drop only when it is significant (about 120 test images a class), and allow a 1-point test
+        # dip when the held-out labelled feedback shows the gain.
+        "gate": {"min_improvement": -1.0, "max_class_regression": 5.0, "class_regression_p": 0.05},
         "loop": {
             "model": "animals",
             "optimize_methods": ["onnx"],

@@ -10,6 +10,8 @@ import sys
 import numpy as np
 import pytest
 from deploykit import CLASSES, halves, halves_onnx, tiny_cnn_onnx
+from hypothesis import given
+from hypothesis import strategies as st
 
 from dcloop.deploy import (
     GateRefused,
@@ -108,6 +110,40 @@ def test_gate_refuses_a_worse_challenger_with_reasons(gated) -> None:
     ):
         promote(gated, "pets")
     assert get_model_version(gated, "pets@champion").version == 1
+
+
+def test_a_significant_class_drop_is_refused_even_when_noise_is_allowed(gated) -> None:
+    from dcloop.workspace import open_workspace
+
+    config = gated.root / "dcloop.yaml"
+    config.write_text(
+        config.read_text(encoding="utf-8") + "gate:\n  class_regression_p: 0.05\n", encoding="utf-8"
+    )
+    decision = evaluate_gate(open_workspace(gated.root), "pets", "challenger", "champion")
+    (reason,) = [r for r in decision.reasons if "recall of class 'dog'" in r]
+    assert reason.startswith("test split recall of class 'dog' drops 100.00 points (at most 2.00, p = ")
+
+
+@given(
+    lost=st.integers(0, 60),
+    won=st.integers(0, 60),
+    same=st.integers(0, 60),
+)
+def test_worse_p_value_is_an_exact_one_sided_sign_test(lost: int, won: int, same: int) -> None:
+    from math import comb
+
+    from dcloop.deploy.gate import worse_p_value
+
+    champion = np.array([True] * lost + [False] * won + [True] * same, dtype=bool)
+    challenger = np.array([False] * lost + [True] * won + [True] * same, dtype=bool)
+    p = worse_p_value(champion, challenger)
+    n = lost + won
+    assert 0.0 < p <= 1.0
+    assert p == (1.0 if n == 0 else sum(comb(n, k) for k in range(lost, n + 1)) / 2**n)
+    if lost > 0:  # one more loss instead of a win is stronger evidence
+        assert worse_p_value(np.append(champion, True), np.append(challenger, False)) <= p
+    if won >= lost:
+        assert p >= 0.5  # a challenger that wins as often as it loses is never significantly worse
 
 
 def test_gate_passes_the_better_one_and_counts_feedback(gated) -> None:

@@ -40,9 +40,12 @@ class GateDecision:
         return "gate passed (" + "; ".join(parts) + ")"
 
 
-def scores(model: OnnxModel, x: np.ndarray, y: np.ndarray, chunk: int = 512) -> dict[str, Any]:
+def scores(
+    model: OnnxModel, x: np.ndarray, y: np.ndarray, chunk: int = 512, predicted: np.ndarray | None = None
+) -> dict[str, Any]:
     """Accuracy and per-class recall (percent) of ``model`` on uint8 images ``x`` and labels ``y``."""
-    predicted = model.predict_classes(x, chunk)
+    if predicted is None:
+        predicted = model.predict_classes(x, chunk)
     recall = {}
     for index, name in enumerate(model.classes):
         mask = y == index
@@ -64,9 +67,15 @@ def compare(
     evidence: str,
     min_improvement: float,
     max_class_regression: float | None,
+    class_regression_p: float = 1.0,
 ) -> tuple[list[str], dict[str, Any]]:
-    """Failure reasons and the numbers of one comparison (``max_class_regression`` None: skip classes)."""
-    new, old = scores(challenger, x, y), scores(champion, x, y)
+    """Failure reasons and the numbers of one comparison (``max_class_regression`` None: skip classes).
+
+    A class whose recall drops by more than ``max_class_regression`` points fails it unless
+    ``class_regression_p`` < 1 and the drop is not significant at that level (see ``worse_p_value``).
+    """
+    new_pred, old_pred = challenger.predict_classes(x, 512), champion.predict_classes(x, 512)
+    new, old = scores(challenger, x, y, predicted=new_pred), scores(champion, x, y, predicted=old_pred)
     gain = new["accuracy"] - old["accuracy"]
     reasons = []
     if gain < min_improvement:
@@ -77,13 +86,32 @@ def compare(
     if max_class_regression is not None:
         for name, before in old["recall"].items():
             drop = before - new["recall"].get(name, 0.0)
-            if drop > max_class_regression:
-                reasons.append(
-                    f"{evidence} recall of class {name!r} drops {drop:.2f} points (at most {max_class_regression:.2f})"
-                )
+            if drop <= max_class_regression:
+                continue
+            mask = y == challenger.classes.index(name)
+            p = worse_p_value(old_pred[mask] == y[mask], new_pred[mask] == y[mask])
+            if class_regression_p < 1.0 and p >= class_regression_p:
+                continue  # a drop this size is within the noise of this many test images
+            significance = f", p = {p:.3g}" if class_regression_p < 1.0 else ""
+            reasons.append(
+                f"{evidence} recall of class {name!r} drops {drop:.2f} points (at most "
+                f"{max_class_regression:.2f}{significance})"
+            )
     numbers = {"n": new["n"], "challenger": new["accuracy"], "champion": old["accuracy"], "gain": gain}
     numbers["recall"] = {"challenger": new["recall"], "champion": old["recall"]}
     return reasons, numbers
+
+
+def worse_p_value(champion_right: np.ndarray, challenger_right: np.ndarray) -> float:
+    """One-sided exact McNemar test on paired outcomes: the chance of the challenger losing at least as
+    many of these images as it does (net of those it wins) if both models were equally good on them."""
+    from math import comb
+
+    lost = int((champion_right & ~challenger_right).sum())
+    discordant = lost + int((~champion_right & challenger_right).sum())
+    if discordant == 0:
+        return 1.0
+    return sum(comb(discordant, k) for k in range(lost, discordant + 1)) / 2**discordant
 
 
 def evaluate_gate(
@@ -118,6 +146,7 @@ def evaluate_gate(
         evidence="test split",
         min_improvement=cfg.min_improvement,
         max_class_regression=cfg.max_class_regression,
+        class_regression_p=cfg.class_regression_p,
     )
     metrics: dict[str, Any] = {"test": test}
     fx, fy = _recent_feedback(ws, name, old, cfg.feedback_days, cfg.feedback_holdout)
