@@ -34,47 +34,26 @@ P99_TARGET_MS = 50.0
 UNLOGGED = "dcloop /predict, log off"
 
 
-def plain_app(onnx_path: str):
-    """The baseline: parse JSON pixels, run one ONNX inference per request, answer. No batching, no store."""
-    import onnxruntime as ort
+def plain_app(onnx_path: str, db_path: str | None = None):
+    """The baseline: parse JSON pixels, run one ONNX inference per request, answer. No batching.
 
-    session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
-    app = FastAPI()
-
-    @app.get("/v2/health/ready")
-    def ready() -> dict[str, bool]:
-        return {"ready": True}
-
-    @app.post("/predict")
-    async def predict(request: Request) -> dict[str, object]:
-        pixels = np.asarray((await request.json())["pixels"], dtype=np.float32)[None, None] / 255
-        logits = session.run(["logits"], {"input": pixels})[0][0]
-        probs = np.exp(logits - logits.max())
-        probs /= probs.sum()
-        return {
-            "label": CLASSES[int(probs.argmax())],
-            "probabilities": dict(zip(CLASSES, probs.tolist(), strict=True)),
-        }
-
-    return app
-
-
-def plain_logged_app(onnx_path: str, db_path: str):
-    """The baseline plus durable logging: each prediction is inserted and committed (one transaction
-    per request) into a SQLite WAL file with synchronous=FULL, as dcloop's store is, before answering."""
+    With ``db_path`` each prediction is also inserted and committed (one transaction per request) into
+    a SQLite WAL file with synchronous=FULL, as dcloop's store is, before answering."""
     import sqlite3
     import uuid
 
     import onnxruntime as ort
 
     session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
-    db = sqlite3.connect(db_path, check_same_thread=False)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS predictions (id TEXT PRIMARY KEY, created_at REAL, input BLOB, "
-        "label TEXT, probabilities TEXT)"
-    )
+    db = None
+    if db_path is not None:
+        db = sqlite3.connect(db_path, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS predictions (id TEXT PRIMARY KEY, created_at REAL, input BLOB, "
+            "label TEXT, probabilities TEXT)"
+        )
     app = FastAPI()
 
     @app.get("/v2/health/ready")
@@ -88,17 +67,16 @@ def plain_logged_app(onnx_path: str, db_path: str):
         probs = np.exp(logits - logits.max())
         probs /= probs.sum()
         label, probabilities = CLASSES[int(probs.argmax())], dict(zip(CLASSES, probs.tolist(), strict=True))
-        with db:  # one commit per request
-            db.execute(
-                "INSERT INTO predictions VALUES (?, ?, ?, ?, ?)",
-                (
+        if db is not None:
+            with db:  # one commit per request
+                row = (
                     uuid.uuid4().hex,
                     time.time(),
                     raw.astype(np.uint8).tobytes(),
                     label,
                     json.dumps(probabilities),
-                ),
-            )
+                )
+                db.execute("INSERT INTO predictions VALUES (?, ?, ?, ?, ?)", row)
         return {"label": label, "probabilities": probabilities}
 
     return app
@@ -268,9 +246,7 @@ def main() -> None:
     if args.plain_server:
         import uvicorn
 
-        app = (
-            plain_logged_app(args.plain_server, args.log_db) if args.log_db else plain_app(args.plain_server)
-        )
+        app = plain_app(args.plain_server, args.log_db)
         uvicorn.run(
             app,
             host="127.0.0.1",

@@ -2,8 +2,9 @@
 
 It must beat the champion by ``gate.min_improvement`` accuracy points on the frozen test split of the
 champion's data set version, and on recent labelled feedback once there are ``gate.min_feedback_labels``
-labels with stored inputs (the ``gate.feedback_holdout`` share that retraining never trains on); and no class's recall on the test split may drop by more than
-``gate.max_class_regression`` points.
+labels with stored inputs (the ``gate.feedback_holdout`` share that retraining never trains on); and
+no class's recall on the test split may drop by more than ``gate.max_class_regression`` points (a
+significant drop only, when ``gate.class_regression_p`` is below 1).
 """
 
 from __future__ import annotations
@@ -40,14 +41,10 @@ class GateDecision:
         return "gate passed (" + "; ".join(parts) + ")"
 
 
-def scores(
-    model: OnnxModel, x: np.ndarray, y: np.ndarray, chunk: int = 512, predicted: np.ndarray | None = None
-) -> dict[str, Any]:
-    """Accuracy and per-class recall (percent) of ``model`` on uint8 images ``x`` and labels ``y``."""
-    if predicted is None:
-        predicted = model.predict_classes(x, chunk)
+def scores(classes: list[str], predicted: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+    """Accuracy and per-class recall (percent) of predicted class indices against labels ``y``."""
     recall = {}
-    for index, name in enumerate(model.classes):
+    for index, name in enumerate(classes):
         mask = y == index
         if mask.any():
             recall[name] = float((predicted[mask] == index).mean() * 100)
@@ -74,8 +71,8 @@ def compare(
     A class whose recall drops by more than ``max_class_regression`` points fails it unless
     ``class_regression_p`` < 1 and the drop is not significant at that level (see ``worse_p_value``).
     """
-    new_pred, old_pred = challenger.predict_classes(x, 512), champion.predict_classes(x, 512)
-    new, old = scores(challenger, x, y, predicted=new_pred), scores(champion, x, y, predicted=old_pred)
+    new_pred, old_pred = challenger.predict_classes(x), champion.predict_classes(x)
+    new, old = scores(challenger.classes, new_pred, y), scores(champion.classes, old_pred, y)
     gain = new["accuracy"] - old["accuracy"]
     reasons = []
     if gain < min_improvement:
@@ -88,7 +85,7 @@ def compare(
             drop = before - new["recall"].get(name, 0.0)
             if drop <= max_class_regression:
                 continue
-            mask = y == challenger.classes.index(name)
+            mask = y == champion.classes.index(name)
             p = worse_p_value(old_pred[mask] == y[mask], new_pred[mask] == y[mask])
             if class_regression_p < 1.0 and p >= class_regression_p:
                 continue  # a drop this size is within the noise of this many test images

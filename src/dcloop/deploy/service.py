@@ -24,7 +24,13 @@ from dcloop.deploy.batcher import Batcher, Item
 from dcloop.deploy.metrics import ServerMetrics
 from dcloop.deploy.registry import get_model_version
 from dcloop.deploy.runtime import OnnxModel, as_model_input, as_pixels, load_model, softmax
-from dcloop.feedback.store import Prediction, enforce_retention, log_predictions, new_predictions
+from dcloop.feedback.store import (
+    Prediction,
+    enforce_retention,
+    log_predictions,
+    new_predictions,
+    time_ordered_ids,
+)
 from dcloop.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -179,30 +185,31 @@ class ModelService:
     def _run_batch(self, model: OnnxModel, items: Sequence[Item]) -> list[Answer]:
         # Convert per request: a batch may mix uint8 pixels and [0, 1] floats.
         x = _join([as_model_input(item.payload[0]) for item in items])
-        pixels = _join([as_pixels(item.payload[0]) for item in items])
         logits = model.logits(x)
         probs = softmax(logits)
         done = time.perf_counter()
         latencies = [(done - item.enqueued) * 1000 for item in items]
-        per_image = np.repeat(latencies, [item.size for item in items])
-        endpoints = {item.payload[1] for item in items}
-        endpoint = endpoints.pop() if len(endpoints) == 1 else "mixed"
-        rows = new_predictions(
-            pixels,
-            probs,
-            model.classes,
-            model.version,
-            latency_ms=per_image.tolist(),
-            endpoint=endpoint,
-            store_input=self.store_inputs and self.log_predictions,
-        )
-        stored = self._log.write(rows) if self._log is not None else None
-        self.metrics.predictions.inc(model.version.ref, amount=len(rows))
+        if self._log is None:  # feedback.log_predictions off: answers keep ids, nothing is recorded
+            ids, stored = time_ordered_ids(len(x)), None
+        else:
+            endpoints = {item.payload[1] for item in items}
+            rows = new_predictions(
+                _join([as_pixels(item.payload[0]) for item in items]),
+                probs,
+                model.classes,
+                model.version,
+                latency_ms=np.repeat(latencies, [item.size for item in items]).tolist(),
+                endpoint=endpoints.pop() if len(endpoints) == 1 else "mixed",
+                store_input=self.store_inputs,
+            )
+            ids, stored = [r.id for r in rows], self._log.write(rows)
+        self.metrics.predictions.inc(model.version.ref, amount=len(ids))
         answers, start = [], 0
         for item, latency in zip(items, latencies, strict=True):
             stop = start + item.size
-            ids = [r.id for r in rows[start:stop]]
-            answers.append(Answer(model, logits[start:stop], probs[start:stop], ids, latency, stored))
+            answers.append(
+                Answer(model, logits[start:stop], probs[start:stop], ids[start:stop], latency, stored)
+            )
             start = stop
         return answers
 

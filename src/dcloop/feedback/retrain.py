@@ -1,10 +1,11 @@
 """`retrain`: fold labelled feedback into a new data set version, train a challenger, gate it, promote it.
 
 Read top to bottom: the champion and its data set version -> labelled predictions whose inputs are
-still stored, less the ``gate.feedback_holdout`` share the gate judges on -> ``extend_dataset`` (same cleaning rules; conflicts with the base are excluded and
-counted; the test split stays frozen) -> train with the champion run's recipe, optionally warm-started
-from its weights -> optimize it as a loop turn does (`loop.optimize_methods`) and register the
-recommended variant as the challenger -> the promotion gate -> promote when it passes.
+still stored, less the ``gate.feedback_holdout`` share the gate judges on -> ``extend_dataset`` (same
+cleaning rules; conflicts with the base are excluded and counted; the test split stays frozen) ->
+train with the champion run's recipe, optionally warm-started from its weights -> optimize it as a
+loop turn does (`loop.optimize_methods`) and register the recommended variant as the challenger ->
+the promotion gate -> promote when it passes.
 """
 
 from __future__ import annotations

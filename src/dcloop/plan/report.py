@@ -47,15 +47,14 @@ def write_plan_report(path: Path, plan: TrainingPlan, rows: Sequence[WhatIfRow] 
     summary = plan.summary()
     memory = summary.pop("memory_per_accelerator_gb")
     sections = [
-        Section("Plan").table(["figure", "value"], [[k, v] for k, v in summary.items()]),
-        Section("Memory per accelerator (GB)").table(["part", "GB"], [[k, v] for k, v in memory.items()]),
+        _pairs("Plan", ["figure", "value"], summary),
+        _pairs("Memory per accelerator (GB)", ["part", "GB"], memory),
     ]
     if rows:
-        what = Section("What if").table(
-            WHAT_IF_COLUMNS, [[getattr(r, c) for c in WHAT_IF_COLUMNS] for r in rows]
+        figure = what_if_figure(rows)
+        sections.append(
+            _plotted("What if", WHAT_IF_COLUMNS, rows, figure, "wall time against accelerator count")
         )
-        what.figure(what_if_figure(rows), alt="wall time against accelerator count")
-        sections.append(what)
     subtitle = f"{plan.spec.model.name} on {plan.count} x {plan.accelerator.label}"
     return write_report(path, "dcloop training plan", sections, subtitle=subtitle)
 
@@ -103,12 +102,22 @@ def batch_figure(sweep: Sequence[ServingPlan]) -> object:
 
 def write_serving_report(path: Path, plan: ServingPlan, sweep: Sequence[ServingPlan] = ()) -> Path:
     """Write the serving plan (and its batch sweep table and plot, when given) as one HTML page."""
-    sections = [Section("Plan").table(["figure", "value"], [[k, v] for k, v in plan.summary().items()])]
+    sections = [_pairs("Plan", ["figure", "value"], plan.summary())]
     if sweep:
-        table = Section("Batch size").table(
-            BATCH_COLUMNS, [[getattr(p, c) for c in BATCH_COLUMNS] for p in sweep]
-        )
-        table.figure(batch_figure(sweep), alt="decode throughput and latency against batch size")
-        sections.append(table)
+        figure = batch_figure(sweep)
+        alt = "decode throughput and latency against batch size"
+        sections.append(_plotted("Batch size", BATCH_COLUMNS, sweep, figure, alt))
     subtitle = f"{plan.spec.model.name} on {plan.accelerators} x {plan.accelerator.label}"
     return write_report(path, "dcloop serving plan", sections, subtitle=subtitle)
+
+
+def _pairs(title: str, header: list[str], values: Mapping[str, object]) -> Section:
+    return Section(title).table(header, [[k, v] for k, v in values.items()])
+
+
+def _plotted(
+    title: str, columns: Sequence[str], records: Sequence[object], figure: object, alt: str
+) -> Section:
+    """A table of ``columns`` read off each record, with its figure under it."""
+    section = Section(title).table(list(columns), [[getattr(r, c) for c in columns] for r in records])
+    return section.figure(figure, alt=alt)

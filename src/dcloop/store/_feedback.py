@@ -72,9 +72,8 @@ def insert_predictions(store: Store, rows: Sequence[Prediction]) -> None:
 def _sqlite_values(dialect: Any, rows: Sequence[Prediction]) -> list[Any]:
     """Bound values of ``rows``, row-major, as SQLAlchemy's own bind processors would give them.
 
-    Column by column: JSON through orjson (what the stdlib would write, for the finite numbers and
-    strings a prediction holds, several times faster), and a value shared by the whole batch (its
-    time, its input shape) processed once.
+    Column by column; JSON through orjson, which writes what the stdlib would for the finite numbers
+    and strings a prediction holds, several times faster.
     """
     import orjson
 
@@ -83,13 +82,8 @@ def _sqlite_values(dialect: Any, rows: Sequence[Prediction]) -> list[Any]:
         values = [getattr(r, column.name) for r in rows]
         if isinstance(column.type, JSON):
             values = [orjson.dumps(v).decode() for v in values]
-        else:
-            process = column.type.bind_processor(dialect)
-            if process is not None:
-                done: dict[int, Any] = {}  # by identity: the rows of a batch share these objects
-                values = [
-                    done[id(v)] if id(v) in done else done.setdefault(id(v), process(v)) for v in values
-                ]
+        elif (process := column.type.bind_processor(dialect)) is not None:
+            values = [process(v) for v in values]
         columns.append(values)
     return [value for row in zip(*columns, strict=True) for value in row]
 
