@@ -72,3 +72,45 @@ def test_predict_arrays_softmax_and_single_logit() -> None:
         pred, probs = predict_arrays(Fixed(outputs), x, batch_size=3)
         assert pred.tolist() == [0, 1, 0, 1]
         assert probs.shape == (4, 2) and np.allclose(probs.sum(1), 1.0)
+
+
+def test_no_samples_score_zero() -> None:
+    m = classification_metrics(np.array([], dtype=np.int64), np.array([], dtype=np.int64), None, ["a", "b"])
+    assert m["n"] == 0 and m["accuracy"] == 0.0 and m["confusion_matrix"] == [[0, 0], [0, 0]]
+    assert m["per_class"]["a"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(2, 5).flatmap(
+        lambda k: st.tuples(
+            st.just(k),
+            st.lists(st.tuples(st.integers(0, k - 1), st.integers(0, k - 1), st.floats(0, 1)), min_size=1),
+        )
+    )
+)
+def test_same_figures_as_scikit_learn(case: tuple[int, list[tuple[int, int, float]]]) -> None:
+    # scikit-learn is not a dependency of dcloop (MLflow brings it in); the figures must agree with it
+    sk = pytest.importorskip("sklearn.metrics")
+    k, rows = case
+    y_true = np.array([r[0] for r in rows])
+    y_pred = np.array([r[1] for r in rows])
+    positive = np.array([r[2] for r in rows])
+    probs = np.stack([1 - positive, positive], axis=1) if k == 2 else None
+    m = classification_metrics(y_true, y_pred, probs, [str(c) for c in range(k)])
+    labels = list(range(k))
+    assert m["confusion_matrix"] == sk.confusion_matrix(y_true, y_pred, labels=labels).tolist()
+    assert m["accuracy"] == pytest.approx(sk.accuracy_score(y_true, y_pred))
+    for name, score in (
+        ("precision", sk.precision_score),
+        ("recall", sk.recall_score),
+        ("f1", sk.f1_score),
+    ):
+        expected = score(y_true, y_pred, labels=labels, average=None, zero_division=0)
+        assert [m["per_class"][str(c)][name] for c in labels] == pytest.approx(expected.tolist(), abs=1e-6)
+        assert m[f"{name}_macro"] == pytest.approx(float(expected.mean()), abs=1e-6)
+    if probs is not None:
+        if len(set(y_true.tolist())) == 2:
+            assert m["roc_auc"] == pytest.approx(sk.roc_auc_score(y_true, positive))
+        else:
+            assert m["roc_auc"] is None

@@ -1,7 +1,10 @@
-"""Classification metrics (numpy, exact) and batched prediction on uint8 images.
+"""Classification metrics (torchmetrics) and batched prediction on uint8 images.
 
 ``classification_metrics`` is the one definition of accuracy/precision/recall/F1/confusion/ROC-AUC
-that every stage (training, optimization gates, monitoring) reports, so their numbers compare.
+that every stage (training, optimization gates, monitoring) reports, so their numbers compare. The
+arithmetic is torchmetrics' functional API (exact counts in int64, ROC-AUC without binning); this
+module only shapes the result and fixes the conventions: a class without support or predictions
+scores 0, and ROC-AUC is None when one class is absent.
 """
 
 from __future__ import annotations
@@ -14,29 +17,23 @@ import numpy as np
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
     """Counts with rows = true class, columns = predicted class."""
-    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(matrix, (np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)), 1)
-    return matrix
+    from torchmetrics.functional.classification import multiclass_confusion_matrix
+
+    target, preds = _tensor(y_true), _tensor(y_pred)
+    return multiclass_confusion_matrix(preds, target, num_classes, validate_args=False).numpy()
 
 
 def roc_auc(y_true: np.ndarray, scores: np.ndarray) -> float:
-    """Area under the ROC curve of binary labels (1 = positive) via the rank statistic, ties averaged."""
-    y_true = np.asarray(y_true).astype(bool)
-    positives, negatives = int(y_true.sum()), int((~y_true).sum())
-    if positives == 0 or negatives == 0:
-        return float("nan")
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores), dtype=np.float64)
-    sorted_scores = np.asarray(scores)[order]
-    # average ranks over tied scores
-    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
-    for start, count in zip(first, counts, strict=True):
-        ranks[order[start : start + count]] = start + (count + 1) / 2.0
-    return float((ranks[y_true].sum() - positives * (positives + 1) / 2.0) / (positives * negatives))
+    """Area under the ROC curve of binary labels (1 = positive), ties counted half; NaN with one class."""
+    import torch
+    from torchmetrics.functional.classification import binary_auroc
 
-
-def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    return np.divide(num, den, out=np.zeros_like(num, dtype=np.float64), where=den > 0)
+    target = torch.as_tensor(np.asarray(y_true).astype(np.int64))
+    if target.numel() == 0 or int(target.sum()) in (0, target.numel()):
+        return float("nan")  # undefined: torchmetrics would warn and return 0
+    # torchmetrics squashes scores outside [0, 1] with a sigmoid: monotone, so the AUC is unchanged
+    preds = torch.as_tensor(np.asarray(scores, dtype=np.float64))
+    return float(binary_auroc(preds, target, thresholds=None, validate_args=False))
 
 
 def classification_metrics(
@@ -44,15 +41,23 @@ def classification_metrics(
 ) -> dict[str, Any]:
     """Accuracy, per-class and macro precision/recall/F1, the confusion matrix and, for two classes,
     ROC-AUC of the second class's probability. Classes without support or predictions score 0."""
-    y_true, y_pred = np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)
-    matrix = confusion_matrix(y_true, y_pred, len(classes))
-    true_pos = np.diag(matrix).astype(np.float64)
-    precision = _safe_div(true_pos, matrix.sum(axis=0).astype(np.float64))
-    recall = _safe_div(true_pos, matrix.sum(axis=1).astype(np.float64))
-    f1 = _safe_div(2 * precision * recall, precision + recall)
+    from torchmetrics.functional.classification import (
+        multiclass_f1_score,
+        multiclass_precision,
+        multiclass_recall,
+    )
+
+    target, preds, k = _tensor(y_true), _tensor(y_pred), len(classes)
+    matrix = confusion_matrix(y_true, y_pred, k)
+    precision = recall = f1 = np.zeros(k)  # nothing to score: torchmetrics refuses empty input
+    if len(target):
+        per_class: dict[str, Any] = {"average": None, "validate_args": False, "zero_division": 0}
+        precision = multiclass_precision(preds, target, k, **per_class).double().numpy()
+        recall = multiclass_recall(preds, target, k, **per_class).double().numpy()
+        f1 = multiclass_f1_score(preds, target, k, **per_class).double().numpy()
     result: dict[str, Any] = {
-        "n": len(y_true),
-        "accuracy": float(true_pos.sum() / max(len(y_true), 1)),
+        "n": len(target),
+        "accuracy": float(np.trace(matrix) / max(len(target), 1)),
         "precision_macro": float(precision.mean()),
         "recall_macro": float(recall.mean()),
         "f1_macro": float(f1.mean()),
@@ -68,10 +73,16 @@ def classification_metrics(
         "confusion_matrix": matrix.tolist(),
         "classes": list(classes),
     }
-    if len(classes) == 2 and probs is not None:
-        auc = roc_auc(y_true == 1, np.asarray(probs)[:, 1])
+    if k == 2 and probs is not None:
+        auc = roc_auc(np.asarray(y_true) == 1, np.asarray(probs)[:, 1])
         result["roc_auc"] = None if np.isnan(auc) else auc  # undefined when one class is absent
     return result
+
+
+def _tensor(labels: np.ndarray) -> Any:
+    import torch
+
+    return torch.as_tensor(np.asarray(labels, dtype=np.int64))
 
 
 def predict_arrays(model: Any, x_uint8: np.ndarray, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray]:
