@@ -10,12 +10,15 @@ energy times the PUE, with the workspace's settings via :func:`meter_for`.
 from __future__ import annotations
 
 import logging
-import os
 import resource
+import sys
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import psutil
 
 if TYPE_CHECKING:
     from dcloop.workspace import Workspace
@@ -82,15 +85,18 @@ class JobMeter:
         self._rapl = _rapl_files()
         self._nvml = _nvml_handles()
         self._cost: JobCost | None = None
+        self._memory = _PeakMemory()
 
     def __enter__(self) -> JobMeter:
         self._t0 = time.perf_counter()
         self._cpu0 = _cpu_seconds()
         self._uj0 = _read_uj(self._rapl) if self._rapl else 0
         self._gpu_mj0 = _read_nvml_mj(self._nvml)
+        self._memory.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._memory.stop()
         self._cost = self._measure()
 
     def result(self) -> JobCost:
@@ -117,7 +123,7 @@ class JobMeter:
         return JobCost(
             wall_s=wall,
             cpu_s=cpu,
-            peak_rss_mb=_peak_rss_mb(),
+            peak_rss_mb=self._memory.peak_mb(),
             energy_j=joules,
             energy_source="+".join(dict.fromkeys(sources)),
             energy_kwh=kwh,
@@ -181,11 +187,63 @@ def _read_nvml_mj(handles: list[Any]) -> float | None:
 
 
 def _cpu_seconds() -> float:
-    times = os.times()
+    """CPU time of this process and of its children that have ended (DDP workers, subprocesses)."""
+    times = psutil.Process().cpu_times()
     return times.user + times.system + times.children_user + times.children_system
 
 
-def _peak_rss_mb() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, children) / 1024.0
+class _PeakMemory:
+    """Peak resident memory of this process and its live children while a block runs.
+
+    Sampled every ``interval_s`` (the process tree: data-parallel workers count too); the kernel's
+    own high-water mark of this process adds the spikes between samples, but only when it rose
+    inside the block, since it never resets and an earlier job's peak is not this block's.
+    """
+
+    def __init__(self, interval_s: float = 0.1) -> None:
+        self.interval_s = interval_s
+        self._peak = 0
+        self._stop = threading.Event()
+        self._stop.set()  # not started
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._hwm0 = _high_water_bytes()
+        self._sample()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="dcloop-meter-memory", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._sample()
+        hwm = _high_water_bytes()
+        if hwm > self._hwm0:
+            self._peak = max(self._peak, hwm)
+
+    def peak_mb(self) -> float:
+        """The peak so far; inside the block it includes the memory in use right now."""
+        if not self._stop.is_set():
+            self._sample()
+        return self._peak / 2**20
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self._sample()
+
+    def _sample(self) -> None:
+        me = psutil.Process()
+        total = me.memory_info().rss
+        for child in me.children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except psutil.Error:  # ended between listing and reading
+                continue
+        self._peak = max(self._peak, total)
+
+
+def _high_water_bytes() -> int:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # macOS reports bytes, Linux KiB

@@ -55,3 +55,17 @@ def test_meter_for_uses_workspace_settings_and_catalog_tdp(tmp_path) -> None:
         assert cost.energy_j >= 72 * cost.wall_s
     default = meter_for()
     assert default.pue == 1.2 and default.gpu_tdp_w is None
+
+
+def test_peak_memory_is_the_blocks_own() -> None:
+    import numpy as np
+
+    size = 200 * 2**20
+    with JobMeter() as big:
+        block = np.ones(size, dtype=np.uint8)  # touched pages: resident
+        during = big.result().peak_rss_mb  # a reading inside the block samples memory in use now
+        del block
+    with JobMeter() as idle:
+        pass
+    assert big.result().peak_rss_mb >= during >= idle.result().peak_rss_mb + 150
+    assert idle.result().peak_rss_mb > 0
