@@ -455,6 +455,10 @@ class EnergyConfig(_Section):
     )
 
 
+ENERGY_DEFAULTS = EnergyConfig()
+"""Energy settings without a dcloop.yaml: JobMeter and the planner's specs take their defaults here."""
+
+
 class HardwareEntryConfig(_Section):
     """One accelerator added to the planner's catalog (dense peak rates, never with-sparsity ones)."""
 

@@ -20,15 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 import psutil
 
+from dcloop.config import ENERGY_DEFAULTS
+
 if TYPE_CHECKING:
     from dcloop.workspace import Workspace
 
 logger = logging.getLogger(__name__)
 RAPL_ROOT = Path("/sys/class/powercap")
-# Typical server CPU: ~10 W per busy core (e.g. a 250 W, 24-core part). Overridable.
-DEFAULT_WATTS_PER_CORE = 10.0
-DEFAULT_CARBON_KG_PER_KWH = 0.4
-DEFAULT_PRICE_PER_KWH = 0.15
 
 
 @dataclass(frozen=True)
@@ -71,10 +69,10 @@ class JobMeter:
 
     def __init__(
         self,
-        watts_per_core: float = DEFAULT_WATTS_PER_CORE,
-        carbon_kg_per_kwh: float = DEFAULT_CARBON_KG_PER_KWH,
-        price_per_kwh: float = DEFAULT_PRICE_PER_KWH,
-        pue: float = 1.0,
+        watts_per_core: float = ENERGY_DEFAULTS.watts_per_cpu_core,
+        carbon_kg_per_kwh: float = ENERGY_DEFAULTS.carbon_kg_per_kwh,
+        price_per_kwh: float = ENERGY_DEFAULTS.price_per_kwh,
+        pue: float = ENERGY_DEFAULTS.pue,
         gpu_tdp_w: float | None = None,
     ) -> None:
         self.watts_per_core = watts_per_core
@@ -138,9 +136,7 @@ def meter_for(workspace: Workspace | None = None, accelerator: str | None = None
 
     ``accelerator`` names a catalog entry whose TDP is charged when a GPU is used without NVML.
     """
-    from dcloop.config import EnergyConfig
-
-    energy = workspace.config.energy if workspace is not None else EnergyConfig()
+    energy = workspace.config.energy if workspace is not None else ENERGY_DEFAULTS
     tdp = None
     if accelerator is not None:
         from dcloop.plan.catalog import get_accelerator, load_catalog

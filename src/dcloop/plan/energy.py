@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from dcloop.config import ENERGY_DEFAULTS
 from dcloop.errors import ConfigError
 
 
@@ -32,9 +33,9 @@ class Site:
     """Site inputs on their own, for a plan that has no spec to carry them."""
 
     power_w: float | None = None
-    pue: float = 1.0
-    carbon_kg_per_kwh: float = 0.0
-    price_per_kwh: float = 0.0
+    pue: float = ENERGY_DEFAULTS.pue
+    carbon_kg_per_kwh: float = ENERGY_DEFAULTS.carbon_kg_per_kwh
+    price_per_kwh: float = ENERGY_DEFAULTS.price_per_kwh
     accelerator_hour_usd: float = 0.0
 
 

@@ -78,7 +78,7 @@ def largest_compute_optimal_model(
     site: SiteInputs | None = None,
 ) -> ComputeOptimal:
     """Parameters N and tokens D = k·N that use ``count`` accelerators for ``days`` at ``utilization``,
-    and what those accelerator-hours cost at ``site`` (default: catalog TDP, PUE 1, no CO2 or price)."""
+    and what those accelerator-hours cost at ``site`` (default: catalog TDP and the energy defaults of dcloop.yaml's `energy` section)."""
     if count < 1:
         raise ConfigError(f"`count` must be a positive integer. Got {count}.")
     if not days > 0:

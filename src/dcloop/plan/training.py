@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from dcloop.config import ENERGY_DEFAULTS
 from dcloop.errors import ConfigError
 from dcloop.plan.catalog import Accelerator, get_accelerator
 from dcloop.plan.energy import check_site, energy_cost
@@ -56,9 +57,9 @@ class TrainingSpec:
     micro_batch: int = 1
     usable_memory_fraction: float = 0.9
     power_w: float | None = None
-    pue: float = 1.2
-    carbon_kg_per_kwh: float = 0.4
-    price_per_kwh: float = 0.15
+    pue: float = ENERGY_DEFAULTS.pue
+    carbon_kg_per_kwh: float = ENERGY_DEFAULTS.carbon_kg_per_kwh
+    price_per_kwh: float = ENERGY_DEFAULTS.price_per_kwh
     accelerator_hour_usd: float = 0.0
 
 
