@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from dcloop.atomic import replacing_dir
 from dcloop.data._version import SPLITS, PreparedDataset
 from dcloop.errors import DataError
 from dcloop.store import DatasetRecord
@@ -74,28 +72,17 @@ def write_version(
     )
     if (final / FILES["manifest"]).is_file():
         return record
-    datasets_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{version_id[:12]}-", dir=datasets_dir))
-    os.chmod(tmp, 0o755)  # mkdtemp makes it private; a version is shared read-only
     try:
-        np.save(tmp / FILES["x"], np.ascontiguousarray(x, dtype=np.uint8))
-        np.save(tmp / FILES["y"], np.ascontiguousarray(y, dtype=np.int64))
-        np.savez(tmp / FILES["splits"], train=splits["train"], val=splits["val"], test=splits["test"])
-        (tmp / FILES["manifest"]).write_text(_manifest(record, len(x)), encoding="utf-8")
-        _rename(tmp, final)
+        with replacing_dir(final) as tmp:
+            np.save(tmp / FILES["x"], np.ascontiguousarray(x, dtype=np.uint8))
+            np.save(tmp / FILES["y"], np.ascontiguousarray(y, dtype=np.int64))
+            np.savez(tmp / FILES["splits"], train=splits["train"], val=splits["val"], test=splits["test"])
+            (tmp / FILES["manifest"]).write_text(_manifest(record, len(x)), encoding="utf-8")
     except OSError as exc:
+        if (final / FILES["manifest"]).is_file():  # a concurrent writer of the same content got there first
+            return record
         raise DataError(f"Cannot write data set version to {final}: {exc.strerror or exc}.") from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return record
-
-
-def _rename(tmp: Path, final: Path) -> None:
-    try:
-        os.replace(tmp, final)
-    except OSError:
-        if not (final / FILES["manifest"]).is_file():  # not a concurrent writer of the same content
-            raise
 
 
 def _manifest(record: DatasetRecord, n: int) -> str:

@@ -7,7 +7,6 @@ every move is appended to a history, so ``rollback`` can walk it back.
 from __future__ import annotations
 
 import getpass
-import os
 import re
 import shutil
 import uuid
@@ -15,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from dcloop.atomic import copy_file
 from dcloop.deploy._sources import resolve_source
 from dcloop.deploy.runtime import inspect_onnx, sha256_file
 from dcloop.errors import ConfigError, DcloopError, NotFoundError
@@ -75,7 +75,7 @@ def _register(
     with ws.store.transaction() as conn:
         version = q.next_version(conn, name)
         target = ws.artifacts_dir / "models" / name / str(version) / "model.onnx"
-        _copy_atomic(onnx_path, target)
+        copy_file(onnx_path, target)
         record = ModelVersion(
             id=uuid.uuid4().hex,
             name=name,
@@ -90,13 +90,6 @@ def _register(
         if alias is not None:
             q.move_alias(conn, name, alias, version, kind="set", reason="registered", actor=actor or _actor())
     return record
-
-
-def _copy_atomic(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".onnx.tmp")
-    shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
 
 
 def get_model_version(ws: Workspace, ref: str) -> ModelVersion:

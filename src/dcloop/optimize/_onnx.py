@@ -7,14 +7,13 @@ data), input ``input`` float32 (N, C, H, W) in [0, 1], output ``logits``, batch 
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dcloop.atomic import replacing
 from dcloop.errors import DataError, DcloopError
 
 if TYPE_CHECKING:
@@ -38,18 +37,13 @@ def export_onnx(model: nn.Module, path: Path, input_shape: tuple[int, int, int],
     if opset < MIN_OPSET:
         raise DcloopError(f"ONNX opset must be >= {MIN_OPSET}. Got {opset}.")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     was_training = model.training
     model.eval()
-    fd, tmp_name = tempfile.mkstemp(suffix=".onnx.tmp", dir=path.parent)
-    os.close(fd)
     try:
-        example = torch.rand(2, *input_shape)
-        _run_export(model, example, Path(tmp_name), opset)
-        os.replace(tmp_name, path)
+        with replacing(path) as tmp:
+            _run_export(model, torch.rand(2, *input_shape), tmp, opset)
     finally:
         model.train(was_training)
-        Path(tmp_name).unlink(missing_ok=True)
     log.info("exported ONNX model to %s (opset %d)", path, opset)
     return path
 

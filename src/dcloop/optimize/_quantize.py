@@ -9,12 +9,12 @@ The model is written in QDQ form with per-channel weights, after ORT's pre-proce
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from dcloop.atomic import replacing
 from dcloop.errors import DataError
 from dcloop.optimize._onnx import INPUT_NAME
 
@@ -73,11 +73,9 @@ def quantize_int8(
                 return None
             return {INPUT_NAME: images[start : start + batch_size].astype(np.float32) / 255.0}
 
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_path.parent, prefix=".quant-") as work:
+    with replacing(out_path) as staged, tempfile.TemporaryDirectory(prefix="dcloop-quant-") as work:
         prepared = Path(work) / "prepared.onnx"
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=False)
-        staged = Path(work) / "int8.onnx"
         quantize_static(
             str(prepared),
             str(staged),
@@ -90,7 +88,6 @@ def quantize_int8(
             extra_options={"CalibTensorRangeSymmetric": False},
         )
         _compact(staged)
-        os.replace(staged, out_path)
     log.info("static int8 model (%d calibration images) written to %s", len(images), out_path)
     return out_path
 

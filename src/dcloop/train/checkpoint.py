@@ -9,10 +9,8 @@ and is read back with ``weights_only=True``.
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from dcloop.atomic import replacing, replacing_dir, write_text
 from dcloop.errors import TrainError
 
 POINTER = "latest"
@@ -32,9 +31,8 @@ def cpu_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def save_weights(state: dict[str, torch.Tensor], path: Path) -> None:
     """Write safetensors atomically (temporary name in the same folder, then rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(cpu_state(state), str(tmp))
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        save_file(cpu_state(state), str(tmp))
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -74,23 +72,15 @@ def save_checkpoint(
     keep: int = 1,
 ) -> Path:
     """Write epoch ``epoch`` completely, point ``latest`` at it, then drop older epochs."""
-    folder.mkdir(parents=True, exist_ok=True)
     final = folder / f"epoch-{epoch:04d}"
-    staging = Path(tempfile.mkdtemp(prefix=f".epoch-{epoch:04d}-", dir=folder))
-    try:
+    with replacing_dir(final) as staging:
         save_file(cpu_state(weights), str(staging / "weights.safetensors"))
         if best is not None:
             save_file(cpu_state(best), str(staging / "best.safetensors"))
         torch.save({"epoch": epoch, **state}, staging / "state.pt")
         if final.exists():
             shutil.rmtree(final)
-        os.replace(staging, final)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    pointer = folder / (POINTER + ".tmp")
-    pointer.write_text(final.name, encoding="utf-8")
-    os.replace(pointer, folder / POINTER)
+    write_text(folder / POINTER, final.name)
     for old in sorted(folder.glob("epoch-*"))[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from dcloop import config as config_module
+from dcloop.atomic import write_text
 from dcloop.config import TrainConfig
 from dcloop.data import PreparedDataset
 from dcloop.errors import ConfigError, TrainError
@@ -172,9 +173,7 @@ def _open_run(
     folder = workspace.runs_dir / run_id
     folder.mkdir(parents=True)
     resolved = workspace.config.model_copy(update={"train": recipe})
-    tmp = folder / "config.yaml.tmp"
-    tmp.write_text(config_module.dump(resolved), encoding="utf-8")
-    tmp.replace(folder / "config.yaml")
+    write_text(folder / "config.yaml", config_module.dump(resolved))
     info: dict[str, Any] = {
         "dataset_id": data.id,
         "seed": recipe.seed,
