@@ -5,13 +5,14 @@ Validation reports every problem at once, each as "`section.field` in FILE must 
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from dcloop.errors import ConfigError
+from dcloop.errors import ConfigError, suggest
 
 
 class _Section(BaseModel):
@@ -591,6 +592,47 @@ def with_overrides(config: Config, section: str, overrides: dict[str, Any], sour
     raw = config.model_dump()
     raw[section].update({k: v for k, v in overrides.items() if v is not None})
     return validate(raw, source=source)
+
+
+# Fields that name a registry entry, and that registry's kind. The registries live above config
+# (they import torch), so `check_names` is handed their names rather than importing them.
+REGISTRY_FIELDS = {
+    "train.model": "model",
+    "train.optimizer": "optimizer",
+    "train.schedule": "schedule",
+    "train.loss": "loss",
+    "optimize.student": "model",
+}
+
+
+def check_names(config: Config, known: Mapping[str, Collection[str]], source: str = "dcloop.yaml") -> None:
+    """Raise one ConfigError naming every field (and tuned choice) that names no registry entry.
+
+    ``known`` maps a registry kind (model, optimizer, schedule, loss) to its names.
+    """
+    named: list[tuple[str, str, object]] = []
+    for path, kind in REGISTRY_FIELDS.items():
+        section, field = path.split(".")
+        named.append((f"`{path}`", kind, getattr(getattr(config, section), field)))
+    for field, spec in config.tune.space.items():
+        kind = REGISTRY_FIELDS.get(f"train.{field}")
+        if kind is not None and spec.choices:
+            named += [(f"`tune.space.{field}.choices`", kind, choice) for choice in spec.choices]
+    problems = []
+    for where, kind, value in named:
+        names = sorted(known[kind])
+        if value not in names:
+            hint = suggest(str(value), names)
+            problems.append(
+                f"{where} in {source} must be {_article(kind)} {kind} name ({', '.join(names)}). "
+                f"Got {value!r}.{hint}"
+            )
+    if problems:
+        raise ConfigError(" ".join(problems))
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
 
 
 def dump(config: Config) -> str:

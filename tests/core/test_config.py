@@ -67,3 +67,55 @@ def test_overrides_round_trip(lr: float, epochs: int) -> None:
     assert cfg.train.lr == lr and cfg.train.epochs == epochs
     assert cfg.train.model == config.Config().train.model
     assert config.validate(yaml.safe_load(config.dump(cfg))) == cfg
+
+
+KNOWN = {
+    "model": ["resnet-s", "seed-cnn", "tiny-cnn"],
+    "optimizer": ["adam", "adamw", "sgd"],
+    "schedule": ["constant", "cosine", "onecycle"],
+    "loss": ["bce", "cross_entropy"],
+}
+
+
+def test_check_names_reports_every_unknown_name_with_the_closest() -> None:
+    raw = {
+        "train": {"model": "resnt-s", "optimizer": "adamm", "schedule": "cosin", "loss": "crossentropy"},
+        "optimize": {"student": "tiny_cnn"},
+        "tune": {"space": {"optimizer": {"type": "categorical", "choices": ["adamw", "lion"]}}},
+    }
+    with pytest.raises(ConfigError) as info:
+        config.check_names(config.validate(raw), KNOWN, source="w/dcloop.yaml")
+    message = str(info.value)
+    assert "\n" not in message
+    for expected in (
+        "`train.model` in w/dcloop.yaml must be a model name (resnet-s, seed-cnn, tiny-cnn). "
+        "Got 'resnt-s'. Did you mean 'resnet-s'?",
+        "`train.optimizer` in w/dcloop.yaml must be an optimizer name",
+        "Got 'cosin'. Did you mean 'cosine'",
+        "Got 'crossentropy'. Did you mean 'cross_entropy'?",
+        "`optimize.student` in w/dcloop.yaml must be a model name",
+        "Got 'tiny_cnn'. Did you mean 'tiny-cnn'",
+        "`tune.space.optimizer.choices` in w/dcloop.yaml must be an optimizer name (adam, adamw, sgd). "
+        "Got 'lion'.",
+    ):
+        assert expected in message
+
+
+def test_default_config_names_exist_in_the_registries() -> None:
+    from dcloop.train.recipe import registry_names
+
+    config.check_names(config.Config(), registry_names())  # raises on a default naming nothing
+
+
+def test_config_validate_cli_checks_registry_names(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    bad = tmp_path / "dcloop.yaml"
+    bad.write_text("train: {model: seedcnn}\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "dcloop.cli", "config", "validate", str(bad)], capture_output=True, text=True
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"`train.model` in {bad} must be a model name" in result.stderr
+    assert "Did you mean 'seed-cnn'" in result.stderr and "Traceback" not in result.stderr

@@ -35,15 +35,18 @@ def validate(
     path: Path = typer.Argument(None, help="A dcloop.yaml (default: the workspace's)."),
     fmt: Format = typer.Option(Format.table, "--format", help="table or json."),
 ) -> None:
-    """Check a config file without running anything; exit 2 on the first problem list.
+    """Check a config file without running anything: every field, and every model, optimizer,
+    schedule and loss name against its registry; exit 2 with the list of problems.
 
     Example: dcloop config validate dcloop.yaml
     """
     from dcloop import config
+    from dcloop.train.recipe import registry_names
     from dcloop.workspace import CONFIG_NAME, find_root
 
     target = path if path is not None else find_root(Path(".")) / CONFIG_NAME
     cfg = config.load(target)
+    config.check_names(cfg, registry_names(), source=str(target))
     if fmt is Format.json:
         print_json({"valid": True, "path": str(target), "config": cfg.model_dump(mode="json")})
     else:

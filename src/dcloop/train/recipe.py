@@ -258,3 +258,15 @@ def check_names(model: str, optimizer: str, schedule: str, loss: str, known_mode
     optimizers.get(optimizer)
     schedules.get(schedule)
     losses.get(loss)
+
+
+def registry_names() -> dict[str, list[str]]:
+    """The names of every registry a config field refers to, by kind (what `config.check_names` takes)."""
+    from dcloop.train.models import list_models
+
+    return {
+        "model": list(list_models()),
+        "optimizer": optimizers.names(),
+        "schedule": schedules.names(),
+        "loss": losses.names(),
+    }
