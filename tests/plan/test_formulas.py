@@ -93,25 +93,38 @@ def _spec(**kw) -> TrainingSpec:
 
 
 def test_training_time_energy_cost_from_utilization() -> None:
-    plan = plan_training(_spec(utilization=0.5))
-    wall = 6e19 / (8 * 312e12 * 0.5)  # 48,076.9 s
+    plan = plan_training(_spec(utilization=0.5, goodput=0.8))
+    steady = 6e19 / (8 * 312e12 * 0.5)  # 48,076.9 s of training
+    wall = steady / 0.8  # 60,096.2 s with restarts, failures and evaluation
     assert plan.model_flops == 6e19
+    assert plan.steady_wall_s == pytest.approx(steady)
     assert plan.wall_s == pytest.approx(wall)
-    assert plan.accelerator_hours == pytest.approx(8 * wall / 3600)  # 106.84 h
+    assert plan.steady_accelerator_hours == pytest.approx(8 * steady / 3600)  # 106.84 h
+    assert plan.accelerator_hours == pytest.approx(8 * wall / 3600)  # 133.55 h: energy is charged on these
     assert plan.energy_it_kwh == pytest.approx(8 * wall / 3600 * 0.4)  # 400 W TDP
     assert plan.energy_facility_kwh == pytest.approx(plan.energy_it_kwh * 1.5)
     assert plan.co2_kg == pytest.approx(plan.energy_facility_kwh * 0.5)
     assert plan.cost_usd == pytest.approx(plan.energy_facility_kwh * 0.2 + plan.accelerator_hours * 2.0)
-    assert plan.mfu == pytest.approx(0.5)
+    assert plan.mfu == pytest.approx(0.5)  # MFU is a steady-state figure
+    summary = plan.summary()
+    assert summary["steady_wall_days"] == pytest.approx(steady / 86400)
+    assert summary["wall_days"] == pytest.approx(wall / 86400)
+    assert summary["cost_covers"].startswith("rental at $2/accelerator-hour + electricity at $0.2/kWh")
+    default = plan_training(_spec(utilization=0.5))
+    assert default.spec.run_goodput == 0.9 and default.wall_s == pytest.approx(steady / 0.9)
+    free = plan_training(_spec(utilization=0.5, accelerator_hour_usd=0.0)).summary()["cost_covers"]
+    assert free.startswith("electricity at $0.2/kWh x PUE only")
 
 
 def test_training_derives_utilization_from_what_was_measured() -> None:
     by_rate = plan_training(_spec(tokens_per_s=1000))
-    assert by_rate.wall_s == pytest.approx(1e10 / (8 * 1000))
+    assert by_rate.steady_wall_s == pytest.approx(1e10 / (8 * 1000))
     assert by_rate.mfu == pytest.approx(6e9 * 1000 / 312e12)
-    by_hours = plan_training(_spec(accelerator_hours=1000))
+    # a finished run's hours are whole-run: the steady state is the goodput share of them
+    by_hours = plan_training(_spec(accelerator_hours=1000, goodput=0.8))
     assert by_hours.wall_s == pytest.approx(1000 * 3600 / 8)
-    assert by_hours.mfu == pytest.approx(6e19 / (1000 * 3600 * 312e12))
+    assert by_hours.accelerator_hours == pytest.approx(1000)
+    assert by_hours.mfu == pytest.approx(6e19 / (800 * 3600 * 312e12))
     by_wall = plan_training(_spec(wall_days=2))
     assert by_wall.accelerator_hours == pytest.approx(8 * 48)
     by_flops = plan_training(_spec(model_flops_per_s=156e12))
@@ -163,22 +176,27 @@ def test_image_serving_from_measured_throughput() -> None:
 
 
 def test_inverse_questions() -> None:
-    best = largest_compute_optimal_model("h100-sxm", 1000, 10, utilization=0.4)
+    best = largest_compute_optimal_model("h100-sxm", 1000, 10, utilization=0.4, goodput=1.0)
     compute = 1000 * 989e12 * 0.4 * 10 * 86400
     assert best.compute_flops == pytest.approx(compute)
     assert best.params == pytest.approx(math.sqrt(compute / 120))  # C = 6 * N * 20N
     assert best.tokens == pytest.approx(20 * best.params)
     # 1,000 x 10 days = 240,000 accelerator-hours at 700 W, PUE 1.2, 0.4 kg/kWh, $0.1/kWh, $2/hour
     site = Site(power_w=None, pue=1.2, carbon_kg_per_kwh=0.4, price_per_kwh=0.1, accelerator_hour_usd=2.0)
-    costed = largest_compute_optimal_model("h100-sxm", 1000, 10, utilization=0.4, site=site)
+    costed = largest_compute_optimal_model("h100-sxm", 1000, 10, utilization=0.4, site=site, goodput=1.0)
     assert costed.accelerator_hours == 240_000 and costed.power_w == 700
     assert costed.facility_kwh == pytest.approx(240_000 * 0.7 * 1.2)
     assert costed.co2_kg == pytest.approx(240_000 * 0.7 * 1.2 * 0.4)
+    summary = costed.summary()  # the units of `plan train`: MWh and t
+    assert summary["energy_facility_mwh"] == pytest.approx(240 * 0.7 * 1.2)
+    assert summary["co2_t"] == pytest.approx(240 * 0.7 * 1.2 * 0.4) and "co2_kg" not in summary
     assert costed.cost_usd == pytest.approx(240_000 * 0.7 * 1.2 * 0.1 + 240_000 * 2.0)
     with pytest.raises(ConfigError, match=r"`pue` must be at least 1"):
         largest_compute_optimal_model("h100-sxm", 1000, 10, site=Site(pue=0.5))
     plan = accelerators_for_days(
         TrainingSpec(model=params_only(1e9), tokens=1e12, accelerator="a100-80gb", utilization=0.5), days=1
     )
-    assert plan.count == math.ceil(6e21 / 156e12 / 86400)  # 445.1 -> 446
+    assert plan.count == math.ceil(6e21 / 156e12 / 86400 / 0.9)  # 494.6 -> 495 with goodput 0.9
     assert plan.wall_s <= 86400
+    whole_days = largest_compute_optimal_model("h100-sxm", 1000, 10, utilization=0.4, goodput=0.9)
+    assert whole_days.compute_flops == pytest.approx(0.9 * compute)  # a tenth of the days does not train

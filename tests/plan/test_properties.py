@@ -67,3 +67,30 @@ def test_energy_scales_linearly_with_pue(pue: float, factor: float, hours: float
     assert scaled.energy_facility_kwh == pytest.approx(base.energy_facility_kwh * ratio)
     assert scaled.co2_kg == pytest.approx(base.co2_kg * ratio)
     assert scaled.energy_it_kwh == pytest.approx(base.energy_it_kwh)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    params=st.floats(1e8, 3e12),
+    accelerator=st.sampled_from(
+        ["v100-sxm2-32gb", "a100-80gb", "h100-sxm", "h800", "l4", "tpu-v2", "tpu-v4"]
+    ),
+    count=st.one_of(st.none(), st.integers(1, 20000)),
+    zero_stage=st.one_of(st.none(), st.integers(0, 3)),
+)
+def test_every_question_is_answered_and_hours_never_depend_on_the_layout(
+    params: float, accelerator: str, count: int | None, zero_stage: int | None
+) -> None:
+    precision = "fp16" if accelerator == "v100-sxm2-32gb" else "bf16"
+    spec = TrainingSpec(
+        model=params_only(params), tokens=1e12, accelerator=accelerator, count=count, zero_stage=zero_stage
+    )
+    spec = replace(spec, precision=precision)
+    plan = plan_training(spec)
+    steady_hours = 6 * params * 1e12 / (plan.peak_flops_per_s * 0.4) / 3600
+    assert plan.accelerator_hours == pytest.approx(steady_hours / 0.9)
+    assert plan.memory.fits or plan.fit_hint
+    if plan.min_accelerators is not None and count is None:
+        assert plan.count == plan.min_accelerators and plan.memory.fits
+    if plan.min_accelerators is not None:  # the count it names is one that fits
+        assert plan_training(replace(spec, count=plan.min_accelerators)).memory.fits

@@ -17,7 +17,12 @@ plan_app = typer.Typer(
 PRESET = typer.Option(
     None, "--preset", help="Model preset (gpt3-175b, llama2-70b, llama3.1-405b, bert-base...)."
 )
-PARAMS = typer.Option(None, "--params", help="Parameters, e.g. 70B (when no preset or shape).")
+PARAMS = typer.Option(
+    None, "--params", help="Parameters, e.g. 70B (when no preset or shape); memory counts all."
+)
+ACTIVE = typer.Option(
+    None, "--active-params", help="Parameters active per token (mixture of experts): FLOPs and time use them."
+)
 LAYERS = typer.Option(None, "--layers", help="Transformer layers.")
 HIDDEN = typer.Option(None, "--hidden", help="Hidden size d_model.")
 HEADS = typer.Option(None, "--heads", help="Attention heads.")
@@ -32,7 +37,16 @@ PUE = typer.Option(None, "--pue", help="Power usage effectiveness (facility / IT
 CARBON = typer.Option(None, "--carbon", help="Grid carbon intensity, kg CO2e per kWh.")
 PRICE = typer.Option(None, "--price", help="Electricity price per kWh (USD).")
 HOUR_USD = typer.Option(None, "--accelerator-hour-usd", help="Rental price per accelerator-hour (USD).")
-UTILIZATION = typer.Option(None, "--utilization", help="Model FLOPs utilization in (0, 1].")
+UTILIZATION = typer.Option(
+    None, "--utilization", "--mfu", help="Model FLOPs utilization (MFU) in (0, 1], e.g. 0.45."
+)
+GOODPUT = typer.Option(
+    None, "--goodput", help="Share of wall time spent training (restarts, failures, evaluation); default 0.9."
+)
+ZERO = typer.Option(None, "--zero-stage", help="ZeRO stage 0-3 (default: 1, raised only if nothing fits).")
+RECOMPUTE = typer.Option(
+    None, "--recompute", help="none, selective or full recomputation (default: selective, full if needed)."
+)
 PRECISION = typer.Option(None, "--precision", help="fp32, tf32, fp16, bf16 or fp8 (int8 for serving).")
 SPEC = typer.Option(None, "--spec", help="YAML file of inputs (keys = flag names with underscores).")
 FMT = typer.Option(Format.table, "--format", help="table or json.")
@@ -64,20 +78,31 @@ def _inputs(flags: dict[str, Any], *drop: str) -> dict[str, Any]:
 
 
 def _show(title: str, summary: dict[str, Any], fmt: Format) -> None:
+    """A plan as tables (a nested mapping gets its own), its fit hint and warnings as notes under them."""
     if fmt is Format.json:
         print_json(summary)
         return
-    flat = {k: v for k, v in summary.items() if not isinstance(v, dict)}
+    said = {"fit_hint", "warnings", "what_if"}
+    flat = {k: v for k, v in summary.items() if not isinstance(v, dict) and k not in said}
     print_mapping(title, flat)
     for key, value in summary.items():
         if isinstance(value, dict):
             print_mapping(key, value)
+    _notes(summary)
+
+
+def _notes(summary: dict[str, Any]) -> None:
+    if summary.get("fit_hint"):
+        note(f"does not fit: {summary['fit_hint']}")
+    for warning in summary.get("warnings") or []:
+        note(f"warning: {warning}")
 
 
 @plan_app.command("train")
 def train(
     preset: str = PRESET,
     params: str = PARAMS,
+    active_params: str = ACTIVE,
     layers: int = LAYERS,
     hidden: int = HIDDEN,
     heads: int = HEADS,
@@ -90,6 +115,7 @@ def train(
     accelerator: str = ACCEL,
     count: int = typer.Option(None, "--count", "-n", help="Accelerators (default: the fewest that fit)."),
     utilization: float = UTILIZATION,
+    goodput: float = GOODPUT,
     tokens_per_s: str = typer.Option(None, "--tokens-per-s", help="Measured tokens/s per accelerator."),
     model_flops_per_s: str = typer.Option(
         None, "--model-flops-per-s", help="Measured model FLOP/s per accelerator."
@@ -102,10 +128,8 @@ def train(
         None, "--accelerator-hours", help="Accelerator-hours of a finished run."
     ),
     precision: str = PRECISION,
-    recompute: str = typer.Option(
-        None, "--recompute", help="none, selective or full activation recomputation."
-    ),
-    zero_stage: int = typer.Option(None, "--zero-stage", help="ZeRO stage 0-3."),
+    recompute: str = RECOMPUTE,
+    zero_stage: int = ZERO,
     tp: int = typer.Option(None, "--tp", help="Tensor-parallel degree."),
     pp: int = typer.Option(None, "--pp", help="Pipeline-parallel degree."),
     micro_batch: int = typer.Option(None, "--micro-batch", help="Sequences per micro-batch."),
@@ -114,7 +138,9 @@ def train(
     carbon: float = CARBON,
     price: float = PRICE,
     accelerator_hour_usd: float = HOUR_USD,
-    compare: str = typer.Option(None, "--compare", help="What-if accelerators, comma-separated."),
+    compare: str = typer.Option(
+        None, "--compare", help="What-if accelerators, comma-separated (each at its own fewest without -n)."
+    ),
     counts: str = typer.Option(None, "--counts", help="What-if counts, comma-separated."),
     report: Path = typer.Option(None, "--report", help="Write an HTML report (with the what-if plot) here."),
     spec: Path = SPEC,
@@ -125,18 +151,24 @@ def train(
     Example: dcloop plan train --preset llama2-70b --tokens 2T -a a100-80gb -n 2048 --tp 8 --pp 4
     """
     flags = dict(locals())
+    from dataclasses import replace
+
     from dcloop.plan import plan_training, what_if
     from dcloop.plan.spec import build_training_spec
 
     plan_cfg, energy, catalog = _settings()
     training = build_training_spec(_inputs(flags, "compare", "counts", "report"), plan_cfg, energy)
-    result = plan_training(training, catalog)
+    names = [n.strip() for n in compare.split(",")] if compare else []
+    grid = [int(c) for c in counts.split(",")] if counts else None
+    # --compare alone asks about accelerators, not about a count: no headline plan at a count nobody gave
+    headline = not (names and grid is None and training.count is None)
+    result = plan_training(training if headline else replace(training, accelerator=names[0]), catalog)
     rows = []
-    if compare or counts or report:
-        names = compare.split(",") if compare else [result.accelerator.name]
-        grid = [int(c) for c in counts.split(",")] if counts else [result.count * f for f in (1, 2, 4, 8)]
-        rows = what_if(training, [n.strip() for n in names], grid, catalog)
-    summary = result.summary()
+    if names or grid or report:
+        if grid is None and headline:
+            grid = [result.count * f for f in (1, 2, 4, 8)]
+        rows = what_if(training, names or [result.accelerator.name], grid, catalog)
+    summary: dict[str, Any] = result.summary() if headline else {"what_if_counts": WHAT_IF_OWN_COUNTS}
     if rows:
         summary["what_if"] = [r.summary() for r in rows]
     if report:
@@ -146,22 +178,28 @@ def train(
     if fmt is Format.json:
         print_json(summary)
     else:
-        summary.pop("what_if", None)
-        _show("training plan", summary, fmt)
+        if headline:
+            _show("training plan", summary, fmt)
         if rows:
             columns = list(rows[0].summary())
             print_table("what if", columns, [list(r.summary().values()) for r in rows])
-        if not result.memory.fits:
-            note(f"does not fit at {result.count}: needs at least {result.min_accelerators} accelerators")
+        if not headline:
+            note(f"counts: {WHAT_IF_OWN_COUNTS}")
     if report:
         note(f"report: {report}")
 
 
+WHAT_IF_OWN_COUNTS = (
+    "each accelerator at the fewest that fit it, then 2x, 4x and 8x (-n or --counts fix them)"
+)
+
+
 @plan_app.command("fit")
 def fit(
-    days: float = typer.Option(..., "--days", help="Target wall time in days."),
+    days: float = typer.Option(..., "--days", help="Target wall time in days (the whole run)."),
     preset: str = PRESET,
     params: str = PARAMS,
+    active_params: str = ACTIVE,
     layers: int = LAYERS,
     hidden: int = HIDDEN,
     heads: int = HEADS,
@@ -174,12 +212,15 @@ def fit(
     accelerator: str = ACCEL,
     count: int = typer.Option(None, "--count", "-n", help="Cluster size (without a model: largest model)."),
     utilization: float = UTILIZATION,
+    goodput: float = GOODPUT,
     tokens_per_param: float = typer.Option(
         20.0, "--tokens-per-param", help="Compute-optimal tokens/parameter."
     ),
     precision: str = PRECISION,
-    tp: int = typer.Option(None, "--tp"),
-    pp: int = typer.Option(None, "--pp"),
+    tp: int = typer.Option(None, "--tp", help="Tensor-parallel degree."),
+    pp: int = typer.Option(None, "--pp", help="Pipeline-parallel degree."),
+    zero_stage: int = ZERO,
+    recompute: str = RECOMPUTE,
     power_w: float = POWER,
     pue: float = PUE,
     carbon: float = CARBON,
@@ -205,7 +246,8 @@ def fit(
             raise ConfigError(
                 "Give a model with --tokens (to size the cluster) or --count (for the largest model)."
             )
-        layout = [f"--{k}" for k in ("tp", "pp") if values.get(k) is not None]
+        layout_keys = ("tp", "pp", "zero_stage", "recompute")
+        layout = [f"--{k.replace('_', '-')}" for k in layout_keys if values.get(k) is not None]
         if layout:
             raise ConfigError(
                 f"{' and '.join(layout)}: a parallel layout needs a given model, and the largest-model "
@@ -221,6 +263,7 @@ def fit(
             tokens_per_param,
             catalog,
             Site(**site_inputs(values, plan_cfg, energy)),
+            **({"goodput": values["goodput"]} if values.get("goodput") is not None else {}),
         )
         _show("largest compute-optimal model", best.summary(), fmt)
         return
@@ -231,6 +274,7 @@ def fit(
 @plan_app.command("serve")
 def serve(
     preset: str = PRESET,
+    active_params: str = ACTIVE,
     layers: int = LAYERS,
     hidden: int = HIDDEN,
     heads: int = HEADS,
@@ -381,7 +425,10 @@ def validate(fmt: Format = FMT) -> None:
         for r in results
     ]
     print_table("planner vs published runs", columns, rows)
-    note("hours from the stated throughput; energy/CO2 from published hours; *MFU implied by published hours")
+    note(
+        "hours: whole run, from the stated throughput and goodput; energy/CO2 from published hours; "
+        "*steady-state MFU implied by published hours"
+    )
 
 
 def _pct(error: float | None) -> str:

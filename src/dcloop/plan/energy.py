@@ -67,6 +67,17 @@ def energy_cost(site: SiteInputs, accelerator_hours: float, power_w: float) -> E
     )
 
 
+def cost_covers(site: SiteInputs) -> str:
+    """What a cost figure includes, in words: electricity only, or a rental plus electricity."""
+    power = f"electricity at ${site.price_per_kwh:g}/kWh x PUE"
+    if not site.accelerator_hour_usd:
+        return f"{power} only (no accelerator-hour price: hardware not charged)"
+    return (
+        f"rental at ${site.accelerator_hour_usd:g}/accelerator-hour + {power} "
+        "(give --price 0 when the rental includes power)"
+    )
+
+
 def check_site(site: SiteInputs) -> None:
     """Raise ConfigError on a non-positive power, a PUE below 1 or a negative price or intensity."""
     if site.power_w is not None and not site.power_w > 0:

@@ -15,7 +15,7 @@ from typing import Any
 from dcloop.config import ENERGY_DEFAULTS
 from dcloop.errors import ConfigError
 from dcloop.plan.catalog import Accelerator, get_accelerator
-from dcloop.plan.energy import check_site, energy_cost
+from dcloop.plan.energy import check_site, cost_covers, energy_cost
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ class ImageServingPlan:
             "images_per_s": spec.images_per_s,
             "target_rps": spec.target_rps,
             **data,
+            "cost_covers": cost_covers(spec),
         }
 
 

@@ -2,6 +2,7 @@
 
 The largest compute-optimal model follows Hoffmann et al. 2022 (Chinchilla): train on about 20 tokens
 per parameter, so compute C = 6·N·D = 6·k·N² and N = sqrt(C / (6·k)) for k tokens per parameter.
+Target days are whole-run wall time: only the goodput share of them trains.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from typing import Any
 
 from dcloop.errors import ConfigError
 from dcloop.plan.catalog import Accelerator, get_accelerator
-from dcloop.plan.energy import Site, SiteInputs, check_site, energy_cost
+from dcloop.plan.energy import Site, SiteInputs, check_site, cost_covers, energy_cost
 from dcloop.plan.memory import STATE_BYTES
-from dcloop.plan.training import DEFAULT_MFU, TrainingPlan, TrainingSpec, plan_training
+from dcloop.plan.training import DEFAULT_GOODPUT, DEFAULT_MFU, TrainingPlan, TrainingSpec, plan_training
 
 CHINCHILLA_TOKENS_PER_PARAM = 20.0
 
@@ -28,6 +29,7 @@ class ComputeOptimal:
     count: int
     days: float
     utilization: float
+    goodput: float
     tokens_per_param: float
     compute_flops: float
     params: float
@@ -39,9 +41,17 @@ class ComputeOptimal:
     facility_kwh: float
     co2_kg: float
     cost_usd: float
+    cost_covers: str
 
     def summary(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        """The figures in the units `dcloop plan train` uses (MWh, t)."""
+        data = dict(self.__dict__)
+        for kwh, mwh in (("it_kwh", "energy_it_mwh"), ("facility_kwh", "energy_facility_mwh")):
+            data[mwh] = data.pop(kwh) / 1000
+        data["co2_t"] = data.pop("co2_kg") / 1000
+        cost = data.pop("cost_usd")
+        data.update(cost_usd=cost, cost_covers=self.cost_covers)
+        return data
 
 
 def accelerators_for_days(
@@ -64,7 +74,18 @@ def accelerators_for_days(
     group = smallest.memory.tp * smallest.memory.pp
     needed = math.ceil(accelerator_seconds / (days * 86400) / group - 1e-9) * group
     count = max(needed, smallest.count)
-    return plan_training(replace(spec, count=count, tp=smallest.memory.tp, pp=smallest.memory.pp), catalog)
+    layout = smallest.memory
+    return plan_training(
+        replace(
+            spec,
+            count=count,
+            tp=layout.tp,
+            pp=layout.pp,
+            zero_stage=layout.zero_stage,
+            recompute=layout.recompute,
+        ),
+        catalog,
+    )
 
 
 def largest_compute_optimal_model(
@@ -76,21 +97,25 @@ def largest_compute_optimal_model(
     tokens_per_param: float = CHINCHILLA_TOKENS_PER_PARAM,
     catalog: Mapping[str, Accelerator] | None = None,
     site: SiteInputs | None = None,
+    goodput: float = DEFAULT_GOODPUT,
 ) -> ComputeOptimal:
-    """Parameters N and tokens D = k·N that use ``count`` accelerators for ``days`` at ``utilization``,
-    and what those accelerator-hours cost at ``site`` (default: catalog TDP and the energy defaults of dcloop.yaml's `energy` section)."""
+    """Parameters N and tokens D = k·N that use ``count`` accelerators for ``days`` at ``utilization``
+    (``goodput`` of the days training), and what those accelerator-hours cost at ``site`` (default:
+    catalog TDP and the energy defaults of dcloop.yaml's `energy` section)."""
     if count < 1:
         raise ConfigError(f"`count` must be a positive integer. Got {count}.")
     if not days > 0:
         raise ConfigError(f"`days` must be positive. Got {days:g}.")
     if not 0 < utilization <= 1:
         raise ConfigError(f"`utilization` must be in (0, 1]. Got {utilization:g}.")
+    if not 0 < goodput <= 1:
+        raise ConfigError(f"`goodput` must be in (0, 1]. Got {goodput:g}.")
     if not tokens_per_param > 0:
         raise ConfigError(f"`tokens_per_param` must be positive. Got {tokens_per_param:g}.")
     site = site or Site()
     check_site(site)
     chip = get_accelerator(accelerator, catalog)
-    compute = count * chip.peak_flops(precision) * utilization * days * 86400
+    compute = count * chip.peak_flops(precision) * utilization * goodput * days * 86400
     params = math.sqrt(compute / (6 * tokens_per_param))
     state_bytes = sum(STATE_BYTES.get(precision, STATE_BYTES["bf16"]))
     hours = count * days * 24
@@ -101,6 +126,7 @@ def largest_compute_optimal_model(
         count=count,
         days=days,
         utilization=utilization,
+        goodput=goodput,
         tokens_per_param=tokens_per_param,
         compute_flops=compute,
         params=params,
@@ -112,4 +138,5 @@ def largest_compute_optimal_model(
         facility_kwh=cost.facility_kwh,
         co2_kg=cost.co2_kg,
         cost_usd=cost.cost_usd,
+        cost_covers=cost_covers(site),
     )

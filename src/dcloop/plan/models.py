@@ -3,7 +3,8 @@
 Parameters count the weight matrices and embeddings; biases and norms (well under 0.1% of a large
 model) are left out. FLOPs per token follow the PaLM appendix B convention (Chowdhery et al. 2022):
 training costs 6N + 12·L·s·d per token, where the second term is the attention score and value
-matmuls that the 6N rule misses.
+matmuls that the 6N rule misses. For a mixture-of-experts model N is the parameters active per
+token (``active_params``); memory still holds all of them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from dcloop.errors import ConfigError, unknown_name
 
 @dataclass(frozen=True)
 class ModelShape:
-    """A dense transformer. ``params`` alone is enough for FLOPs; the shape adds attention and activations."""
+    """A transformer. ``params`` alone is enough for FLOPs; the shape adds attention and activations.
+
+    ``active_params`` is what a mixture-of-experts model computes with per token (None: all of them).
+    """
 
     name: str
     params: float
@@ -28,6 +32,12 @@ class ModelShape:
     ffn: int | None = None
     gated_mlp: bool = False
     tied_embeddings: bool = True
+    active_params: float | None = None
+
+    @property
+    def compute_params(self) -> float:
+        """Parameters each token is computed with: the active ones of a mixture of experts, else all."""
+        return self.params if self.active_params is None else self.active_params
 
     @property
     def has_shape(self) -> bool:
@@ -100,7 +110,7 @@ def params_only(params: float, name: str = "custom") -> ModelShape:
 
 def train_flops_per_token(model: ModelShape) -> float:
     """Model FLOPs per training token: 6N plus 12·L·s·d for attention (PaLM appendix B)."""
-    return 6 * model.params + attention_flops_per_token(model, forward_and_backward=True)
+    return 6 * model.compute_params + attention_flops_per_token(model, forward_and_backward=True)
 
 
 def attention_flops_per_token(model: ModelShape, forward_and_backward: bool) -> float:
@@ -153,3 +163,20 @@ def get_preset(name: str, seq_len: int | None = None) -> ModelShape:
             raise ConfigError(f"`seq_len` must be a positive integer. Got {seq_len}.")
         shape = replace(shape, seq_len=seq_len)
     return shape
+
+
+def flop_convention(model: ModelShape, recompute: str) -> str:
+    """The FLOP counts a plan of ``model`` uses, in words (model FLOPs; hardware FLOPs add recomputation)."""
+    n = "6·N_active" if model.active_params is not None else "6·N"
+    if not model.has_shape:
+        model_rule = f"{n} per token (no shape given, so no attention term)"
+    else:
+        model_rule = f"{n} + 12·L·s·d per token (PaLM appendix B)"
+    extra = {
+        "full": "a second forward pass (2·N + 4·L·s·d)"
+        if model.has_shape
+        else "a second forward pass (2·N: 8·N)",
+        "selective": "the attention scores again (4·L·s·d)" if model.has_shape else "nothing without a shape",
+        "none": "nothing",
+    }[recompute]
+    return f"model FLOPs {model_rule}; hardware FLOPs add, for recompute {recompute}, {extra}"

@@ -1,10 +1,11 @@
 """Plan serving: prefill and decode throughput, KV-cache memory, replicas for a request rate, cost per token.
 
 A replica is a group of ``tp`` accelerators holding one copy of the weights. Prefill is compute bound:
-2N FLOPs per prompt token plus the causal attention scores, at a utilization below peak. Each decode step
-reads the weights once and every sequence's KV cache, so it is bandwidth bound until the batch is large;
-a step takes the longer of its memory time and its compute time. A replica runs ``batch`` requests per
-cycle: their prefills one after another, then ``output_tokens`` decode steps for all of them together.
+2N FLOPs per prompt token (N: the parameters active per token) plus the causal attention scores, at a
+utilization below peak. Each decode step reads the weights once and every sequence's KV cache, so it
+is bandwidth bound until the batch is large; a step takes the longer of its memory time and its compute
+time. A replica runs ``batch`` requests per cycle: their prefills one after another, then
+``output_tokens`` decode steps for all of them together.
 The KV cache holds 2·L·kv_heads·head_dim values per token (grouped-query attention shrinks kv_heads).
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 from dcloop.config import ENERGY_DEFAULTS
 from dcloop.errors import ConfigError
 from dcloop.plan.catalog import Accelerator, get_accelerator
-from dcloop.plan.energy import check_site, energy_cost
+from dcloop.plan.energy import check_site, cost_covers, energy_cost
 from dcloop.plan.models import ModelShape
 
 BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "int8": 1}
@@ -74,7 +75,13 @@ class ServingPlan:
     def summary(self) -> dict[str, Any]:
         skip = {"spec", "accelerator"}
         data = {k: v for k, v in self.__dict__.items() if k not in skip}
-        return {"model": self.spec.model.name, "accelerator": self.accelerator.name, **data}
+        covers = cost_covers(self.spec)
+        return {
+            "model": self.spec.model.name,
+            "accelerator": self.accelerator.name,
+            **data,
+            "cost_covers": covers,
+        }
 
 
 def kv_cache_bytes_per_token(model: ModelShape, bytes_per_value: float) -> float:
@@ -170,12 +177,12 @@ def _replica(
     bandwidth = chip.memory_bw_gbs * 1e9 * spec.bandwidth_utilization * tp
     assert model.layers is not None and model.hidden is not None
     p, o, L, d = spec.prompt_tokens, spec.output_tokens, model.layers, model.hidden
-    prefill = (2 * model.params * p + 2 * L * p * p * d) / peak  # causal: half of 4·L·p·d per token
+    prefill = (2 * model.compute_params * p + 2 * L * p * p * d) / peak  # causal: half of 4·L·p·d per token
 
     def step(batch: int) -> tuple[float, str]:
         mean_context = p + o / 2
         memory_time = (weights + batch * kv_token * mean_context) / bandwidth
-        compute_time = batch * (2 * model.params + 4 * L * mean_context * d) / peak
+        compute_time = batch * (2 * model.compute_params + 4 * L * mean_context * d) / peak
         return max(memory_time, compute_time), "memory" if memory_time >= compute_time else "compute"
 
     def latency(batch: int) -> float:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ _SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12, "p": 1e15
 MODEL_KEYS = (
     "preset",
     "params",
+    "active_params",
     "layers",
     "hidden",
     "heads",
@@ -46,6 +48,7 @@ TRAIN_KEYS = (
     "hardware_flops_per_s",
     "wall_days",
     "accelerator_hours",
+    "goodput",
     "precision",
     "recompute",
     "zero_stage",
@@ -130,8 +133,20 @@ def merge(file_values: Mapping[str, Any], flags: Mapping[str, Any]) -> dict[str,
 
 
 def build_model(values: Mapping[str, Any]) -> ModelShape:
-    """A preset, a transformer shape, or a bare parameter count."""
+    """A preset, a transformer shape, or a bare parameter count; ``active_params`` for a mixture of experts."""
     v = parse_inputs(values)
+    model = _model(v)
+    active = v.get("active_params")
+    if active is None:
+        return model
+    if not 0 < active <= model.params:
+        raise ConfigError(
+            f"`active_params` must be positive and at most the {model.params:.4g} parameters. Got {active:g}."
+        )
+    return replace(model, active_params=active)
+
+
+def _model(v: Mapping[str, Any]) -> ModelShape:
     shape_keys = ("layers", "hidden", "heads")
     if v.get("preset"):
         return get_preset(str(v["preset"]), v.get("seq_len"))
@@ -175,9 +190,12 @@ def build_training_spec(values: Mapping[str, Any], plan: PlanConfig, energy: Ene
         wall_days=v.get("wall_days"),
         accelerator_hours=v.get("accelerator_hours"),
         default_utilization=plan.utilization,
+        goodput=v.get("goodput"),
         precision=v.get("precision") or plan.precision,
-        recompute=v.get("recompute") or plan.recompute,
-        zero_stage=_given(v.get("zero_stage"), plan.zero_stage),
+        recompute=v.get("recompute"),
+        default_recompute=plan.recompute,
+        zero_stage=v.get("zero_stage"),
+        default_zero_stage=plan.zero_stage,
         tp=v.get("tp"),
         pp=v.get("pp"),
         micro_batch=_given(v.get("micro_batch"), 1),

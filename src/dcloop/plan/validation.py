@@ -1,7 +1,7 @@
 """Check the planner against published training runs (published_runs.yaml beside this module).
 
-Two checks per run, kept apart so one error does not hide in the other: accelerator-hours planned
-from the stated throughput or utilization (within ``HOURS_TOLERANCE``), and energy and CO2 planned
+Two checks per run, kept apart so one error does not hide in the other: whole-run accelerator-hours
+planned from the stated throughput or utilization and the run's goodput (within ``HOURS_TOLERANCE``), and energy and CO2 planned
 from the published accelerator-hours with the stated power, PUE and carbon intensity (within
 ``ENERGY_TOLERANCE``).
 """
@@ -85,6 +85,7 @@ def run_spec(run: dict[str, Any]) -> TrainingSpec:
         power_w=float(run["power_w"]),
         pue=float(run["pue"]),
         carbon_kg_per_kwh=float(run["carbon_kg_per_kwh"]),
+        goodput=_float(run.get("goodput")),
         **run.get("layout", {}),
         **rate,
     )

@@ -28,16 +28,23 @@ class WhatIfRow:
         return dict(self.__dict__)
 
 
+OWN_COUNT_FACTORS = (1, 2, 4, 8)
+
+
 def what_if(
     spec: TrainingSpec,
     accelerators: Sequence[str],
-    counts: Sequence[int],
+    counts: Sequence[int] | None = None,
     catalog: Mapping[str, Accelerator] | None = None,
 ) -> list[WhatIfRow]:
-    """One row per (accelerator, count); a cell that cannot run says why in ``note``."""
+    """One row per (accelerator, count); a cell that cannot run says why in ``note``.
+
+    ``counts`` None: each accelerator at the fewest that fit it (or its planned count when nothing
+    fits), times ``OWN_COUNT_FACTORS``.
+    """
     rows = []
     for name in accelerators:
-        for count in counts:
+        for count in counts if counts is not None else _own_counts(spec, name, catalog):
             try:
                 plan = plan_training(replace(spec, accelerator=name, count=count), catalog)
             except ConfigError as exc:
@@ -54,7 +61,21 @@ def what_if(
                     cost_usd=plan.cost_usd,
                     memory_gb=plan.memory.total / 1e9,
                     fits=plan.memory.fits,
-                    note="" if plan.memory.fits else f"needs at least {plan.min_accelerators} to fit",
+                    note="" if plan.memory.fits else _why(plan.min_accelerators),
                 )
             )
     return rows
+
+
+def _own_counts(spec: TrainingSpec, name: str, catalog: Mapping[str, Accelerator] | None) -> list[int]:
+    try:
+        base = plan_training(replace(spec, accelerator=name, count=None), catalog).count
+    except ConfigError:
+        return [spec.count or 1]  # the row then carries the error in its note
+    return [base * f for f in OWN_COUNT_FACTORS]
+
+
+def _why(min_accelerators: int | None) -> str:
+    if min_accelerators is None:
+        return "does not fit at any count"
+    return f"needs at least {min_accelerators} to fit"
