@@ -615,9 +615,9 @@ def check_names(config: Config, known: Mapping[str, Collection[str]], source: st
         section, field = path.split(".")
         named.append((f"`{path}`", kind, getattr(getattr(config, section), field)))
     for field, spec in config.tune.space.items():
-        kind = REGISTRY_FIELDS.get(f"train.{field}")
-        if kind is not None and spec.choices:
-            named += [(f"`tune.space.{field}.choices`", kind, choice) for choice in spec.choices]
+        tuned = REGISTRY_FIELDS.get(f"train.{field}")
+        if tuned is not None and spec.choices:
+            named += [(f"`tune.space.{field}.choices`", tuned, choice) for choice in spec.choices]
     problems = []
     for where, kind, value in named:
         names = sorted(known[kind])
