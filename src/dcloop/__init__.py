@@ -1,13 +1,15 @@
 """dcloop: run the whole life of a model as one closed loop.
 
 The stage functions are importable from here; heavy modules load on first use, so ``import dcloop``
-stays light.
+stays light. The stage subpackages are attributes too (``dcloop.optimize`` is the optimization
+subpackage, its stage function ``dcloop.optimize.optimize``), the same before and after any import.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from dcloop._lazy import lazy_attribute
 
 __version__ = "0.1.0"
 
@@ -32,7 +34,8 @@ _EXPORTS: dict[str, str] = {
     "largest_compute_optimal_model": "dcloop.plan",
     "validate_published": "dcloop.plan",
     "load_catalog": "dcloop.plan",
-    # `dcloop.train` is the training subpackage; its stage function is `from dcloop.train import train`.
+    # `dcloop.train` and `dcloop.optimize` are subpackages; their stage functions are
+    # `dcloop.train.train` and `dcloop.optimize.optimize`.
     "fit_model": "dcloop.train",
     "FitResult": "dcloop.train",
     "load_trained": "dcloop.train",
@@ -52,7 +55,6 @@ _EXPORTS: dict[str, str] = {
     "extend_dataset": "dcloop.data",
     "export_onnx": "dcloop.optimize",
     "check_parity": "dcloop.optimize",
-    "optimize": "dcloop.optimize",
     "tune": "dcloop.optimize",
     "list_variants": "dcloop.optimize",
     "get_variant": "dcloop.optimize",
@@ -86,11 +88,11 @@ _EXPORTS: dict[str, str] = {
     "DemoResult": "dcloop.demo",
 }
 
+# stage subpackages, imported on first access (``dcloop.optimize.tune``)
+_SUBPACKAGES = ("data", "train", "optimize", "deploy", "feedback", "loop", "plan", "store")
+
 __all__ = ["__version__", *_EXPORTS]
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'dcloop' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+    return lazy_attribute(__name__, name, _EXPORTS, _SUBPACKAGES)

@@ -131,24 +131,20 @@ class JobMeter:
         )
 
 
-def meter_for(workspace: Workspace | None = None, accelerator: str | None = None) -> JobMeter:
+def meter_for(workspace: Workspace | None = None, gpu_tdp_w: float | None = None) -> JobMeter:
     """A JobMeter with the workspace's energy settings (defaults without one).
 
-    ``accelerator`` names a catalog entry whose TDP is charged when a GPU is used without NVML.
+    ``gpu_tdp_w`` is charged for the wall time when a GPU is used without NVML: the planner's catalog
+    has it per accelerator (``dcloop.plan.get_accelerator(name, catalog).tdp_w``); the meter sits
+    below the planner and does not read the catalog itself.
     """
     energy = workspace.config.energy if workspace is not None else ENERGY_DEFAULTS
-    tdp = None
-    if accelerator is not None:
-        from dcloop.plan.catalog import get_accelerator, load_catalog
-
-        extra = [h.model_dump(exclude_none=True) for h in workspace.config.plan.hardware] if workspace else []
-        tdp = get_accelerator(accelerator, load_catalog(extra)).tdp_w
     return JobMeter(
         watts_per_core=energy.watts_per_cpu_core,
         carbon_kg_per_kwh=energy.carbon_kg_per_kwh,
         price_per_kwh=energy.price_per_kwh,
         pue=energy.pue,
-        gpu_tdp_w=tdp,
+        gpu_tdp_w=gpu_tdp_w,
     )
 
 

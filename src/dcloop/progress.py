@@ -1,4 +1,8 @@
-"""Progress bars for long steps, on stderr. Off unless the CLI (or a user) turns them on."""
+"""Progress bars for long steps, on stderr. Off unless the CLI (or a user) turns them on.
+
+The CLI hands in its own stderr console, so bars and its messages share one terminal writer; this
+module imports nothing of the CLI (it sits below every stage that reports progress).
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,25 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 _enabled = False
+_console: Any = None  # a rich Console on stderr; made on first use unless one is handed in
 
 
-def enable(on: bool = True) -> None:
-    """Show progress bars (the CLI turns them on when stderr is a terminal or asked to)."""
-    global _enabled
+def enable(on: bool = True, console: Any = None) -> None:
+    """Show progress bars (the CLI turns them on when stderr is a terminal or asked to), on
+    ``console`` when given (a ``rich.console.Console``), else on a stderr console of their own."""
+    global _enabled, _console
     _enabled = on
+    if console is not None:
+        _console = console
+
+
+def _stderr() -> Any:
+    global _console
+    if _console is None:
+        from rich.console import Console
+
+        _console = Console(stderr=True)
+    return _console
 
 
 def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
@@ -23,9 +40,7 @@ def track(items: Iterable[T], description: str, total: int | None = None) -> Ite
         return
     from rich.progress import track as rich_track
 
-    from dcloop.cli._output import err_console
-
-    yield from rich_track(items, description=description, total=total, console=err_console, transient=True)
+    yield from rich_track(items, description=description, total=total, console=_stderr(), transient=True)
 
 
 class _Bar:
@@ -36,10 +51,6 @@ class _Bar:
         if self._progress is not None:
             self._progress.update(self._task, advance=steps, **fields)
 
-    def update(self, description: str | None = None, **fields: Any) -> None:
-        if self._progress is not None:
-            self._progress.update(self._task, description=description, **fields)
-
 
 @contextmanager
 def bar(description: str, total: float | None) -> Iterator[_Bar]:
@@ -49,8 +60,6 @@ def bar(description: str, total: float | None) -> Iterator[_Bar]:
         return
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from dcloop.cli._output import err_console
-
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -59,6 +68,6 @@ def bar(description: str, total: float | None) -> Iterator[_Bar]:
         TimeRemainingColumn(),
         TextColumn("{task.fields[info]}"),
     )
-    with Progress(*columns, console=err_console, transient=True) as progress:
+    with Progress(*columns, console=_stderr(), transient=True) as progress:
         task = progress.add_task(description, total=total, info="")
         yield _Bar(progress, task)

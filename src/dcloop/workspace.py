@@ -58,9 +58,9 @@ class Workspace:
         return open_store(self.store_url)
 
 
-def init_workspace(directory: Path, force: bool = False) -> Workspace:
+def init_workspace(directory: str | os.PathLike[str], force: bool = False) -> Workspace:
     """Create dcloop.yaml (commented, defaults) and .dcloop/ in ``directory``; keep an existing config."""
-    directory = directory.resolve()
+    directory = Path(directory).resolve()
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / CONFIG_NAME
     if force or not path.exists():
@@ -72,16 +72,18 @@ def init_workspace(directory: Path, force: bool = False) -> Workspace:
     return workspace
 
 
-def find_root(start: Path) -> Path:
+def find_root(start: str | os.PathLike[str]) -> Path:
     """The nearest folder at or above ``start`` that holds dcloop.yaml."""
-    start = start.resolve()
+    start = Path(start).resolve()
     for folder in (start, *start.parents):
         if (folder / CONFIG_NAME).is_file():
             return folder
     raise NotFoundError(f"No {CONFIG_NAME} in {start} or above. Run `dcloop init` first.")
 
 
-def open_workspace(directory: Path | None = None, config: Config | None = None) -> Workspace:
+def open_workspace(
+    directory: str | os.PathLike[str] | None = None, config: Config | None = None
+) -> Workspace:
     """Open the workspace at or above ``directory`` (default: $DCLOOP_WORKSPACE or the current folder)."""
     if directory is None:
         directory = Path(os.environ.get("DCLOOP_WORKSPACE", "."))

@@ -6,6 +6,7 @@ import pytest
 
 from dcloop.config import validate
 from dcloop.meter import JobMeter, meter_for
+from dcloop.plan import get_accelerator, load_catalog
 from dcloop.workspace import Workspace
 
 
@@ -39,7 +40,8 @@ def test_meter_for_uses_workspace_settings_and_catalog_tdp(tmp_path) -> None:
     config = validate(
         {"energy": {"pue": 1.3, "carbon_kg_per_kwh": 0.05, "price_per_kwh": 0.2, "watts_per_cpu_core": 7.0}}
     )
-    meter = meter_for(Workspace(root=tmp_path, config=config), accelerator="l4")
+    l4 = get_accelerator("l4", load_catalog()).tdp_w
+    meter = meter_for(Workspace(root=tmp_path, config=config), gpu_tdp_w=l4)
     assert (meter.pue, meter.carbon, meter.price, meter.watts_per_core, meter.gpu_tdp_w) == (
         1.3,
         0.05,

@@ -39,7 +39,7 @@ def _root(
     logging.getLogger("dcloop").setLevel(level)
     from dcloop import progress
 
-    progress.enable(not quiet and err_console.is_terminal)
+    progress.enable(not quiet and err_console.is_terminal, console=err_console)
 
 
 _workspace.register(app)

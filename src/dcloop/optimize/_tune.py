@@ -15,12 +15,11 @@ import logging
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dcloop.errors import TrainError
 from dcloop.optimize import _study
+from dcloop.optimize._tune_report import TuneResult, summarize
 
 if TYPE_CHECKING:
     import optuna
@@ -29,27 +28,6 @@ if TYPE_CHECKING:
     from dcloop.workspace import Workspace
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TuneResult:
-    """The outcome of a study: budget and counts, the best trial and where its config and report are."""
-
-    study: str
-    storage: str
-    total: int
-    complete: int
-    pruned: int
-    failed: int
-    best_value: float
-    best_params: dict[str, Any]
-    best_trial: int
-    best_run_id: str | None
-    default_value: float | None
-    metric: str
-    best_config_path: Path
-    report_path: Path
-    trials: list[dict[str, Any]]
 
 
 def tune(
@@ -83,8 +61,6 @@ def tune(
         run_worker(workspace, cfg, url, 0, deadline, wait_for_running=resume)
     else:
         _spawn_workers(workspace, config.model_dump(mode="json"), url, cfg.workers, deadline, resume)
-    from dcloop.optimize._tune_report import summarize
-
     return summarize(workspace, opened.study_name, url, cfg)
 
 

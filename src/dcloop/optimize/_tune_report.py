@@ -4,6 +4,7 @@ with the optimization history and parameter importances."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,19 +18,37 @@ if TYPE_CHECKING:
     import optuna
 
     from dcloop.config import TuneConfig
-    from dcloop.optimize._tune import TuneResult
     from dcloop.workspace import Workspace
 
 log = logging.getLogger(__name__)
 TRIAL_COLUMNS = ["trial", "state", "value", "epochs", "run", "params"]
 
 
+@dataclass(frozen=True)
+class TuneResult:
+    """The outcome of a study: budget and counts, the best trial and where its config and report are."""
+
+    study: str
+    storage: str
+    total: int
+    complete: int
+    pruned: int
+    failed: int
+    best_value: float
+    best_params: dict[str, Any]
+    best_trial: int
+    best_run_id: str | None
+    default_value: float | None
+    metric: str
+    best_config_path: Path
+    report_path: Path
+    trials: list[dict[str, Any]]
+
+
 def summarize(workspace: Workspace, name: str, url: str, cfg: TuneConfig) -> TuneResult:
     """Read the study back, write tune-best.yaml and the report, and return the result."""
     import optuna
     from optuna.trial import TrialState
-
-    from dcloop.optimize._tune import TuneResult
 
     study = optuna.load_study(study_name=name, storage=_study.open_storage(url, cfg.heartbeat_s))
     trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get(_study.SURPLUS_ATTR)]

@@ -7,9 +7,9 @@ Public API (loaded on first use, so importing the package stays light):
 
 from __future__ import annotations
 
-import importlib
-import os
 from typing import TYPE_CHECKING, Any
+
+from dcloop._lazy import lazy_attribute
 
 if TYPE_CHECKING:
     from dcloop.train.loop import FitResult, fit_model
@@ -17,10 +17,6 @@ if TYPE_CHECKING:
     from dcloop.train.models import create_model, list_models, register_model
     from dcloop.train.run import train
     from dcloop.train.trained import TrainedModel, evaluate, load_trained
-
-# Idle OpenMP threads sleep instead of spinning (spinning starves busy shared CPUs); only effective
-# when set before torch loads, so here as well as in the CLI.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _EXPORTS = {
     "train": "dcloop.train.run",
@@ -52,7 +48,4 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'dcloop.train' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+    return lazy_attribute(__name__, name, _EXPORTS)
