@@ -15,6 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from dcloop.errors import ConfigError, suggest
 
 
+# Largest image (width x height) decoded, at import and by the server; a bomb beyond it is refused unread.
+MAX_IMAGE_PIXELS = 16_000_000
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -36,6 +40,11 @@ class DataConfig(_Section):
     seed: int = Field(0, description="Seed of the stratified split, so a split is reproducible.")
     drop_blank: bool = Field(True, description="Drop constant images: they carry no signal.")
     dedupe: bool = Field(True, description="Collapse exact pixel duplicates so test never leaks into train.")
+    max_image_pixels: int = Field(
+        MAX_IMAGE_PIXELS,
+        ge=1,
+        description="Largest image file (width x height) decoded; larger ones are quarantined unread.",
+    )
 
 
 class AugmentConfig(_Section):
@@ -160,7 +169,7 @@ class ServeConfig(_Section):
         8.0, gt=0.0, le=1024.0, description="Largest request body accepted (413 beyond)."
     )
     max_image_pixels: int = Field(
-        16_000_000,
+        MAX_IMAGE_PIXELS,
         ge=1,
         description="Largest uploaded image (width x height) decoded; guards decompression bombs.",
     )

@@ -1,5 +1,6 @@
 """Data intake, cleaning, versioned data sets and splits."""
 
+from dcloop.data._decode import ImageRejected, decode_image
 from dcloop.data._extend import extend_dataset
 from dcloop.data._prepare import (
     get_dataset,
@@ -13,7 +14,9 @@ from dcloop.data._version import SPLITS, PreparedDataset
 
 __all__ = [
     "SPLITS",
+    "ImageRejected",
     "PreparedDataset",
+    "decode_image",
     "extend_dataset",
     "get_dataset",
     "import_source",

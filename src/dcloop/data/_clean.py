@@ -1,7 +1,7 @@
 """Cleaning rules applied to decoded images, and the report that counts them per rule.
 
 Rules, in order: inputs the source could not use are quarantined (empty_file, not_an_image,
-undecodable, symlink_outside); constant images are dropped (blank); an image that appears with more
+undecodable, too_large, unreadable, symlink_outside), each with its reason; constant images are dropped (blank); an image that appears with more
 than one label is excluded in every copy (conflict); remaining exact pixel duplicates collapse to one
 (duplicate). Duplicates are found on the decoded, converted pixels, so one picture saved as PNG and
 as BMP counts once.
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-QUARANTINE_RULES = ("empty_file", "not_an_image", "undecodable", "symlink_outside")
+QUARANTINE_RULES = ("empty_file", "not_an_image", "undecodable", "too_large", "unreadable", "symlink_outside")
 RULES = (*QUARANTINE_RULES, "blank", "conflict", "duplicate")
 MAX_EXAMPLES = 5
 
@@ -90,6 +90,10 @@ def _report(total: int, kept: int, dropped: dict[str, list[tuple[str, str]]]) ->
             for rule, items in dropped.items()
             if items
         },
+        # every input the source could not use, not just examples: a user must be able to find them all
+        "quarantined": [
+            {"rule": rule, "path": p, "reason": r} for rule in QUARANTINE_RULES for p, r in dropped[rule]
+        ],
     }
 
 
@@ -106,4 +110,5 @@ def merge_reports(base: dict[str, Any], added: dict[str, Any]) -> dict[str, Any]
         "kept": base["kept"] + added["kept"],
         "counts": counts,
         "examples": examples,
+        "quarantined": base.get("quarantined", []) + added.get("quarantined", []),
     }

@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 
 from dcloop import progress
 from dcloop.errors import DataError
 
 CHANNELS = {"grayscale": 1, "rgb": 3}
-# Leading bytes of the formats dcloop reads, to tell a damaged image from a file that is none.
-_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"RIFF")
-
-
-class Rejected(Exception):
-    """An input file cannot be used; ``rule`` names the cleaning rule that quarantines it."""
-
-    def __init__(self, rule: str, reason: str) -> None:
-        super().__init__(reason)
-        self.rule, self.reason = rule, reason
 
 
 def to_nchw(x: np.ndarray, origin: str) -> np.ndarray:
@@ -67,34 +54,3 @@ def _to_color(x: np.ndarray, color: str) -> np.ndarray:
     if color == "rgb" and channels == 1:
         return np.repeat(x, 3, axis=1)
     return x
-
-
-def decode_file(path: Path, image_size: int, color: str) -> np.ndarray:
-    """Decode one image file to (C, H, W) uint8, or raise Rejected naming why it is unusable."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        if os.path.getsize(path) == 0:
-            raise Rejected("empty_file", "zero-byte file")
-        with Image.open(path) as opened:
-            opened.load()  # decodes fully, so a truncated file fails here
-            image: Image.Image = opened
-            if image.mode in ("P", "LA", "PA") or "transparency" in image.info:
-                image = image.convert("RGBA")
-            mode = "L" if color == "grayscale" else "RGB"
-            converted = image.convert(mode).resize((image_size, image_size), Image.Resampling.BILINEAR)
-    except UnidentifiedImageError:
-        if _looks_like_image(path):
-            raise Rejected("undecodable", "damaged image: its header cannot be parsed") from None
-        raise Rejected("not_an_image", "not a recognised image format") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise Rejected("undecodable", f"cannot decode: {exc}") from None
-    except Image.DecompressionBombError as exc:
-        raise Rejected("undecodable", str(exc)) from None
-    pixels = np.asarray(converted, dtype=np.uint8)
-    return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
-
-
-def _looks_like_image(path: Path) -> bool:
-    with open(path, "rb") as file:
-        return file.read(8).startswith(_SIGNATURES)

@@ -33,10 +33,16 @@ class Intake:
 
 
 class SourceLoader(Protocol):
-    """Reads one kind of source. ``location`` is None for built-in data sets."""
+    """Reads one kind of source. ``location`` is None for built-in data sets; sources of image files
+    quarantine any image over ``max_pixels`` (width x height) before decoding it."""
 
     def __call__(
-        self, location: Path | None, classes: Sequence[str] | None, image_size: int, color: str
+        self,
+        location: Path | None,
+        classes: Sequence[str] | None,
+        image_size: int,
+        color: str,
+        max_pixels: int = ...,
     ) -> Intake: ...
 
 

@@ -99,7 +99,7 @@ def _prepare(
 ) -> DatasetRecord:
     cfg: DataConfig = workspace.config.data
     try:
-        intake = SOURCES.get(kind)(location, classes, cfg.image_size, cfg.color)
+        intake = SOURCES.get(kind)(location, classes, cfg.image_size, cfg.color, cfg.max_image_pixels)
     except OSError as exc:  # a file vanished or became unreadable while reading
         raise DataError(f"Cannot read {exc.filename or location}: {exc.strerror or exc}.") from None
     keep, report = clean(

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dcloop.config import MAX_IMAGE_PIXELS
 from dcloop.data._convert import convert_array, to_nchw
 from dcloop.data._intake import BUILTIN, SOURCES, Intake, require_classes, select_classes
 from dcloop.data._unpickle import load_array
@@ -52,7 +53,13 @@ def from_arrays(
 
 
 @SOURCES.register("animal-mnist")
-def animal_mnist(location: Path | None, classes: Sequence[str] | None, image_size: int, color: str) -> Intake:
+def animal_mnist(
+    location: Path | None,
+    classes: Sequence[str] | None,
+    image_size: int,
+    color: str,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+) -> Intake:
     """Animal-MNIST: 10,000 28x28 grayscale animal silhouettes in 10 classes (package animal-mnist)."""
     try:
         folder = importlib.resources.files("animal_mnist") / "data" / "Animal_MNIST"
@@ -79,7 +86,13 @@ BUILTIN.add("animal-mnist")
 
 
 @SOURCES.register("npz")
-def npz(location: Path | None, classes: Sequence[str] | None, image_size: int, color: str) -> Intake:
+def npz(
+    location: Path | None,
+    classes: Sequence[str] | None,
+    image_size: int,
+    color: str,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+) -> Intake:
     """An .npz with `x` (uint8 images), `y` (integer labels) and optional `classes` (names)."""
     assert location is not None
     try:
@@ -90,9 +103,19 @@ def npz(location: Path | None, classes: Sequence[str] | None, image_size: int, c
                     f"{location} must hold arrays 'x' (images) and 'y' (labels). Missing: {', '.join(missing)}; "
                     f"found: {', '.join(archive.files) or 'nothing'}."
                 )
-            x, y = archive["x"], archive["y"]
-            names = [str(c) for c in archive["classes"]] if "classes" in archive.files else None
-    except (OSError, ValueError, zlib.error, zipfile.BadZipFile, EOFError) as exc:
+            x, y = _member(archive, "x", location), _member(archive, "y", location)
+            has_names = "classes" in archive.files
+            names = [str(c) for c in _member(archive, "classes", location)] if has_names else None
+    # zipfile raises NotImplementedError for an unsupported compression, RuntimeError for encryption
+    except (
+        OSError,
+        ValueError,
+        zlib.error,
+        zipfile.BadZipFile,
+        EOFError,
+        NotImplementedError,
+        RuntimeError,
+    ) as exc:
         raise DataError(f"{location} is not a readable .npz file of numeric arrays: {exc}.") from None
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
         raise DataError(f"{location}: 'y' must be a 1-D integer array. Got {y.dtype} with shape {y.shape}.")
@@ -100,6 +123,16 @@ def npz(location: Path | None, classes: Sequence[str] | None, image_size: int, c
         raise DataError(f"{location}: 'x' and 'y' must have the same length. Got {len(x)} and {len(y)}.")
     y, names = _labels(y.astype(np.int64), names, str(location))
     return from_arrays(x, y, names, classes, image_size, color, location.name)
+
+
+def _member(archive: np.lib.npyio.NpzFile, key: str, location: Path) -> np.ndarray:
+    """One array of an .npz; numpy hands back a member that is no .npy file as its raw bytes."""
+    value = archive[key]
+    if not isinstance(value, np.ndarray):
+        raise DataError(f"{location}: member {key!r} must be a .npy array. Got a file that is not .npy.")
+    if value.ndim == 0:
+        raise DataError(f"{location}: {key!r} must be an array with one entry per example. Got a scalar.")
+    return value
 
 
 def _labels(y: np.ndarray, names: list[str] | None, origin: str) -> tuple[np.ndarray, list[str]]:
@@ -157,7 +190,13 @@ def _idx_pairs(location: Path) -> list[tuple[Path, Path]]:
 
 
 @SOURCES.register("idx")
-def idx(location: Path | None, classes: Sequence[str] | None, image_size: int, color: str) -> Intake:
+def idx(
+    location: Path | None,
+    classes: Sequence[str] | None,
+    image_size: int,
+    color: str,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+) -> Intake:
     """MNIST-style IDX files: an images file and its labels partner, or a folder of such pairs."""
     assert location is not None
     xs, ys, tests = [], [], []

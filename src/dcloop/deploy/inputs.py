@@ -6,12 +6,13 @@ anything else for bad input.
 
 from __future__ import annotations
 
-import io
-import warnings
 from typing import Any
 
 import numpy as np
 from fastapi import HTTPException, Request
+
+from dcloop.data import ImageRejected
+from dcloop.data import decode_image as decode_pixels
 
 DTYPES = {"FP32": np.float32, "UINT8": np.uint8}
 
@@ -35,29 +36,16 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 
 def decode_image(data: bytes, shape: tuple[int, int, int], max_pixels: int) -> np.ndarray:
-    """Any Pillow-readable image, converted to the model's colour mode and size: uint8 (C, H, W)."""
-    from PIL import Image, UnidentifiedImageError
-
+    """Any Pillow-readable image as uint8 (C, H, W), decoded exactly as `dcloop data import` decodes files."""
     c, h, w = shape
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            if image.width * image.height > max_pixels:
-                raise bad(
-                    f"Image must have at most {max_pixels} pixels. Got {image.width}x{image.height}.", 413
-                )
-            converted = image.convert("L" if c == 1 else "RGB").resize((w, h), Image.Resampling.BILINEAR)
-            array = np.asarray(converted, dtype=np.uint8)
-    except HTTPException:
-        raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise bad(
-            f"Upload is not a readable image: {exc}", 415 if isinstance(exc, UnidentifiedImageError) else 413
-        ) from None
-    except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:  # truncated or corrupt files
-        raise bad(f"Image cannot be decoded: {exc}") from None
-    return array[None] if c == 1 else array.transpose(2, 0, 1).copy()
+        return decode_pixels(data, c, h, w, max_pixels)
+    except ImageRejected as rejected:
+        if rejected.rule == "too_large":
+            raise bad(f"Image {rejected.reason}.", 413) from None
+        # 415 when no format was recognised; a recognised but damaged image is a bad request
+        status = 400 if rejected.format else 415
+        raise bad(f"Upload is not a readable image: {rejected.reason}.", status) from None
 
 
 def pixels_from_json(value: Any, shape: tuple[int, int, int]) -> np.ndarray:
