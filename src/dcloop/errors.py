@@ -26,6 +26,13 @@ class NotFoundError(DcloopError):
     """A named thing (run, data set version, model, study) does not exist."""
 
 
+class PredictionNotFoundError(NotFoundError, DataError):
+    """A label names a prediction id that is not stored (never answered, or dropped by retention).
+
+    Also a DataError: labels are input data, and a batch of them is refused whole.
+    """
+
+
 class StoreError(DcloopError):
     """The workspace store cannot be opened or written."""
 
