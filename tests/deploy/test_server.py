@@ -78,7 +78,7 @@ def test_predict_image_upload_converts_mode_and_size(client, served_ws) -> None:
         ({"json": {"pixels": [[2.0] * 28] * 28}}, 422, "floats must be finite and in"),
         ({"json": {"pixels": [[300] * 28] * 28}}, 422, "integers must be 0-255"),
         ({"json": {"pixels": [[1], [1, 2]]}}, 400, "rectangular nested list"),
-        ({"json": {"image": 1}}, 422, "JSON body must be"),
+        ({"json": {"image": 1}}, 422, "`pixels` is required; `image` is not a field of it"),
         ({"content": b"not json"}, 415, "Send an image"),
         (
             {"content": b"\x89PNG broken", "headers": {"content-type": "image/png"}},

@@ -24,7 +24,10 @@ def bad(detail: str, status: int = 400) -> HTTPException:
 async def read_body(request: Request, limit: int) -> bytes:
     """The whole body, refusing more than ``limit`` bytes (413) without reading past it."""
     declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+    # ASCII digits only ("²".isdigit() is true, int("²") raises), and no int() of thousands of digits.
+    if declared is not None and (
+        not (declared.isascii() and declared.isdigit()) or len(declared) > 18 or int(declared) > limit
+    ):
         raise bad(f"Request body must be at most {limit} bytes. Got content-length {declared[:20]}.", 413)
     chunks, total = [], 0
     async for chunk in request.stream():

@@ -52,8 +52,17 @@ def serve(
     host, port, workers = host or cfg.host, cfg.port if port is None else port, workers or cfg.workers
     if on_start is not None:
         on_start(f"http://{host}:{port}")
+    from dcloop.deploy.protocol import CappedHttpToolsProtocol  # 431 for oversized request headers
+
     if workers == 1:
-        uvicorn.run(app_from_args(args), host=host, port=port, log_level="warning", access_log=False)
+        uvicorn.run(
+            app_from_args(args),
+            host=host,
+            port=port,
+            http=CappedHttpToolsProtocol,
+            log_level="warning",
+            access_log=False,
+        )
         return
     os.environ[_ARGS_ENV] = json.dumps(args)
     uvicorn.run(
@@ -62,6 +71,7 @@ def serve(
         host=host,
         port=port,
         workers=workers,
+        http=CappedHttpToolsProtocol,
         log_level="warning",
         access_log=False,
     )

@@ -9,6 +9,7 @@ way, so stock ``tritonclient.http`` works with its defaults.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import numpy as np
@@ -18,11 +19,13 @@ from fastapi import APIRouter, Request, Response
 from dcloop import __version__
 from dcloop.deploy.inputs import DTYPES, bad, checked_array, read_body
 from dcloop.deploy.runtime import OnnxModel
+from dcloop.deploy.schema import InferInput, InferRequest, parse_json
 from dcloop.deploy.service import ModelService
 
 router = APIRouter(prefix="/v2")
 OUTPUTS = ("logits", "probabilities")
 HEADER = "Inference-Header-Content-Length"
+_DECIMAL = re.compile(r"[0-9]{1,12}")
 
 
 def _service(request: Request) -> ModelService:
@@ -86,16 +89,15 @@ async def infer(request: Request, name: str, version: str | None = None) -> Resp
     service = _service(request)
     body = await read_body(request, request.app.state.limits.max_body_bytes)
     header, blob = _split(body, request.headers.get(HEADER))
-    x = _input_tensor(header, blob, model, request.app.state.limits.max_batch_images)
-    outputs = _requested_outputs(header)
+    x = _input_tensor(header.inputs[0], blob, model, request.app.state.limits.max_batch_images)
     answer = await service.infer(model, x, "infer")
     tensors = {"logits": answer.logits, "probabilities": answer.probabilities}
     response: dict[str, Any] = {"model_name": name, "model_version": str(model.version.version)}
-    if isinstance(header.get("id"), str):
-        response["id"] = header["id"]
+    if header.id is not None:
+        response["id"] = header.id
     response["parameters"] = {"prediction_ids": ",".join(answer.prediction_ids)}
     response["outputs"], binaries = [], []
-    for out_name, binary in outputs:
+    for out_name, binary in _requested_outputs(header):
         tensor = np.ascontiguousarray(tensors[out_name], dtype=np.float32)
         entry: dict[str, Any] = {"name": out_name, "datatype": "FP32", "shape": list(tensor.shape)}
         if binary:
@@ -112,59 +114,46 @@ async def infer(request: Request, name: str, version: str | None = None) -> Resp
     return Response(b"".join([text, *binaries]), media_type="application/octet-stream", headers=headers)
 
 
-def _split(body: bytes, header_length: str | None) -> tuple[dict[str, Any], bytes]:
+def _split(body: bytes, header_length: str | None) -> tuple[InferRequest, bytes]:
+    """The request header (validated) and the binary tensor data after it."""
     if header_length is None:
         json_part, blob = body, b""
-    elif not header_length.isdigit() or int(header_length) > len(body):
-        raise bad(
-            f"{HEADER} must be an integer no larger than the body ({len(body)} bytes). Got {header_length[:20]!r}."
-        )
     else:
+        length = _DECIMAL.fullmatch(header_length)  # ASCII digits only: int() refuses "²"
+        if length is None or int(header_length) > len(body):
+            raise bad(
+                f"{HEADER} must be an integer no larger than the body ({len(body)} bytes). "
+                f"Got {header_length[:20]!r}."
+            )
         json_part, blob = body[: int(header_length)], body[int(header_length) :]
-    try:
-        header = orjson.loads(json_part)
-    except orjson.JSONDecodeError:
-        raise bad("Inference request header is not valid JSON.") from None
-    if not isinstance(header, dict) or not isinstance(header.get("inputs"), list):
-        raise bad("Inference request must be a JSON object with an `inputs` list.")
-    return header, blob
+    return parse_json(InferRequest, json_part, "Inference request"), blob
 
 
-def _input_tensor(header: dict[str, Any], blob: bytes, model: OnnxModel, max_images: int) -> np.ndarray:
-    inputs = header["inputs"]
-    if len(inputs) != 1 or not isinstance(inputs[0], dict):
-        raise bad(f"Inference request must have exactly one input named 'input'. Got {len(inputs)}.")
-    spec = inputs[0]
+def _input_tensor(spec: InferInput, blob: bytes, model: OnnxModel, max_images: int) -> np.ndarray:
     c, h, w = model.input_shape
-    if spec.get("name") != "input":
-        raise bad(f"Unknown input {str(spec.get('name'))[:50]!r}. Model input: 'input'.")
-    datatype, shape = spec.get("datatype"), spec.get("shape")
-    if datatype not in DTYPES:
-        raise bad(f"Input datatype must be FP32 or UINT8. Got {str(datatype)[:20]!r}.")
-    if not (isinstance(shape, list) and len(shape) == 4 and all(type(d) is int for d in shape)):
-        raise bad(f"Input shape must be [N, {c}, {h}, {w}]. Got {str(shape)[:60]}.")
+    shape = spec.shape
     if shape[1:] != [c, h, w] or not 1 <= shape[0] <= max_images:
         raise bad(f"Input shape must be [N, {c}, {h}, {w}] with 1 <= N <= {max_images}. Got {shape}.")
-    dtype = np.dtype(DTYPES[datatype]).newbyteorder("<")
+    dtype = np.dtype(DTYPES[spec.datatype]).newbyteorder("<")
     count = shape[0] * c * h * w
-    params = spec.get("parameters")
-    size = params.get("binary_data_size") if isinstance(params, dict) else None
+    size = spec.parameters.binary_data_size if spec.parameters is not None else None
     if size is not None:
-        if type(size) is not int or size != count * dtype.itemsize or len(blob) != size:
+        if size != count * dtype.itemsize or len(blob) != size:
             raise bad(
                 f"Binary input must be {count * dtype.itemsize} bytes (binary_data_size {size}, got {len(blob)})."
             )
         array = np.frombuffer(blob, dtype=dtype)
     else:
-        array = _json_data(spec.get("data"), datatype, count)
-    return checked_array(array.astype(DTYPES[datatype], copy=False).reshape(shape), "input")
+        array = _json_data(spec.data, spec.datatype, count)
+    return checked_array(array.astype(DTYPES[spec.datatype], copy=False).reshape(shape), "input")
 
 
-def _json_data(data: Any, datatype: str, count: int) -> np.ndarray:
-    if not isinstance(data, list):
+def _json_data(data: list[Any] | None, datatype: str, count: int) -> np.ndarray:
+    if data is None:
         raise bad("Input needs `data` (a list) or parameters.binary_data_size.")
     try:
-        array = np.asarray(data, dtype=np.float64).ravel()
+        with np.errstate(over="ignore", invalid="ignore"):
+            array = np.asarray(data, dtype=np.float64).ravel()
     except (ValueError, TypeError, OverflowError):
         raise bad("Input `data` must be a flat or nested list of numbers.") from None
     if array.size != count:
@@ -176,18 +165,12 @@ def _json_data(data: Any, datatype: str, count: int) -> np.ndarray:
     return array.astype(np.float32)
 
 
-def _requested_outputs(header: dict[str, Any]) -> list[tuple[str, bool]]:
-    params = header["parameters"] if isinstance(header.get("parameters"), dict) else {}
-    default_binary = bool(params.get("binary_data_output", False))
-    requested = header.get("outputs")
-    if requested is None:
+def _requested_outputs(header: InferRequest) -> list[tuple[str, bool]]:
+    default_binary = header.parameters is not None and header.parameters.binary_data_output
+    if header.outputs is None:
         return [(name, default_binary) for name in OUTPUTS]
-    if not isinstance(requested, list) or not all(isinstance(o, dict) for o in requested):
-        raise bad("`outputs` must be a list of objects with a `name`.")
-    chosen = []
-    for spec in requested:
-        if spec.get("name") not in OUTPUTS:
-            raise bad(f"Unknown output {str(spec.get('name'))[:50]!r}. Outputs: {', '.join(OUTPUTS)}.")
-        out_params = spec["parameters"] if isinstance(spec.get("parameters"), dict) else {}
-        chosen.append((spec["name"], bool(out_params.get("binary_data", default_binary))))
+    chosen: list[tuple[str, bool]] = []
+    for spec in header.outputs:
+        binary = spec.parameters.binary_data if spec.parameters is not None else None
+        chosen.append((spec.name, default_binary if binary is None else binary))
     return chosen

@@ -12,6 +12,7 @@ import contextlib
 import gc
 import hmac
 import logging
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -25,10 +26,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from dcloop.deploy import oip
 from dcloop.deploy.batcher import QueueFull
 from dcloop.deploy.fastpath import ErrorHandler, FastPaths
+from dcloop.deploy.guard import ErrorGuard
 from dcloop.deploy.inputs import bad, decode_image, pixels_from_json, read_body
 from dcloop.deploy.metrics import CONTENT_TYPE, MeasureRequests
+from dcloop.deploy.schema import Feedback, ModelSwitch, PixelsBody, parse, parse_json
 from dcloop.deploy.service import Limits, ModelService
-from dcloop.errors import DataError, DcloopError, NotFoundError
+from dcloop.errors import ConfigError, DataError, DcloopError, NotFoundError
 from dcloop.feedback.store import add_labels
 from dcloop.workspace import Workspace
 
@@ -94,6 +97,7 @@ def create_app(
     _add_error_handlers(app)
     app.add_middleware(FastPaths, predict=_predict, errors=ERROR_HANDLERS)
     app.add_middleware(MeasureRequests)
+    app.add_middleware(ErrorGuard)  # outermost: even the layers above the routes answer cleanly
     return app
 
 
@@ -115,12 +119,8 @@ def _require_token(request: Request) -> None:
         raise bad("The token is not valid for this server.", 403)
 
 
-async def _json_body(request: Request) -> Any:
-    body = await read_body(request, request.app.state.limits.max_body_bytes)
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise bad("Request body is not valid JSON.") from None
+async def _body(request: Request) -> bytes:
+    return await read_body(request, request.app.state.limits.max_body_bytes)
 
 
 def _add_routes(app: FastAPI) -> None:
@@ -129,32 +129,21 @@ def _add_routes(app: FastAPI) -> None:
     @app.post("/feedback")
     async def feedback(request: Request) -> dict[str, Any]:
         _require_token(request)
-        item = await _json_body(request)
-        if (
-            not isinstance(item, dict)
-            or not isinstance(item.get("prediction_id"), str)
-            or "label" not in item
-        ):
-            raise bad("Feedback must be a JSON object with `prediction_id` (string) and `label`.", 422)
-        label = item["label"]
-        if not isinstance(label, str | int) or isinstance(label, bool):
-            raise bad("`label` must be a class name or index.", 422)
+        item = parse_json(Feedback, await _body(request), "Feedback")
         try:
             await asyncio.to_thread(
-                add_labels, _service(request).ws.store, [(item["prediction_id"], label)], "api"
+                add_labels, _service(request).ws.store, [(item.prediction_id, item.label)], "api"
             )
         except DataError as exc:
             raise bad(str(exc), 404 if "no prediction" in str(exc) else 422) from None
-        return {"prediction_id": item["prediction_id"], "stored": True}
+        return {"prediction_id": item.prediction_id, "stored": True}
 
     @app.post("/admin/model")
     async def switch_model(request: Request) -> dict[str, Any]:
         _require_token(request)
-        item = await _json_body(request)
-        if not isinstance(item, dict) or not isinstance(item.get("model"), str):
-            raise bad('Body must be {"model": "name@alias" or "name@version"}.', 422)
+        item = parse_json(ModelSwitch, await _body(request), "Model switch")
         try:
-            model = await _service(request).switch(item["model"], reason="admin")
+            model = await _service(request).switch(item.model, reason="admin")
         except NotFoundError as exc:
             raise bad(str(exc), 404) from None
         except DcloopError as exc:
@@ -192,19 +181,36 @@ async def _predict_input(request: Request, shape: tuple[int, int, int]) -> np.nd
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     body = await read_body(request, limits.max_body_bytes)
     if kind == "multipart/form-data":
-        data = await _uploaded_file(request, body)
-        return await asyncio.to_thread(decode_image, data, shape, limits.max_image_pixels)
+        return await _decoded(await _uploaded_file(request, body), shape, limits.max_image_pixels)
     if kind.startswith("image/") or kind == "application/octet-stream":
-        return await asyncio.to_thread(decode_image, body, shape, limits.max_image_pixels)
+        return await _decoded(body, shape, limits.max_image_pixels)
     try:
         item = orjson.loads(body)
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as exc:
+        if kind.endswith("json") or body.lstrip()[:1] in (b"{", b"["):  # meant as JSON: say what is wrong
+            raise bad(f"Request body is not valid JSON: {exc}.") from None
         raise bad(
             'Send an image (multipart `file` or image/* body) or JSON {"pixels": [[...]]}.', 415
         ) from None
-    if not isinstance(item, dict) or "pixels" not in item:
-        raise bad('JSON body must be {"pixels": nested list H x W or C x H x W}.', 422)
-    return pixels_from_json(item["pixels"], shape)
+    return pixels_from_json(parse(PixelsBody, item, 'JSON body {"pixels": [[...]]}').pixels, shape)
+
+
+_ADDRESS = re.compile(r"<[^<>]* at 0x[0-9a-fA-F]+>")  # a Python object's repr names a memory address
+
+
+async def _decoded(data: bytes, shape: tuple[int, int, int], max_pixels: int) -> np.ndarray:
+    """``decode_image`` in a worker thread; whatever a decoder raises, the upload is at fault: 4xx."""
+    try:
+        return await asyncio.to_thread(decode_image, data, shape, max_pixels)
+    except StarletteHTTPException as exc:
+        exc.detail = _ADDRESS.sub("the upload", str(exc.detail))
+        raise
+    except MemoryError:
+        raise bad("Image is too large to decode.", 413) from None
+    except Exception as exc:  # decoders of rare formats raise anything (NotImplementedError, TypeError)
+        log.info("image decoder raised %s: %s", type(exc).__name__, exc)
+        detail = _ADDRESS.sub("the upload", f"{type(exc).__name__}: {exc}")[:200]
+        raise bad(f"Image cannot be decoded: {detail}") from None
 
 
 async def _uploaded_file(request: Request, body: bytes) -> bytes:
@@ -235,7 +241,10 @@ async def queue_full(request: Request, exc: QueueFull) -> JSONResponse:
     )
 
 
-async def dcloop_error(request: Request, exc: DcloopError) -> JSONResponse:  # e.g. the store is down
+async def dcloop_error(request: Request, exc: DcloopError) -> JSONResponse:
+    """A named thing missing is 404, bad data 422; anything else (the store is down) 503, retry later."""
+    if isinstance(exc, NotFoundError | DataError | ConfigError):
+        return JSONResponse({"error": str(exc)}, status_code=404 if isinstance(exc, NotFoundError) else 422)
     log.error("request failed: %s", exc)
     return JSONResponse({"error": str(exc)}, status_code=503, headers={"Retry-After": "1"})
 

@@ -1,0 +1,89 @@
+"""The HTTP/1.1 protocol the server runs: uvicorn's httptools parser with a cap on request headers.
+
+httptools gathers a request line and headers of any size before the app sees them, so without a cap
+a few clients sending megabytes of header grow the server by that much each. The cap counts the
+bytes that arrive before a request's headers are complete (and the number of header fields); past it
+the client gets ``431`` with ``Connection: close`` and nothing more is parsed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+MAX_HEADER_BYTES = 64 * 1024  # request line + headers; browsers and proxies stay far below it
+MAX_HEADER_FIELDS = 100
+
+
+class _TooManyHeaders(Exception):
+    """Raised inside the parser callback; httptools wraps it, ``send_400_response`` answers 431."""
+
+
+class CappedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, answering 431 to a request whose headers exceed the caps."""
+
+    max_header_bytes = MAX_HEADER_BYTES
+    max_header_fields = MAX_HEADER_FIELDS
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_headers = True  # bytes that arrive now belong to a request line or headers
+        self._header_bytes = 0
+        self._fields = 0
+        self._began = False  # a request's head began within the chunk being parsed
+        self._too_large = False
+
+    def data_received(self, data: bytes) -> None:
+        self._began = False
+        super().data_received(data)
+        # Still inside a request's head after this chunk: count it (all of it, unless the head began
+        # within it; then at most one read's worth goes uncounted, which bounds memory all the same).
+        if self._in_headers and not self._began and not self.transport.is_closing():
+            self._header_bytes += len(data)
+            if self._header_bytes > self.max_header_bytes:
+                self._too_large = True
+                self.send_400_response("")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_headers, self._began, self._header_bytes, self._fields = True, True, 0, 0
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._fields += 1
+        if self._fields > self.max_header_fields:
+            self._too_large = True
+            raise _TooManyHeaders
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._in_headers, self._header_bytes = False, 0
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._in_headers = True  # what comes next on this connection is the next request's head
+
+    def send_400_response(self, msg: str) -> None:
+        if not self._too_large:
+            super().send_400_response(msg)
+            return
+        if self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:  # an answer is being written
+            self.transport.close()
+            return
+        body = orjson.dumps(
+            {
+                "error": f"Request headers must be at most {self.max_header_bytes} bytes "
+                f"and {self.max_header_fields} fields."
+            }
+        )
+        head = (
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+            b"content-type: application/json\r\n"
+            b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n"
+        )
+        self.transport.write(head + body)
+        self.transport.close()
