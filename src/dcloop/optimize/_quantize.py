@@ -20,8 +20,6 @@ from dcloop.optimize._onnx import INPUT_NAME
 
 log = logging.getLogger(__name__)
 
-CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
-
 
 def check_calibration(images: np.ndarray, input_shape: tuple[int, int, int]) -> None:
     """Calibration images must be uint8 (N, C, H, W) with the model's (C, H, W) and N >= 1."""

@@ -16,7 +16,7 @@ import math
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +49,7 @@ class FitResult:
     stopped_early: bool
     images_per_s: float
     train_s: float
-    resumed_from: int = 0
     precision: str = "fp32"  # what ``recipe.precision`` resolved to on this device
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def seed_everything(seed: int) -> None:
@@ -239,7 +237,6 @@ def fit_model(
         stopped_early=stopped_early,
         images_per_s=images / train_s if train_s else 0.0,
         train_s=train_s,
-        resumed_from=start,
         precision=recipe.precision,
     )
 
