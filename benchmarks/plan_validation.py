@@ -30,8 +30,9 @@ def main() -> None:
             f"{_num(r.co2_published_t, 1):>11}{_num(r.co2_planned_t, 1):>10}{_pct(r.co2_error):>8}"
             f"{r.mfu_from_published_hours:>7.2f}"
         )
-    print("hours planned from the stated throughput; energy and CO2 from the published hours with the stated")
-    print("power, PUE and carbon intensity. *MFU implied by the published hours (6ND + attention FLOPs).")
+    print("whole-run hours planned from the stated throughput and goodput; energy and CO2 from the published")
+    print("hours with the stated power, PUE and carbon intensity. *steady-state MFU implied by the published")
+    print("hours (6ND + attention FLOPs, over the goodput share of them).")
 
 
 if __name__ == "__main__":
