@@ -25,10 +25,11 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 def _workspace(folder: Path, threads: int) -> object:
     from dcloop import config
     from dcloop.data import import_source
+    from dcloop.store import datasets as store_datasets
     from dcloop.workspace import init_workspace, open_workspace
 
     ws = init_workspace(folder)
-    if not ws.store.list_datasets():
+    if not store_datasets.list_datasets(ws.store):
         import_source(ws, "animal-mnist", classes=["cat", "dog"])
     cfg = config.with_overrides(ws.config, "optimize", {"threads": threads})
     return open_workspace(ws.root, config.with_overrides(cfg, "tracking", {"mlflow": False}))

@@ -32,10 +32,11 @@ def main() -> None:
     from dcloop import config
     from dcloop.data import import_source
     from dcloop.optimize import tune
+    from dcloop.store import datasets as store_datasets
     from dcloop.workspace import init_workspace, open_workspace
 
     ws = init_workspace(args.workspace or Path(tempfile.mkdtemp(prefix="dcloop-bench-tune-")))
-    if not ws.store.list_datasets():
+    if not store_datasets.list_datasets(ws.store):
         import_source(ws, "animal-mnist", classes=["cat", "dog"])
     cfg = config.with_overrides(ws.config, "tracking", {"mlflow": False})
     if args.epochs is not None:

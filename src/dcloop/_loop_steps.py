@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from dcloop.errors import DcloopError
-from dcloop.store import _loop as q
 from dcloop.workspace import Workspace
+
+from dcloop.store import datasets as store_datasets
+from dcloop.store import turns as q
 
 log = logging.getLogger(__name__)
 Traffic = Callable[[Workspace, str], dict[str, Any]]
@@ -37,7 +39,7 @@ def _prepare(
 
 
 def _newest_descendant(ws: Workspace, version_id: str) -> Any:
-    versions = ws.store.list_datasets()
+    versions = store_datasets.list_datasets(ws.store)
     parents = {v.id: v.parent_id for v in versions}
     for candidate in reversed(versions):  # newest first
         node: str | None = candidate.id
@@ -45,16 +47,17 @@ def _newest_descendant(ws: Workspace, version_id: str) -> Any:
             if node == version_id:
                 return candidate
             node = parents.get(node)
-    return ws.store.get_dataset(version_id)
+    return store_datasets.get_dataset(ws.store, version_id)
 
 
 def _train(
     ws: Workspace, turn: q.TurnRecord, out: dict[str, Any], traffic: Traffic | None, extra: dict
 ) -> StepOut:
     """Train the workspace recipe; an interrupted run of this turn resumes from its checkpoint."""
-    from dcloop.store._runs import unfinished_runs
-    from dcloop.train import train
+    from dcloop.store.runs import unfinished_runs
     from dcloop.train.checkpoint import latest_checkpoint
+
+    from dcloop.train import train
 
     run_name = f"loop-turn-{turn.number}"
     interrupted = [
@@ -90,11 +93,10 @@ def _register(
 ) -> StepOut:
     """Register the recommended variant as the challenger (once: a rerun finds the version made)."""
     from dcloop.deploy.registry import list_model_versions, register_model_version
-    from dcloop.store import _registry as rq
+    from dcloop.store import registry as rq
 
     name = ws.config.loop.model or out["dataset_name"]
-    with ws.store.engine.connect() as conn:
-        known = name in rq.model_names(conn)
+    known = name in rq.model_names(ws.store)
     same = [v for v, _ in list_model_versions(ws, name) if v.variant_id == out["variant"]] if known else []
     version = same[-1] if same else register_model_version(ws, out["variant"], name=name, alias="challenger")
     return "finished", {"model": name, "registered": version.ref}

@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
-
 from dcloop._demo_traffic import ShiftedTraffic, TrafficClient, shift_images
 from dcloop.errors import DcloopError
 from dcloop.workspace import CONFIG_NAME, Workspace, init_workspace, open_workspace
+
+from dcloop.store import runs as store_runs
 
 if TYPE_CHECKING:
     from dcloop.loop import StepResult
@@ -244,7 +245,7 @@ def _reports(ws: Workspace, out: dict[str, Any], turn_report: Path | None) -> di
         reports["monitor"] = out["monitor_report"]
     for key, label in (("run", "champion run"), ("retrain_run", "challenger run")):
         if out.get(key):
-            reports[label] = str(Path(ws.store.get_run(out[key]).path) / "report.html")
+            reports[label] = str(Path(store_runs.get_run(ws.store, out[key]).path) / "report.html")
     if out.get("optimization_report"):
         reports["optimization"] = out["optimization_report"]
     return reports

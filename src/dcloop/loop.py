@@ -16,10 +16,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from dcloop._loop_steps import RUNNERS, Traffic
 from dcloop.errors import ConfigError, NotFoundError
-from dcloop.store import _loop as q
 from dcloop.workspace import Workspace
+
+from dcloop._loop_steps import RUNNERS, Traffic
+from dcloop.store import turns as q
 
 log = logging.getLogger(__name__)
 

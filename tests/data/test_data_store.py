@@ -8,7 +8,7 @@ import pytest
 
 from dcloop.errors import NotFoundError
 from dcloop.store import DatasetRecord, open_store
-from dcloop.store import _data as store_data
+from dcloop.store import datasets as store_data
 
 
 def _record(version_id: str, name: str) -> DatasetRecord:
@@ -33,8 +33,8 @@ def test_record_version_is_idempotent_and_keeps_the_source(store_url: str) -> No
     again = store_data.record_version(
         store, _record("a" * 64, "pets"), "folder", "/data/pets", ["cat", "dog"]
     )
-    assert again == first and len(store.list_datasets()) == 1
-    assert store.get_dataset("pets").id == "a" * 64
+    assert again == first and len(store_data.list_datasets(store)) == 1
+    assert store_data.get_dataset(store, "pets").id == "a" * 64
     source = store_data.get_source(store)
     assert (source.name, source.kind, source.location, source.classes) == (
         "pets",

@@ -6,14 +6,16 @@ import json
 
 import numpy as np
 import pytest
+from dcloop._demo_traffic import shift_images
+from dcloop.feedback.store import labelled_examples
 from hypothesis import given
 from hypothesis import strategies as st
 from loopkit import set_config
 
-from dcloop._demo_traffic import shift_images
 from dcloop.deploy.registry import alias_history, get_model_version
 from dcloop.feedback.retrain import NothingToRetrain, retrain
-from dcloop.feedback.store import labelled_examples
+from dcloop.store import datasets as store_datasets
+from dcloop.store import runs as store_runs
 
 
 def label_shifted(traffic, world, n: int | None = None) -> int:
@@ -28,10 +30,10 @@ def test_retrain_builds_a_child_data_set_and_a_warm_started_challenger(champion_
     labelled = label_shifted(traffic, world)
     result = retrain(ws, warm_start=True)
 
-    child = ws.store.get_dataset(result.dataset)
+    child = store_datasets.get_dataset(ws.store, result.dataset)
     assert child.parent_id == champion.dataset_id == result.base_dataset
     assert child.source["kind"] == "feedback" and child.source["origin"]["champion"] == "animals@1"
-    parent = ws.store.get_dataset(champion.dataset_id)
+    parent = store_datasets.get_dataset(ws.store, champion.dataset_id)
     assert child.counts["test"] == parent.counts["test"], "the test split stays frozen"
     grown = sum(child.counts["train"].values()) + sum(child.counts["val"].values())
     assert grown == sum(parent.counts["train"].values()) + sum(parent.counts["val"].values()) + result.added
@@ -42,11 +44,11 @@ def test_retrain_builds_a_child_data_set_and_a_warm_started_challenger(champion_
 
     assert _newest_descendant(ws, parent.id).id == child.id, "the next loop turn trains on the feedback too"
 
-    run = ws.store.get_run(result.run_id)
+    run = store_runs.get_run(ws.store, result.run_id)
     assert run.kind == "retrain" and run.status == "finished"
     assert run.dataset_id == child.id
     assert run.parent_run_id == champion.run_id, "warm start records the champion's run"
-    assert run.config == ws.store.get_run(champion.run_id).config, "same recipe as the champion"
+    assert run.config == store_runs.get_run(ws.store, champion.run_id).config, "same recipe as the champion"
 
     assert result.promoted and result.reasons == []
     assert result.challenger == "animals@2" == get_model_version(ws, "animals@champion").ref
@@ -55,9 +57,8 @@ def test_retrain_builds_a_child_data_set_and_a_warm_started_challenger(champion_
 
 
 def test_the_gate_refuses_a_challenger_that_is_not_better(champion_ws, traffic, world, monkeypatch) -> None:
-    from typer.testing import CliRunner
-
     from dcloop.cli import app
+    from typer.testing import CliRunner
 
     ws = set_config(champion_ws, "gate", min_improvement=50.0)
     label_shifted(traffic, world)
@@ -69,7 +70,7 @@ def test_the_gate_refuses_a_challenger_that_is_not_better(champion_ws, traffic, 
     assert any("needs +50.00" in reason for reason in result["reasons"])
     assert result["challenger"] == "animals@2"
     assert get_model_version(ws, "animals@champion").ref == "animals@1", "the champion stays"
-    assert ws.store.get_run(result["run_id"]).parent_run_id is None, "no warm start asked"
+    assert store_runs.get_run(ws.store, result["run_id"]).parent_run_id is None, "no warm start asked"
     assert result["gate"]["test"]["n"] > 0
     assert result["gate"]["feedback"]["n"] + result["offered"] == len(world["y"])
 
@@ -90,9 +91,8 @@ def test_conflicting_feedback_is_flagged_and_left_out(champion_ws, traffic, monk
     _, new_ids, _ = traffic.predict(new)
     traffic.label(new_ids, y[10:])
     monkeypatch.chdir(ws.root)
-    from typer.testing import CliRunner
-
     from dcloop.cli import app
+    from typer.testing import CliRunner
 
     out = CliRunner().invoke(app, ["retrain"])
     assert out.exit_code == 0, out.output
@@ -111,7 +111,7 @@ def test_too_little_feedback_is_refused(champion_ws, traffic, world) -> None:
         "retraining needs at least 20",
     ):
         retrain(ws)
-    assert len(ws.store.list_datasets()) == 1, "nothing was written"
+    assert len(store_datasets.list_datasets(ws.store)) == 1, "nothing was written"
 
 
 def test_forgotten_inputs_do_not_count(champion_ws, traffic, world) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from dcloop.errors import NotFoundError
-from dcloop.store import _loop as q
 from dcloop.store import open_store
+from dcloop.store import turns as q
 
 
 def test_turns_and_steps_round_trip(store_url: str) -> None:

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from dcloop.errors import ConfigError, NotFoundError
 from dcloop.loop import STEPS, list_turns, run_loop
+from dcloop.store import runs as store_runs
 
 runner = CliRunner()
 
@@ -39,7 +40,7 @@ def test_a_paused_turn_resumes_and_skips_its_finished_steps(source_ws) -> None:
     assert [s.name for s in resumed.steps] == list(STEPS)
     assert [s.reused for s in resumed.steps] == [True] * 4 + [False] * 5
     assert resumed.outputs["run"] == paused.outputs["run"], "the finished training is reused, not redone"
-    assert len(source_ws.store.list_runs()) == 1
+    assert len(store_runs.list_runs(source_ws.store)) == 1
     assert resumed.outputs["champion"] == "animals@1"
     statuses = {s.name: s.status for s in resumed.steps}
     assert statuses["monitor"] == statuses["retrain"] == "skipped", (
@@ -62,7 +63,7 @@ def test_a_failed_turn_resumes_after_the_fix(source_ws) -> None:
     ws = set_config(ws, "loop", optimize_methods=["onnx"])
     turn = run_loop(ws, resume=True, stop_after="gate")
     assert [s.reused for s in turn.steps] == [True, True, False, False, False]
-    assert len(ws.store.list_runs()) == 1
+    assert len(store_runs.list_runs(ws.store)) == 1
     assert turn.outputs["gate_passed"] and turn.outputs["champion"] == "animals@1"
 
 
@@ -100,13 +101,14 @@ import os, signal, sys, threading, time
 from pathlib import Path
 from dcloop.loop import run_loop
 from dcloop.workspace import open_workspace
+from dcloop.store import runs as store_runs
 
 ws = open_workspace(Path(sys.argv[1]))
 
 def kill_after_first_epoch():  # the process dies like `kill -9`: no cleanup, no status update
     while True:
-        runs = ws.store.list_runs()
-        if runs and ws.store.list_epochs(runs[0].id):
+        runs = store_runs.list_runs(ws.store)
+        if runs and store_runs.list_epochs(ws.store, runs[0].id):
             os.kill(os.getpid(), signal.SIGKILL)
         time.sleep(0.02)
 
@@ -127,12 +129,12 @@ def test_a_killed_turn_resumes_its_training_from_the_checkpoint(source_ws, tmp_p
     assert done.returncode == -signal.SIGKILL, done.stderr
     [killed] = list_turns(source_ws)
     assert killed.status == "running" and [s.step for s in killed.steps] == ["prepare"]
-    [run] = source_ws.store.list_runs()
-    assert run.status == "running" and len(source_ws.store.list_epochs(run.id)) >= 1
+    [run] = store_runs.list_runs(source_ws.store)
+    assert run.status == "running" and len(store_runs.list_epochs(source_ws.store, run.id)) >= 1
 
     turn = run_loop(source_ws, resume=True, stop_after="train")
     assert [s.reused for s in turn.steps] == [True, False]
     assert turn.outputs["run"] == run.id, "the interrupted run is resumed, not started again"
-    [finished] = source_ws.store.list_runs()
+    [finished] = store_runs.list_runs(source_ws.store)
     assert finished.status == "finished"
-    assert [e.epoch for e in source_ws.store.list_epochs(run.id)] == [1, 2, 3]
+    assert [e.epoch for e in store_runs.list_epochs(source_ws.store, run.id)] == [1, 2, 3]

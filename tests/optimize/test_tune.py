@@ -18,6 +18,7 @@ import yaml
 from dcloop import config
 from dcloop.errors import DcloopError, NotFoundError, StoreError
 from dcloop.optimize import tune
+from dcloop.store import runs as store_runs
 
 
 def _name() -> str:
@@ -30,7 +31,7 @@ def _check_exact_budget(workspace, result, total: int) -> None:
     assert len({t["trial"] for t in result.trials}) == len(result.trials)
     run_ids = [t["run"] for t in counted]
     assert all(run_ids) and len(set(run_ids)) == total
-    trial_runs = {r.id[:12]: r for r in workspace.store.list_runs(kind="trial")}
+    trial_runs = {r.id[:12]: r for r in store_runs.list_runs(workspace.store, kind="trial")}
     assert all(trial_runs[r].name.startswith(result.study + "#") for r in run_ids)
 
 

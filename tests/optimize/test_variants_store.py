@@ -10,14 +10,18 @@ import pytest
 
 from dcloop.errors import NotFoundError, StoreError
 from dcloop.store import DatasetRecord, RunRecord, Store
-from dcloop.store._variants import VariantRecord, add_variants, get_variant, list_variants
+from dcloop.store import datasets as store_datasets
+from dcloop.store import runs as store_runs
+from dcloop.store.variants import VariantRecord, add_variants, get_variant, list_variants
 
 
 def _parents(store: Store) -> str:
     now = datetime.now(UTC)
-    store.add_dataset(DatasetRecord("d" * 64, "ds", now, "", ["cat", "dog"], {}, [1, 28, 28], {}, {}))
-    store.add_run(
-        RunRecord("r" * 32, "train", "teacher", "d" * 64, "resnet-s", "finished", now, {}, {}, {}, "")
+    store_datasets.add_dataset(
+        store, DatasetRecord("d" * 64, "ds", now, "", ["cat", "dog"], {}, [1, 28, 28], {}, {})
+    )
+    store_runs.add_run(
+        store, RunRecord("r" * 32, "train", "teacher", "d" * 64, "resnet-s", "finished", now, {}, {}, {}, "")
     )
     return "r" * 32
 

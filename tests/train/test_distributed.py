@@ -10,6 +10,7 @@ from safetensors.torch import load_file
 
 from dcloop.config import TrainConfig
 from dcloop.errors import TrainError
+from dcloop.store import runs as store_runs
 from dcloop.train import train
 from dcloop.train.distributed import torchrun_args
 
@@ -27,7 +28,7 @@ def test_two_processes_match_one(blob_workspace) -> None:
     b = load_file(str(Path(double.path) / "model.safetensors"))
     for key in a:
         torch.testing.assert_close(a[key], b[key], atol=2e-5, rtol=1e-4)
-    assert [e.epoch for e in blob_workspace.store.list_epochs(double.id)] == [1, 2]
+    assert [e.epoch for e in store_runs.list_epochs(blob_workspace.store, double.id)] == [1, 2]
     assert double.metrics["accuracy"] == pytest.approx(single.metrics["accuracy"], abs=0.02)
 
 
@@ -47,4 +48,4 @@ def test_bad_launch_option_is_one_error(blob_workspace) -> None:
         train(blob_workspace, recipe, nproc=2, launch_args=["--nnodes=x:y:z"])
     with pytest.raises(TrainError, match="torchrun rejected the launch options"):
         train(blob_workspace, recipe, nproc=2, launch_args=["--no-such-option"])
-    assert blob_workspace.store.list_runs() == []  # rejected before a run was opened
+    assert store_runs.list_runs(blob_workspace.store) == []  # rejected before a run was opened

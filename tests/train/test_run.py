@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 
 from dcloop.config import TrainConfig
 from dcloop.errors import ConfigError, NotFoundError, TrainError
+from dcloop.store import runs as store_runs
 from dcloop.train import evaluate, load_trained, train
 
 
@@ -53,7 +54,7 @@ def test_run_records_everything(blob_workspace) -> None:
         and lineage["host"]["cpu_count"] >= 1
     )
     assert "code" in lineage  # None outside a git checkout, else commit + dirty
-    epochs = blob_workspace.store.list_epochs(run.id)
+    epochs = store_runs.list_epochs(blob_workspace.store, run.id)
     assert [e.epoch for e in epochs] == [1, 2, 3] and "val_accuracy" in epochs[0].metrics
     assert "<img" in (folder / "report.html").read_text()
 
@@ -69,14 +70,14 @@ def test_kill_and_resume_gives_the_same_weights(blob_workspace, ema_decay: float
 
     with pytest.raises(Killed):
         train(blob_workspace, recipe, on_epoch=kill_after_two)
-    killed = blob_workspace.store.list_runs()[-1]
+    killed = store_runs.list_runs(blob_workspace.store)[-1]
     assert killed.status == "stopped" and not (Path(killed.path) / "model.safetensors").exists()
     resumed = train(blob_workspace, recipe.model_copy(update={"lr": 0.5}), resume="latest")  # own recipe wins
     assert resumed.id == killed.id and resumed.status == "finished"
     a = load_file(str(Path(whole.path) / "model.safetensors"))
     b = load_file(str(Path(resumed.path) / "model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert [e.epoch for e in blob_workspace.store.list_epochs(resumed.id)] == [1, 2, 3, 4]
+    assert [e.epoch for e in store_runs.list_epochs(blob_workspace.store, resumed.id)] == [1, 2, 3, 4]
     assert resumed.metrics["accuracy"] == whole.metrics["accuracy"]
 
 
@@ -99,14 +100,14 @@ def test_bad_names_and_data_fail_before_any_run_exists(blob_workspace) -> None:
         train(blob_workspace, _recipe(device="tpu"))
     with pytest.raises(NotFoundError, match="No data set version 'nope'"):
         train(blob_workspace, _recipe(), "nope")
-    assert blob_workspace.store.list_runs() == []
+    assert store_runs.list_runs(blob_workspace.store) == []
 
 
 def test_failed_run_is_marked_failed(blob_workspace) -> None:
     base = train(blob_workspace, _recipe(epochs=1))
     with pytest.raises(TrainError, match=f"Weights of run {base.id[:12]} do not fit model 'seed-cnn'"):
         train(blob_workspace, _recipe(model="seed-cnn", epochs=1), init_from=base.id)
-    failed = blob_workspace.store.list_runs()[-1]
+    failed = store_runs.list_runs(blob_workspace.store)[-1]
     assert failed.status == "failed" and "TrainError" in failed.metrics["error"]
     assert not (Path(failed.path) / "model.safetensors").exists()
 

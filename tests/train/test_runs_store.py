@@ -5,14 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from dcloop.store import DatasetRecord, RunRecord, Store
-from dcloop.store._runs import recent_runs, unfinished_runs
+from dcloop.store import datasets as store_datasets
+from dcloop.store import runs as store_runs
+from dcloop.store.runs import recent_runs, unfinished_runs
 
 
 def test_unfinished_and_recent_runs(store_url: str) -> None:
     store = Store(store_url)
     try:
         now = datetime.now(UTC)
-        store.add_dataset(
+        store_datasets.add_dataset(
+            store,
             DatasetRecord(
                 id="d" * 64,
                 name="d",
@@ -23,11 +26,12 @@ def test_unfinished_and_recent_runs(store_url: str) -> None:
                 shape=[1, 2, 2],
                 source={},
                 cleaning={},
-            )
+            ),
         )
         statuses = ["finished", "failed", "running", "stopped", "finished"]
         for index, status in enumerate(statuses):
-            store.add_run(
+            store_runs.add_run(
+                store,
                 RunRecord(
                     id=f"run{index}",
                     kind="trial" if index == 3 else "train",
@@ -40,7 +44,7 @@ def test_unfinished_and_recent_runs(store_url: str) -> None:
                     lineage={},
                     metrics={},
                     path="",
-                )
+                ),
             )
         assert [r.id for r in unfinished_runs(store)] == ["run3", "run2", "run1"]
         assert [r.id for r in unfinished_runs(store, kind="train")] == ["run2", "run1"]

@@ -20,6 +20,7 @@ from dcloop.data._prepare import load_dataset
 from dcloop.data._split import stratified_split
 from dcloop.errors import DataError
 from dcloop.store import DatasetRecord
+from dcloop.store import datasets as store_datasets
 from dcloop.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ def extend_dataset(
         len(names),
         record.short_id,
     )
-    return workspace.store.add_dataset(record)
+    return store_datasets.add_dataset(workspace.store, record)
 
 
 def _validate(

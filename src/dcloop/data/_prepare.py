@@ -14,18 +14,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-
 from dcloop.config import DataConfig
-from dcloop.data import _folder, _sources  # noqa: F401  (registers the source kinds)
 from dcloop.data._clean import clean
 from dcloop.data._intake import BUILTIN, SOURCES
 from dcloop.data._persist import read_version, write_version
 from dcloop.data._split import stratified_split
 from dcloop.data._version import PreparedDataset
 from dcloop.errors import DataError, NotFoundError, suggest
-from dcloop.store import DatasetRecord
-from dcloop.store import _data as store_data
 from dcloop.workspace import Workspace
+
+from dcloop.data import _folder, _sources  # noqa: F401  (registers the source kinds)
+from dcloop.store import DatasetRecord
+from dcloop.store import datasets as store_data
 
 log = logging.getLogger(__name__)
 
@@ -76,14 +76,14 @@ def get_dataset(workspace: Workspace, ref: str | None = None) -> DatasetRecord:
     """The record of a version by id, unique id prefix or name (None: the newest)."""
     if ref is not None:
         try:
-            return workspace.store.get_dataset(ref)
+            return store_data.get_dataset(workspace.store, ref)
         except NotFoundError:
             # a source whose content matched a version stored under another name
             recorded = store_data.find_source(workspace.store, ref)
             if recorded is None or recorded.version_id is None:
                 raise
-            return workspace.store.get_dataset(recorded.version_id)
-    versions = workspace.store.list_datasets()
+            return store_data.get_dataset(workspace.store, recorded.version_id)
+    versions = store_data.list_datasets(workspace.store)
     if not versions:
         raise NotFoundError("No data set version yet. Run `dcloop data import animal-mnist` first.")
     return versions[-1]
@@ -91,7 +91,7 @@ def get_dataset(workspace: Workspace, ref: str | None = None) -> DatasetRecord:
 
 def list_datasets(workspace: Workspace) -> list[DatasetRecord]:
     """Every prepared version, oldest first."""
-    return workspace.store.list_datasets()
+    return store_data.list_datasets(workspace.store)
 
 
 def _prepare(

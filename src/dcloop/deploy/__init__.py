@@ -9,8 +9,8 @@ import importlib
 from typing import Any
 
 _EXPORTS: dict[str, str] = {
-    "ModelVersion": "dcloop.store._registry",
-    "AliasMove": "dcloop.store._registry",
+    "ModelVersion": "dcloop.store.registry",
+    "AliasMove": "dcloop.store.registry",
     "register_model_version": "dcloop.deploy.registry",
     "get_model_version": "dcloop.deploy.registry",
     "list_model_versions": "dcloop.deploy.registry",

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from dcloop.errors import ConfigError, NotFoundError
+from dcloop.store import datasets as store_datasets
+from dcloop.store import runs as store_runs
 from dcloop.workspace import Workspace
 
 
@@ -34,7 +36,7 @@ def resolve_source(
             lineage={"source": str(path.resolve())},
         )
     try:
-        run = ws.store.get_run(source)
+        run = store_runs.get_run(ws.store, source)
     except NotFoundError:
         return _from_variant(ws, source)
     from dcloop.optimize import export_onnx
@@ -73,8 +75,8 @@ def _from_variant(ws: Workspace, ref: str) -> dict[str, Any]:
         variant = get_variant(ws, ref)
     except NotFoundError:
         raise NotFoundError(f"No run, variant or ONNX file {ref!r}. See `dcloop runs list`.") from None
-    run = ws.store.get_run(variant.run_id)
-    dataset = ws.store.get_dataset(run.dataset_id)
+    run = store_runs.get_run(ws.store, variant.run_id)
+    dataset = store_datasets.get_dataset(ws.store, run.dataset_id)
     return dict(
         default_name=dataset.name,
         onnx_path=variant.onnx_path,

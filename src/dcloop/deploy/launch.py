@@ -78,10 +78,9 @@ def serve(
 
 
 def _only_champion(ws: Workspace) -> str:
-    from dcloop.store import _registry as q
+    from dcloop.store import registry as q
 
-    with ws.store.engine.connect() as conn:
-        names = q.model_names(conn)
+    names = q.model_names(ws.store)
     if len(names) != 1:
         raise ConfigError(
             f"Say which model to serve (--model NAME@ALIAS); registered: {', '.join(names) or 'none'}."

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from dcloop.deploy.gate import GateDecision, evaluate_gate
 from dcloop.deploy.registry import get_model_version, model_aliases, set_alias
 from dcloop.errors import DcloopError, NotFoundError
-from dcloop.store._registry import AliasMove
+from dcloop.store.registry import AliasMove
 from dcloop.workspace import Workspace
 
 

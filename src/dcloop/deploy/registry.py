@@ -18,9 +18,10 @@ from dcloop.atomic import copy_file
 from dcloop.deploy._sources import resolve_source
 from dcloop.deploy.runtime import inspect_onnx, sha256_file
 from dcloop.errors import ConfigError, DcloopError, NotFoundError
-from dcloop.store import _registry as q
-from dcloop.store._registry import AliasMove, ModelVersion
+from dcloop.store.registry import AliasMove, ModelVersion
 from dcloop.workspace import Workspace
+
+from dcloop.store import registry as q
 
 ALIASES = ("champion", "challenger")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -72,11 +73,11 @@ def _register(
         raise ConfigError(
             f"{onnx_path} outputs {num_outputs} logits but {len(meta['classes'])} classes were given."
         )
-    with ws.store.transaction() as conn:
-        version = q.next_version(conn, name)
+
+    def build(version: int) -> ModelVersion:
         target = ws.artifacts_dir / "models" / name / str(version) / "model.onnx"
         copy_file(onnx_path, target)
-        record = ModelVersion(
+        return ModelVersion(
             id=uuid.uuid4().hex,
             name=name,
             version=version,
@@ -86,33 +87,30 @@ def _register(
             input_shape=input_shape,
             **meta,
         )
-        q.insert_version(conn, record)
-        if alias is not None:
-            q.move_alias(conn, name, alias, version, kind="set", reason="registered", actor=actor or _actor())
-    return record
+
+    return q.register_version(ws.store, name, build, alias=alias, actor=actor or _actor())
 
 
 def get_model_version(ws: Workspace, ref: str) -> ModelVersion:
     """``name@alias``, ``name@3``, or ``name`` (its champion, else its newest version)."""
     name, _, selector = ref.partition("@")
-    with ws.store.engine.connect() as conn:
-        names = q.model_names(conn)
-        if name not in names:
-            from dcloop.errors import unknown_name
+    names = q.model_names(ws.store)
+    if name not in names:
+        from dcloop.errors import unknown_name
 
-            raise unknown_name("model", name, names)
-        pointers = q.aliases(conn, name)
-        if not selector:
-            version = pointers.get("champion") or q.next_version(conn, name) - 1
-        elif selector.isdigit():
-            version = int(selector)
-        elif selector in pointers:
-            version = pointers[selector]
-        else:
-            raise NotFoundError(
-                f"Model {name!r} has no alias {selector!r}. Aliases set: {', '.join(pointers) or 'none'}."
-            )
-        record = q.get_version(conn, name, version)
+        raise unknown_name("model", name, names)
+    pointers = q.aliases(ws.store, name)
+    if not selector:
+        version = pointers.get("champion") or q.latest_number(ws.store, name)
+    elif selector.isdigit():
+        version = int(selector)
+    elif selector in pointers:
+        version = pointers[selector]
+    else:
+        raise NotFoundError(
+            f"Model {name!r} has no alias {selector!r}. Aliases set: {', '.join(pointers) or 'none'}."
+        )
+    record = q.get_version(ws.store, name, version)
     if record is None:
         raise NotFoundError(f"Model {name!r} has no version {version}. See `dcloop models versions {name}`.")
     return record
@@ -121,15 +119,13 @@ def get_model_version(ws: Workspace, ref: str) -> ModelVersion:
 def list_model_versions(ws: Workspace, name: str) -> list[tuple[ModelVersion, list[str]]]:
     """Every version of ``name``, oldest first, with the aliases pointing at it."""
     get_model_version(ws, name)  # uniform error for an unknown name
-    with ws.store.engine.connect() as conn:
-        pointers = q.aliases(conn, name)
-        versions = q.list_versions(conn, name)
+    pointers = q.aliases(ws.store, name)
+    versions = q.list_versions(ws.store, name)
     return [(v, sorted(a for a, n in pointers.items() if n == v.version)) for v in versions]
 
 
 def model_aliases(ws: Workspace, name: str) -> dict[str, int]:
-    with ws.store.engine.connect() as conn:
-        return q.aliases(conn, name)
+    return q.aliases(ws.store, name)
 
 
 def set_alias(
@@ -147,15 +143,13 @@ def set_alias(
         raise ConfigError(f"Alias must be one of {', '.join(ALIASES)}. Got {alias!r}.")
     if version is not None:
         get_model_version(ws, f"{name}@{version}")
-    with ws.store.transaction() as conn:
-        return q.move_alias(conn, name, alias, version, kind=kind, reason=reason, actor=actor or _actor())
+    return q.move_alias(ws.store, name, alias, version, kind=kind, reason=reason, actor=actor or _actor())
 
 
 def alias_history(ws: Workspace, name: str, alias: str | None = None) -> list[AliasMove]:
     """Every alias move of ``name`` (or of one alias), oldest first."""
     get_model_version(ws, name)
-    with ws.store.engine.connect() as conn:
-        return q.alias_moves(conn, name, alias)
+    return q.alias_moves(ws.store, name, alias)
 
 
 def rollback(ws: Workspace, name: str, *, reason: str | None = None, actor: str | None = None) -> AliasMove:

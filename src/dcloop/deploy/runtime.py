@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from dcloop.errors import DataError, StoreError
-from dcloop.store._registry import ModelVersion
+from dcloop.store.registry import ModelVersion
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from dcloop.config import MonitorConfig
 from dcloop.errors import ConfigError, NotFoundError
 from dcloop.feedback._input_drift import DriftReport, input_drift
@@ -123,10 +122,9 @@ def monitor(
 
 def resolve_model_name(ws: Workspace, model: str | None) -> str:
     """``model`` (a NAME or NAME@...), else `loop.model`/`serve.model`, else the only registered name."""
-    from dcloop.store import _registry as q
+    from dcloop.store import registry as q
 
-    with ws.store.engine.connect() as conn:
-        names = q.model_names(conn)
+    names = q.model_names(ws.store)
     wanted = model or ws.config.loop.model or ws.config.serve.model
     if wanted:
         name = wanted.partition("@")[0]

@@ -17,9 +17,11 @@ from typing import Any
 
 from dcloop.config import TrainConfig
 from dcloop.errors import DataError, NotFoundError
-from dcloop.feedback.monitor import resolve_model_name
 from dcloop.feedback.store import labelled_examples
 from dcloop.workspace import Workspace
+
+from dcloop.feedback.monitor import resolve_model_name
+from dcloop.store import runs as store_runs
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +135,7 @@ def _recipe(ws: Workspace, run_id: str | None) -> TrainConfig:
     """The champion run's own recipe (so the challenger differs only by data), else the workspace's."""
     if run_id is None:
         return ws.config.train
-    return TrainConfig.model_validate(ws.store.get_run(run_id).config)
+    return TrainConfig.model_validate(store_runs.get_run(ws.store, run_id).config)
 
 
 def _gate(ws: Workspace, name: str) -> tuple[bool, list[str], dict[str, Any]]:

@@ -7,7 +7,7 @@ from dcloop.optimize._onnx import check_parity, export_onnx
 from dcloop.optimize._optimize import OptimizationResult, optimize
 from dcloop.optimize._tune import TuneResult, tune
 from dcloop.optimize._variants import get_variant, list_variants
-from dcloop.store._variants import VariantRecord
+from dcloop.store.variants import VariantRecord
 
 __all__ = [
     "OptimizationResult",

@@ -23,7 +23,7 @@ from dcloop.config import OptimizeConfig
 from dcloop.errors import ConfigError, DataError, unknown_name
 from dcloop.optimize import _select
 from dcloop.optimize._candidates import ONNX_NAME, Candidate, make_candidates
-from dcloop.store._variants import VariantRecord, add_variants
+from dcloop.store.variants import VariantRecord, add_variants
 
 if TYPE_CHECKING:
     from dcloop.workspace import Workspace

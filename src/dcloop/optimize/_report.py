@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from dcloop.optimize._select import pareto_front
-from dcloop.store._variants import VariantRecord
+from dcloop.store.variants import VariantRecord
 
 COLUMNS = [
     "variant",

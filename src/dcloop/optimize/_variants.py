@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dcloop.store import _variants as store_variants
-from dcloop.store._variants import VariantRecord
+from dcloop.store import runs as store_runs
+from dcloop.store import variants as store_variants
+from dcloop.store.variants import VariantRecord
 
 if TYPE_CHECKING:
     from dcloop.workspace import Workspace
@@ -13,7 +14,7 @@ if TYPE_CHECKING:
 
 def list_variants(workspace: Workspace, run: str | None = None) -> list[VariantRecord]:
     """Every recorded variant, oldest first; ``run`` (id or unique prefix) keeps one run's."""
-    run_id = workspace.store.get_run(run).id if run is not None else None
+    run_id = store_runs.get_run(workspace.store, run).id if run is not None else None
     return store_variants.list_variants(workspace.store, run_id=run_id)
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from dcloop.errors import DcloopError, TrainError
 from dcloop.optimize import _study
+from dcloop.store import runs as store_runs
 
 if TYPE_CHECKING:
     import optuna
@@ -162,7 +163,7 @@ class _Objective:
         return min(values) if minimize else max(values)
 
     def _run_id(self, name: str) -> str | None:
-        runs = [r for r in self.workspace.store.list_runs(kind="trial") if r.name == name]
+        runs = [r for r in store_runs.list_runs(self.workspace.store, kind="trial") if r.name == name]
         return runs[-1].id if runs else None
 
 

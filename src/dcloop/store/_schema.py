@@ -1,11 +1,11 @@
-"""Tables of the workspace store. Changes go through a new entry in ``_migrations.MIGRATIONS``."""
+"""Tables of the workspace store. A change here needs a new Alembic revision in ``migrations/versions``."""
 
 from __future__ import annotations
 
+from dcloop.store._types import UTCDateTime
 from sqlalchemy import (
     JSON,
     Column,
-    DateTime,
     Float,
     ForeignKey,
     Integer,
@@ -23,7 +23,7 @@ schema_version = Table(
     "schema_version",
     metadata,
     Column("version", Integer, primary_key=True),
-    Column("applied_at", DateTime(timezone=True), nullable=False),
+    Column("applied_at", UTCDateTime(), nullable=False),
 )
 
 datasets = Table(
@@ -31,7 +31,7 @@ datasets = Table(
     metadata,
     Column("id", String(64), primary_key=True),  # sha256 of the prepared content
     Column("name", String(200), nullable=False, index=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
     Column("path", Text, nullable=False),
     Column("classes", JSON, nullable=False),
     Column("counts", JSON, nullable=False),  # {split: {class: n}}
@@ -50,8 +50,8 @@ runs = Table(
     Column("dataset_id", String(64), ForeignKey("datasets.id"), nullable=False, index=True),
     Column("model", String(100), nullable=False),
     Column("status", String(16), nullable=False),  # running, finished, failed, stopped
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("finished_at", UTCDateTime(), nullable=True),
     Column("config", JSON, nullable=False),  # resolved train config
     Column("lineage", JSON, nullable=False),  # seed, code version, packages, environment
     Column("metrics", JSON, nullable=False),  # final test metrics and cost
@@ -76,7 +76,7 @@ model_versions = Table(
     Column("id", String(32), primary_key=True),
     Column("name", String(200), nullable=False),
     Column("version", Integer, nullable=False),  # 1, 2, ... per name
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
     Column("path", Text, nullable=False),  # .dcloop/artifacts/models/<name>/<version>/model.onnx
     Column("sha256", String(64), nullable=False),  # content address of the ONNX file
     Column("classes", JSON, nullable=False),
@@ -96,7 +96,7 @@ model_aliases = Table(
     Column("name", String(200), primary_key=True),
     Column("alias", String(64), primary_key=True),  # champion, challenger
     Column("version", Integer, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
 )
 
 alias_moves = Table(  # append-only: every alias move, for history and rollback
@@ -108,7 +108,7 @@ alias_moves = Table(  # append-only: every alias move, for history and rollback
     Column("from_version", Integer, nullable=True),
     Column("to_version", Integer, nullable=True),
     Column("kind", String(16), nullable=False),  # set, promote, force, rollback
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
     Column("reason", Text, nullable=False),
     Column("actor", String(200), nullable=False),
 )
@@ -119,7 +119,7 @@ predictions = Table(
     "predictions",
     metadata,
     Column("id", String(32), primary_key=True),
-    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("created_at", UTCDateTime(), nullable=False, index=True),
     Column("model_name", String(200), nullable=False),
     Column("model_version", Integer, nullable=False),
     Column("model_version_id", String(32), nullable=False, index=True),
@@ -150,7 +150,7 @@ feedback = Table(
     ),
     Column("label", String(200), nullable=False),
     Column("label_index", Integer, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
     Column("source", String(64), nullable=False),  # api, import:<file>, ...
 )
 
@@ -168,7 +168,7 @@ variants = Table(
     Column("metrics", JSON, nullable=False),  # accuracy, f1, size, FLOPs, latency, energy
     Column("onnx_path", Text, nullable=False),  # .dcloop/artifacts/variants/<id>/model.onnx
     Column("onnx_sha256", String(64), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
 )
 
 # -- data: recorded sources, so `dcloop data prepare NAME` can re-read one ---------------------------
@@ -181,8 +181,8 @@ sources = Table(
     Column("location", Text, nullable=True),  # absolute path; null for built-in data sets
     Column("classes", JSON, nullable=True),  # the classes asked for; null: all
     Column("version_id", String(64), nullable=True),  # the version last prepared from it
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
 )
 
 # -- the loop: turns and their finished steps, so `dcloop loop --resume` skips what is done -------
@@ -193,8 +193,8 @@ loop_turns = Table(
     Column("id", String(32), primary_key=True),
     Column("number", Integer, nullable=False),  # 1, 2, ... per workspace
     Column("status", String(16), nullable=False),  # running, paused, finished, failed
-    Column("started_at", DateTime(timezone=True), nullable=False),
-    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("finished_at", UTCDateTime(), nullable=True),
     Column("config", JSON, nullable=False),  # the resolved config the turn started with
     Column("error", Text, nullable=True),  # the one-line error of a failed turn
 )
@@ -208,5 +208,5 @@ loop_steps = Table(
     Column("status", String(16), nullable=False),  # finished, skipped
     Column("outputs", JSON, nullable=False),  # ids the later steps reuse (dataset, run, version, ...)
     Column("wall_s", Float, nullable=False),
-    Column("finished_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", UTCDateTime(), nullable=False),
 )

@@ -1,34 +1,41 @@
 """The workspace store: SQLAlchemy Core over SQLite (WAL) by default, any URL (PostgreSQL) for a team.
 
 Contract: a Store is safe to share between threads (each call takes its own connection from the
-engine's pool and commits one transaction); records it returns are frozen copies.
+engine's pool and commits one transaction); records it returns are frozen copies. Its queries live in
+one public module per domain (``datasets``, ``runs``, ``variants``, ``registry``, ``predictions``,
+``turns``), functions that take the Store; only modules of this package touch its connections.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, select, update
+from sqlalchemy import Connection, Engine, create_engine, event, select
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from dcloop.errors import NotFoundError, StoreError
 from dcloop.store import _migrations
-from dcloop.store import _schema as s
-from dcloop.store._records import DatasetRecord, EpochRecord, RunRecord
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
+    # Takes effect on a new file only (an existing one keeps its mode): pages that retention frees can
+    # then be handed back to the file system with `PRAGMA incremental_vacuum` (store/retention.py).
+    cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
     cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA journal_size_limit=67108864")  # the WAL file shrinks back to 64 MB after a burst
     cursor.execute("PRAGMA synchronous=FULL")  # an acknowledged write survives power loss
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _out_of_space(error: BaseException | None) -> bool:
+    """SQLite's SQLITE_FULL (13) or PostgreSQL's disk_full (SQLSTATE 53100)."""
+    return getattr(error, "sqlite_errorcode", None) == 13 or getattr(error, "sqlstate", None) == "53100"
 
 
 def _make_engine(url: str) -> Engine:
@@ -58,7 +65,7 @@ def _redact(url: str) -> str:
 
 
 class Store:
-    """Records of data set versions, runs and everything later stages add. See the module contract."""
+    """An open workspace database: its engine, and the transactions the query modules run on it."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -78,102 +85,29 @@ class Store:
         except IntegrityError as exc:
             raise StoreError(f"Store refused the change: {exc.orig}.") from None
         except OperationalError as exc:
+            if _out_of_space(exc.orig):
+                raise StoreError(
+                    f"Store {_redact(self.url)} is out of disk space ({exc.orig}); nothing of this change "
+                    "was stored. Free space or lower the feedback retention bounds; writes resume once "
+                    "there is room."
+                ) from None
+            raise StoreError(f"Store {_redact(self.url)} failed: {exc.orig}.") from None
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A connection for reads (nothing it writes is committed)."""
+        try:
+            with self.engine.connect() as conn:
+                yield conn
+        except OperationalError as exc:
             raise StoreError(f"Store {_redact(self.url)} failed: {exc.orig}.") from None
 
     def close(self) -> None:
         self.engine.dispose()
 
-    # -- data set versions -------------------------------------------------------------------------
 
-    def add_dataset(self, record: DatasetRecord) -> DatasetRecord:
-        """Insert a version; adding the same content-addressed id again returns the stored one."""
-        with self.transaction() as conn:
-            return insert_dataset(conn, record)
-
-    def get_dataset(self, ref: str) -> DatasetRecord:
-        """A version by id, unique id prefix, or data set name (its newest version)."""
-        with self.engine.connect() as conn:
-            row = _resolve(conn, s.datasets, ref, "data set version")
-            if row is None:
-                row = (
-                    conn.execute(
-                        select(s.datasets)
-                        .where(s.datasets.c.name == ref)
-                        .order_by(s.datasets.c.created_at.desc())
-                    )
-                    .mappings()
-                    .first()
-                )
-        if row is None:
-            raise NotFoundError(f"No data set version {ref!r}. See `dcloop data list`.")
-        return DatasetRecord(**row)
-
-    def list_datasets(self) -> list[DatasetRecord]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(s.datasets).order_by(s.datasets.c.created_at)).mappings().all()
-        return [DatasetRecord(**r) for r in rows]
-
-    # -- runs --------------------------------------------------------------------------------------
-
-    def add_run(self, record: RunRecord) -> RunRecord:
-        with self.transaction() as conn:
-            conn.execute(s.runs.insert().values(**dataclasses.asdict(record)))
-        return record
-
-    def update_run(self, run_id: str, **changes: Any) -> RunRecord:
-        """Change status/metrics/finished_at of a run in one transaction."""
-        if changes.get("status") in {"finished", "failed", "stopped"} and "finished_at" not in changes:
-            changes["finished_at"] = datetime.now(UTC)
-        with self.transaction() as conn:
-            done = conn.execute(update(s.runs).where(s.runs.c.id == run_id).values(**changes))
-            if done.rowcount == 0:
-                raise NotFoundError(f"No run {run_id!r}.")
-        return self.get_run(run_id)
-
-    def get_run(self, ref: str) -> RunRecord:
-        """A run by id or unique id prefix."""
-        with self.engine.connect() as conn:
-            row = _resolve(conn, s.runs, ref, "run")
-        if row is None:
-            raise NotFoundError(f"No run {ref!r}. See `dcloop runs list`.")
-        return RunRecord(**row)
-
-    def list_runs(self, kind: str | None = None, dataset_id: str | None = None) -> list[RunRecord]:
-        query = select(s.runs).order_by(s.runs.c.created_at)
-        if kind is not None:
-            query = query.where(s.runs.c.kind == kind)
-        if dataset_id is not None:
-            query = query.where(s.runs.c.dataset_id == dataset_id)
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).mappings().all()
-        return [RunRecord(**r) for r in rows]
-
-    def log_epoch(self, run_id: str, epoch: int, metrics: dict[str, float], wall_s: float) -> None:
-        """Record one epoch's metrics; logging the same epoch again (after a resume) replaces it."""
-        with self.transaction() as conn:
-            conn.execute(s.epochs.delete().where((s.epochs.c.run_id == run_id) & (s.epochs.c.epoch == epoch)))
-            conn.execute(s.epochs.insert().values(run_id=run_id, epoch=epoch, metrics=metrics, wall_s=wall_s))
-
-    def list_epochs(self, run_id: str) -> list[EpochRecord]:
-        with self.engine.connect() as conn:
-            rows = (
-                conn.execute(select(s.epochs).where(s.epochs.c.run_id == run_id).order_by(s.epochs.c.epoch))
-                .mappings()
-                .all()
-            )
-        return [EpochRecord(**r) for r in rows]
-
-
-def insert_dataset(conn: Connection, record: DatasetRecord) -> DatasetRecord:
-    """Insert a version unless its id is stored; return the stored record as every later read sees it."""
-    query = select(s.datasets).where(s.datasets.c.id == record.id)
-    if conn.execute(query).first() is None:
-        conn.execute(s.datasets.insert().values(**dataclasses.asdict(record)))
-    return DatasetRecord(**conn.execute(query).mappings().one())
-
-
-def _resolve(conn: Connection, table: Any, ref: str, kind: str) -> Any:
-    """Exact id, else a unique id prefix; an ambiguous prefix is an error."""
+def resolve_ref(conn: Connection, table: Any, ref: str, kind: str) -> Any:
+    """Exact id, else a unique id prefix (at least 4 characters); an ambiguous prefix is an error."""
     row = conn.execute(select(table).where(table.c.id == ref)).mappings().first()
     if row is not None or len(ref) < 4:
         return row

@@ -15,14 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dcloop import config as config_module
 from dcloop.atomic import write_text
 from dcloop.config import TrainConfig
-from dcloop.data import PreparedDataset
 from dcloop.errors import ConfigError, TrainError
 from dcloop.meter import meter_for
-from dcloop.store import RunRecord
-from dcloop.train import lineage
 from dcloop.train.trained import (
     SPEC,
     WEIGHTS,
@@ -33,6 +29,12 @@ from dcloop.train.trained import (
     write_json,
 )
 from dcloop.workspace import Workspace
+
+from dcloop import config as config_module
+from dcloop.data import PreparedDataset
+from dcloop.store import RunRecord
+from dcloop.store import runs as store_runs
+from dcloop.train import lineage
 
 log = logging.getLogger(__name__)
 EpochHook = Callable[[int, dict[str, float]], None]
@@ -71,12 +73,12 @@ def train(
         run = _resumable(workspace, resume)
         recipe = TrainConfig.model_validate(run.config)
         data = load_dataset(workspace, run.dataset_id)
-        run = workspace.store.update_run(run.id, status="running", finished_at=None)
+        run = store_runs.update_run(workspace.store, run.id, status="running", finished_at=None)
     else:
         _check_recipe(recipe)
         data = load_dataset(workspace, dataset)
         _check_fit(recipe, data)
-        parent = workspace.store.get_run(init_from).id if init_from else None
+        parent = store_runs.get_run(workspace.store, init_from).id if init_from else None
         run = _open_run(workspace, recipe, data, kind, name, parent, nproc)
 
     stopped = _HookGuard(on_epoch)
@@ -90,14 +92,16 @@ def train(
                 run_training(workspace, run, data, recipe, resume=resume is not None, on_epoch=stopped)
         except BaseException as exc:
             status = "stopped" if stopped.raised or isinstance(exc, KeyboardInterrupt) else "failed"
-            workspace.store.update_run(
-                run.id, status=status, metrics={"error": f"{type(exc).__name__}: {exc}"}
+            store_runs.update_run(
+                workspace.store, run.id, status=status, metrics={"error": f"{type(exc).__name__}: {exc}"}
             )
             raise
     try:
         return _finish(workspace, run, data, meter.result().as_dict())
     except BaseException as exc:
-        workspace.store.update_run(run.id, status="failed", metrics={"error": f"{type(exc).__name__}: {exc}"})
+        store_runs.update_run(
+            workspace.store, run.id, status="failed", metrics={"error": f"{type(exc).__name__}: {exc}"}
+        )
         raise
 
 
@@ -142,7 +146,7 @@ def _check_fit(recipe: TrainConfig, data: PreparedDataset) -> None:
 
 
 def _resumable(workspace: Workspace, ref: str) -> RunRecord:
-    from dcloop.store._runs import unfinished_runs
+    from dcloop.store.runs import unfinished_runs
     from dcloop.train.checkpoint import latest_checkpoint
 
     if ref == "latest":
@@ -152,7 +156,7 @@ def _resumable(workspace: Workspace, ref: str) -> RunRecord:
         raise TrainError(
             "No unfinished run with a checkpoint in this workspace; start one with `dcloop train`."
         )
-    run = workspace.store.get_run(ref)
+    run = store_runs.get_run(workspace.store, ref)
     if run.status == "finished":
         raise TrainError(f"Run {run.id[:12]} already finished; nothing to resume.")
     if latest_checkpoint(Path(run.path) / "checkpoint") is None:
@@ -196,7 +200,7 @@ def _open_run(
         path=str(folder),
         parent_run_id=parent,
     )
-    return workspace.store.add_run(record)
+    return store_runs.add_run(workspace.store, record)
 
 
 def run_training(
@@ -218,7 +222,7 @@ def run_training(
     seed_everything(recipe.seed)  # initial weights depend on the seed only
     model = build_model(recipe, data)
     if run.parent_run_id is not None and not resume:
-        parent = workspace.store.get_run(run.parent_run_id)
+        parent = store_runs.get_run(workspace.store, run.parent_run_id)
         try:
             model.load_state_dict(load_weights(Path(parent.path) / WEIGHTS))
         except (OSError, RuntimeError) as exc:
@@ -228,7 +232,7 @@ def run_training(
     store = workspace.store
 
     def record_epoch(epoch: int, metrics: dict[str, float]) -> None:
-        store.log_epoch(run.id, epoch, _finite(metrics), metrics["epoch_s"])
+        store_runs.log_epoch(store, run.id, epoch, _finite(metrics), metrics["epoch_s"])
         if on_epoch is not None:
             on_epoch(epoch, metrics)
 
@@ -271,11 +275,11 @@ def _finish(workspace: Workspace, run: RunRecord, data: PreparedDataset, cost: d
     folder = Path(run.path)
     model, _ = load_model(folder)
     fit = json.loads((folder / "fit.json").read_text(encoding="utf-8"))
-    epochs = workspace.store.list_epochs(run.id)
+    epochs = store_runs.list_epochs(workspace.store, run.id)
     metrics = {**holdout_metrics(model, data), **fit, "epochs_run": len(epochs), "cost": cost}
     write_json(folder / "metrics.json", metrics)
     history = [e.metrics for e in epochs]
-    finished = workspace.store.update_run(run.id, status="finished", metrics=metrics)
+    finished = store_runs.update_run(workspace.store, run.id, status="finished", metrics=metrics)
     report = write_run_report(folder / "report.html", finished, history, metrics)
     tracking = workspace.config.tracking
     if tracking.mlflow:
@@ -289,5 +293,7 @@ def _finish(workspace: Workspace, run: RunRecord, data: PreparedDataset, cost: d
             files,
         )
         if mlflow_id is not None:
-            finished = workspace.store.update_run(run.id, metrics={**metrics, "mlflow_run_id": mlflow_id})
+            finished = store_runs.update_run(
+                workspace.store, run.id, metrics={**metrics, "mlflow_run_id": mlflow_id}
+            )
     return finished

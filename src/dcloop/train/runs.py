@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from dcloop.store import RunRecord
+from dcloop.store import runs as store_runs
 from dcloop.workspace import Workspace
 
 
@@ -39,15 +40,15 @@ def run_summary(run: RunRecord) -> dict[str, Any]:
 
 def list_runs(workspace: Workspace, limit: int = 50, kind: str | None = None) -> list[dict[str, Any]]:
     """Summaries of the newest runs, newest first."""
-    from dcloop.store._runs import recent_runs
+    from dcloop.store.runs import recent_runs
 
     return [run_summary(r) for r in recent_runs(workspace.store, limit=limit, kind=kind)]
 
 
 def show_run(workspace: Workspace, ref: str) -> dict[str, Any]:
     """Everything recorded about one run: summary, config, lineage, all metrics, per-epoch metrics."""
-    run = workspace.store.get_run(ref)
-    epochs = workspace.store.list_epochs(run.id)
+    run = store_runs.get_run(workspace.store, ref)
+    epochs = store_runs.list_epochs(workspace.store, run.id)
     return {
         **run_summary(run),
         "parent_run_id": run.parent_run_id,

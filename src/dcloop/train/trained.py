@@ -19,6 +19,7 @@ from dcloop.config import TrainConfig
 from dcloop.data import PreparedDataset
 from dcloop.errors import DataError, NotFoundError
 from dcloop.store import RunRecord
+from dcloop.store import runs as store_runs
 from dcloop.workspace import Workspace
 
 WEIGHTS = "model.safetensors"
@@ -85,7 +86,7 @@ def load_trained(workspace: Workspace, run_ref: str) -> TrainedModel:
     """The trained model of a run (id or unique prefix) with its record and data set version."""
     from dcloop.data import load_dataset
 
-    run = workspace.store.get_run(run_ref)
+    run = store_runs.get_run(workspace.store, run_ref)
     folder = Path(run.path)
     if not (folder / WEIGHTS).is_file() or not (folder / SPEC).is_file():
         raise NotFoundError(f"Run {run.id[:12]} has no trained model in {folder} (status {run.status}).")

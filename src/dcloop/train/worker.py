@@ -27,11 +27,12 @@ def main(argv: list[str] | None = None) -> None:
 
     from dcloop.config import TrainConfig
     from dcloop.data import load_dataset
+    from dcloop.store import runs as store_runs
     from dcloop.train.run import run_training
     from dcloop.workspace import open_workspace
 
     workspace = open_workspace(args.workspace)
-    run = workspace.store.get_run(args.run_id)
+    run = store_runs.get_run(workspace.store, args.run_id)
     recipe = TrainConfig.model_validate(run.config)
     use_cuda = torch.cuda.is_available() and recipe.device in ("auto", "cuda")
     if use_cuda:

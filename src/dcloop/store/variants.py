@@ -1,23 +1,21 @@
-"""Store access for optimization variants: candidate deployable forms of a trained run.
+"""Optimization variants: candidate deployable forms of a trained run (table ``variants``).
 
-Records are frozen; each insert is one transaction. Ids resolve exactly or by a unique prefix.
+Every function takes a Store and runs one transaction; returned records are frozen. Ids resolve
+exactly or by a unique prefix.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 
 from dcloop.errors import NotFoundError
 from dcloop.store import _schema as s
-from dcloop.store._store import _resolve
-
-if TYPE_CHECKING:
-    from dcloop.store import Store
+from dcloop.store._store import Store, resolve_ref
 
 
 @dataclass(frozen=True)
@@ -54,11 +52,11 @@ def add_variants(store: Store, records: list[VariantRecord]) -> list[VariantReco
 
 def get_variant(store: Store, ref: str) -> VariantRecord:
     """A variant by id or unique id prefix (at least 4 characters)."""
-    with store.engine.connect() as conn:
-        row = _resolve(conn, s.variants, ref, "variant")
+    with store.connect() as conn:
+        row = resolve_ref(conn, s.variants, ref, "variant")
     if row is None:
         raise NotFoundError(f"No variant {ref!r}. See `dcloop variants list`.")
-    return _record(row)
+    return VariantRecord(**row)
 
 
 def list_variants(
@@ -70,13 +68,6 @@ def list_variants(
         query = query.where(s.variants.c.run_id == run_id)
     if optimization_id is not None:
         query = query.where(s.variants.c.optimization_id == optimization_id)
-    with store.engine.connect() as conn:
+    with store.connect() as conn:
         rows = conn.execute(query).mappings().all()
-    return [_record(r) for r in rows]
-
-
-def _record(row: Any) -> VariantRecord:
-    data = dict(row)
-    if data["created_at"].tzinfo is None:  # SQLite keeps no zone; every time stored is UTC
-        data["created_at"] = data["created_at"].replace(tzinfo=UTC)
-    return VariantRecord(**data)
+    return [VariantRecord(**r) for r in rows]

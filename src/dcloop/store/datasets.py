@@ -1,16 +1,20 @@
-"""Store access for recorded data sources (the ``sources`` table)."""
+"""Data set versions and the sources they were prepared from (tables ``datasets`` and ``sources``).
+
+Every function takes a Store and runs one transaction; returned records are frozen.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from dcloop.errors import NotFoundError
 from dcloop.store import _schema as s
 from dcloop.store._records import DatasetRecord
-from dcloop.store._store import Store, insert_dataset
+from dcloop.store._store import Store, resolve_ref
 
 
 @dataclass(frozen=True)
@@ -26,11 +30,38 @@ class SourceRecord:
     updated_at: datetime
 
 
+def add_dataset(store: Store, record: DatasetRecord) -> DatasetRecord:
+    """Insert a version; adding the same content-addressed id again returns the stored one."""
+    with store.transaction() as conn:
+        return _insert(conn, record)
+
+
+def get_dataset(store: Store, ref: str) -> DatasetRecord:
+    """A version by id, unique id prefix, or data set name (its newest version)."""
+    with store.connect() as conn:
+        row = resolve_ref(conn, s.datasets, ref, "data set version")
+        if row is None:
+            query = (
+                select(s.datasets).where(s.datasets.c.name == ref).order_by(s.datasets.c.created_at.desc())
+            )
+            row = conn.execute(query).mappings().first()
+    if row is None:
+        raise NotFoundError(f"No data set version {ref!r}. See `dcloop data list`.")
+    return DatasetRecord(**row)
+
+
+def list_datasets(store: Store) -> list[DatasetRecord]:
+    """Every version, oldest first."""
+    with store.connect() as conn:
+        rows = conn.execute(select(s.datasets).order_by(s.datasets.c.created_at)).mappings().all()
+    return [DatasetRecord(**r) for r in rows]
+
+
 def find_source(store: Store, name: str | None = None) -> SourceRecord | None:
     """The source recorded under ``name`` (None: the most recently imported), or None."""
     query = select(s.sources)
     query = query.where(s.sources.c.name == name) if name else query.order_by(s.sources.c.updated_at.desc())
-    with store.engine.connect() as conn:
+    with store.connect() as conn:
         row = conn.execute(query).mappings().first()
     return SourceRecord(**row) if row is not None else None
 
@@ -46,7 +77,8 @@ def get_source(store: Store, name: str | None = None) -> SourceRecord:
 
 
 def list_sources(store: Store) -> list[SourceRecord]:
-    with store.engine.connect() as conn:
+    """Every recorded source, by name."""
+    with store.connect() as conn:
         rows = conn.execute(select(s.sources).order_by(s.sources.c.name)).mappings().all()
     return [SourceRecord(**r) for r in rows]
 
@@ -74,4 +106,12 @@ def record_version(
                 updated_at=now,
             )
         )
-        return insert_dataset(conn, record)
+        return _insert(conn, record)
+
+
+def _insert(conn: Connection, record: DatasetRecord) -> DatasetRecord:
+    """Insert a version unless its id is stored; return the stored record as every later read sees it."""
+    query = select(s.datasets).where(s.datasets.c.id == record.id)
+    if conn.execute(query).first() is None:
+        conn.execute(s.datasets.insert().values(**dataclasses.asdict(record)))
+    return DatasetRecord(**conn.execute(query).mappings().one())

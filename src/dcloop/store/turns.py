@@ -1,8 +1,9 @@
-"""Store queries of loop turns and their finished steps.
+"""Loop turns and their finished steps (tables ``loop_turns`` and ``loop_steps``).
 
 A turn is recorded when it starts; each step is recorded in one transaction when it finishes, with the
 outputs later steps need (ids of the data set version, run, model version...). A resumed turn reads
-them back and skips those steps. Returned records are frozen.
+them back and skips those steps. Every function takes a Store and runs one transaction; returned
+records are frozen.
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def set_status(store: Store, turn_id: str, status: str, error: str | None = None
 
 
 def get_turn(store: Store, turn_id: str) -> TurnRecord:
-    with store.engine.connect() as conn:
+    with store.connect() as conn:
         row = conn.execute(select(s.loop_turns).where(s.loop_turns.c.id == turn_id)).mappings().first()
         if row is None:
             raise NotFoundError(f"No loop turn {turn_id!r}. See `dcloop loop --help`.")
@@ -109,7 +110,7 @@ def get_turn(store: Store, turn_id: str) -> TurnRecord:
 
 
 def list_turns(store: Store) -> list[TurnRecord]:
-    with store.engine.connect() as conn:
+    with store.connect() as conn:
         ids = conn.execute(select(s.loop_turns.c.id).order_by(s.loop_turns.c.number)).scalars().all()
     return [get_turn(store, turn_id) for turn_id in ids]
 
@@ -117,6 +118,6 @@ def list_turns(store: Store) -> list[TurnRecord]:
 def latest_open_turn(store: Store) -> TurnRecord | None:
     """The newest turn when it did not finish (killed while running, paused, or failed), else None."""
     query = select(s.loop_turns.c.id, s.loop_turns.c.status).order_by(s.loop_turns.c.number.desc()).limit(1)
-    with store.engine.connect() as conn:
+    with store.connect() as conn:
         row = conn.execute(query).first()
     return None if row is None or row.status == "finished" else get_turn(store, row.id)
