@@ -28,14 +28,18 @@ def served_ws(workspace, onnx_path: Path):
 
 @pytest.fixture
 def live_server(served_ws) -> Iterator[str]:
-    """The app over a real socket (uvicorn in a thread); yields its base URL."""
+    """The app over a real socket (uvicorn in a thread, as ``dcloop serve`` runs it); yields its base URL."""
     import uvicorn
 
     from dcloop.deploy import create_app
+    from dcloop.deploy.protocol import CappedHttpToolsProtocol  # as `dcloop serve` runs it
 
     app = create_app(served_ws, "pets@champion", token="s3cret", max_queue_delay_ms=2)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, http=CappedHttpToolsProtocol, log_level="warning"
+    )
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"

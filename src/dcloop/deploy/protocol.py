@@ -3,7 +3,8 @@
 httptools gathers a request line and headers of any size before the app sees them, so without a cap
 a few clients sending megabytes of header grow the server by that much each. The cap counts the
 bytes that arrive before a request's headers are complete (and the number of header fields); past it
-the client gets ``431`` with ``Connection: close`` and nothing more is parsed.
+the client gets ``431`` with ``Connection: close`` and nothing more is parsed. A request the parser
+cannot read gets a JSON ``400``, also with ``Connection: close``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ MAX_HEADER_BYTES = 64 * 1024  # request line + headers; browsers and proxies sta
 MAX_HEADER_FIELDS = 100
 
 
-class _TooManyHeaders(Exception):
+class _HeadTooLarge(Exception):
     """Raised inside the parser callback; httptools wraps it, ``send_400_response`` answers 431."""
 
 
@@ -30,7 +31,8 @@ class CappedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._in_headers = True  # bytes that arrive now belong to a request line or headers
-        self._header_bytes = 0
+        self._head_bytes = 0  # request line and header fields parsed so far (exact)
+        self._streamed = 0  # bytes received while a head stays incomplete (what the parser buffers)
         self._fields = 0
         self._began = False  # a request's head began within the chunk being parsed
         self._too_large = False
@@ -38,27 +40,36 @@ class CappedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         self._began = False
         super().data_received(data)
-        # Still inside a request's head after this chunk: count it (all of it, unless the head began
-        # within it; then at most one read's worth goes uncounted, which bounds memory all the same).
+        # Still inside a request's head after this chunk: count all of it, unless the head began
+        # within it (then at most one read's worth goes uncounted, which bounds memory all the same).
         if self._in_headers and not self._began and not self.transport.is_closing():
-            self._header_bytes += len(data)
-            if self._header_bytes > self.max_header_bytes:
+            self._streamed += len(data)
+            if self._streamed > self.max_header_bytes:
                 self._too_large = True
                 self.send_400_response("")
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._in_headers, self._began, self._header_bytes, self._fields = True, True, 0, 0
+        self._in_headers, self._began = True, True
+        self._head_bytes = self._streamed = self._fields = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url), 0)
+        super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._fields += 1
-        if self._fields > self.max_header_fields:
-            self._too_large = True
-            raise _TooManyHeaders
+        self._count(len(name) + len(value) + 4, 1)  # 4: ": " and CRLF
         super().on_header(name, value)
 
+    def _count(self, size: int, fields: int) -> None:
+        self._head_bytes += size
+        self._fields += fields
+        if self._head_bytes > self.max_header_bytes or self._fields > self.max_header_fields:
+            self._too_large = True
+            raise _HeadTooLarge
+
     def on_headers_complete(self) -> None:
-        self._in_headers, self._header_bytes = False, 0
+        self._in_headers = False
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
@@ -66,23 +77,23 @@ class CappedHttpToolsProtocol(HttpToolsProtocol):
         self._in_headers = True  # what comes next on this connection is the next request's head
 
     def send_400_response(self, msg: str) -> None:
-        if not self._too_large:
-            super().send_400_response(msg)
-            return
+        """A JSON answer, then close: the request's framing is unknown, so nothing after it can be read."""
         if self.transport.is_closing():
             return
         if self.cycle is not None and not self.cycle.response_complete:  # an answer is being written
             self.transport.close()
             return
-        body = orjson.dumps(
-            {
-                "error": f"Request headers must be at most {self.max_header_bytes} bytes "
+        if self._too_large:
+            status = b"431 Request Header Fields Too Large"
+            error = (
+                f"Request headers must be at most {self.max_header_bytes} bytes "
                 f"and {self.max_header_fields} fields."
-            }
-        )
+            )
+        else:
+            status, error = b"400 Bad Request", f"Invalid HTTP request: {msg or 'it cannot be parsed'}"
+        body = orjson.dumps({"error": error})
         head = (
-            b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-            b"content-type: application/json\r\n"
+            b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n"
             b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n"
         )
         self.transport.write(head + body)

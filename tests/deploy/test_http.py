@@ -1,0 +1,114 @@
+"""Over a real socket (uvicorn with the capped httptools protocol): error answers keep the connection,
+oversized request heads get 431, and a share of the seeded fuzz runs through one keep-alive client."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+
+import httpx
+from fuzzkit import Generator, Req, reproducers
+
+from dcloop.deploy.protocol import MAX_HEADER_BYTES, MAX_HEADER_FIELDS
+
+SOCKET_REQUESTS = 600
+
+
+def _address(url: str) -> tuple[str, int]:
+    host, port = url.removeprefix("http://").split(":")
+    return host, int(port)
+
+
+def _raw(url: str, head: bytes, body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
+    """Send ``head`` + ``body`` on a new socket; the status, headers and body of the one answer."""
+    with socket.create_connection(_address(url), timeout=30) as sock:
+        sock.sendall(head + body)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+
+
+def test_error_answers_keep_the_connection_open(live_server) -> None:
+    """Each known bad request, then a good one, on one socket: the server never drops it silently."""
+    conn = http.client.HTTPConnection(*_address(live_server), timeout=30)
+    conn.connect()
+    first = conn.sock
+    try:
+        for req in [r for r in reproducers() * 2 if r.kind != "content-length"]:  # that one: below
+            headers = {k: v.encode() for k, v in req.headers}
+            conn.request(req.method, req.path, body=req.body, headers=headers)
+            response = conn.getresponse()
+            body = response.read()
+            assert 400 <= response.status < 500, (req.kind, response.status, body[:200])
+            assert json.loads(body)["error"]
+            assert response.getheader("connection") != "close", req.kind
+            assert conn.sock is first, f"the server closed the connection after {req.kind}"
+        conn.request("POST", "/predict", body=json.dumps({"pixels": [[5] * 28] * 28}).encode())
+        assert conn.getresponse().status == 200 and conn.sock is first
+    finally:
+        conn.close()
+
+
+def test_oversized_request_heads_get_431_and_the_server_carries_on(live_server) -> None:
+    big = b"x" * (MAX_HEADER_BYTES + 16 * 1024)
+    status, headers, body = _raw(
+        live_server, b"GET /v2/health/live HTTP/1.1\r\nHost: a\r\nX-Big: " + big + b"\r\n\r\n"
+    )
+    assert status == 431 and headers["connection"] == "close"
+    assert f"at most {MAX_HEADER_BYTES} bytes" in json.loads(body)["error"]
+    many = b"".join(b"X-%d: 1\r\n" % i for i in range(MAX_HEADER_FIELDS + 1))
+    status, headers, _ = _raw(live_server, b"GET /v2/health/live HTTP/1.1\r\nHost: a\r\n" + many + b"\r\n")
+    assert status == 431 and headers["connection"] == "close"
+    status, _, _ = _raw(
+        live_server, b"GET /" + b"a" * (MAX_HEADER_BYTES + 1024) + b" HTTP/1.1\r\nHost: a\r\n\r\n"
+    )
+    assert status == 431
+    # Just under the caps, a request is served, and its body may be far larger than the header cap.
+    fine = b"".join(b"X-%d: %s\r\n" % (i, b"y" * 400) for i in range(MAX_HEADER_FIELDS - 5))
+    pixels = json.dumps({"pixels": [[9] * 28] * 28}).encode() + b" " * (2 * MAX_HEADER_BYTES)
+    head = b"POST /predict HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n"
+    status, _, body = _raw(live_server, head + fine + b"Content-Length: %d\r\n\r\n" % len(pixels), pixels)
+    assert status == 200, body[:200]
+    assert httpx.get(f"{live_server}/v2/health/ready").status_code == 200
+
+
+def test_a_header_growing_without_end_is_cut_off(live_server) -> None:
+    """A client sending one endless header: the server answers and closes instead of buffering it all."""
+    closed = False
+    with socket.create_connection(_address(live_server), timeout=30) as sock:
+        sock.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: a\r\nX-Endless: ")
+        try:
+            for _ in range(256):  # up to 16 MiB, far more than the socket buffers on both ends hold
+                sock.sendall(b"z" * 65536)
+        except (BrokenPipeError, ConnectionResetError):
+            closed = True
+    assert closed
+    assert httpx.get(f"{live_server}/v2/health/live").json() == {"live": True}
+
+
+def test_unparseable_requests_get_a_json_400_and_connection_close(live_server) -> None:
+    for head in (
+        b"POST /predict HTTP/1.1\r\nHost: a\r\nContent-Length: \xc2\xb2\r\n\r\n{}",
+        b"POST /predict HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
+        b"GARBAGE\r\n\r\n",
+    ):
+        status, headers, body = _raw(live_server, head)
+        assert status == 400 and headers["connection"] == "close", head
+        assert "Invalid HTTP request" in json.loads(body)["error"]
+
+
+def test_seeded_share_over_one_keep_alive_client(live_server) -> None:
+    """Fuzz requests through httpx with keep-alive: no 5xx, no reset (a reset raises here), no hang."""
+    with httpx.Client(base_url=live_server, timeout=30) as client:
+        pid = client.post("/predict", json={"pixels": [[3] * 28] * 28}).json()["prediction_id"]
+        generator = Generator(7, pid)
+        statuses = []
+        for _ in range(SOCKET_REQUESTS):
+            req: Req = generator.draw()
+            headers = {k: v for k, v in req.header_dict().items() if k != "content-length"}  # httpx frames
+            r = client.request(req.method, req.path, content=req.body, headers=headers)
+            assert r.status_code < 500, (req.kind, r.text[:300])
+            assert r.status_code < 400 or "error" in r.json(), (req.kind, r.text[:300])
+            statuses.append(r.status_code)
+    assert len(statuses) == SOCKET_REQUESTS and statuses.count(200) > 0
