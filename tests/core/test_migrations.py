@@ -207,3 +207,63 @@ def test_processes_opening_a_new_store_at_once_migrate_it_once(store_url: str) -
         assert [v for (v,) in versions] == list(range(1, _migrations.head() + 1))
     for store in opened:
         store.close()
+
+
+BROKEN = """
+import sqlalchemy as sa
+from alembic import op
+
+revision = "{rev}"
+down_revision = "{down}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table("half_done", sa.Column("id", sa.Integer, primary_key=True))
+    op.add_column("runs", sa.Column("half_done", sa.Integer, nullable=True))
+    op.execute("SELECT * FROM no_such_table")
+
+
+def downgrade() -> None:
+    pass
+"""
+
+
+def test_a_failing_migration_leaves_the_database_as_it_was(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A revision that fails halfway keeps nothing: no table, no column, the version unchanged."""
+    store = Store(store_url)
+    store_datasets.add_dataset(store, _dataset_row())
+    store.close()
+    scripts = tmp_path / "migrations"
+    shutil.copytree(_migrations.SCRIPTS, scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    rev = f"{_migrations.head() + 1:04d}"
+    down = _migrations.revisions()[-1]
+    (scripts / "versions" / f"{rev}_broken.py").write_text(BROKEN.format(rev=rev, down=down))
+    monkeypatch.setattr(_migrations, "SCRIPTS", scripts)
+    _migrations._config.cache_clear()
+    _migrations.revisions.cache_clear()
+    try:
+        with pytest.raises(Exception, match="no_such_table"):
+            Store(store_url)
+    finally:
+        _migrations._config.cache_clear()
+        _migrations.revisions.cache_clear()
+        monkeypatch.undo()
+    engine = sqlalchemy.create_engine(store_url)
+    with engine.connect() as conn:
+        inspector = sqlalchemy.inspect(conn)
+        assert "half_done" not in inspector.get_table_names()
+        assert "half_done" not in {c["name"] for c in inspector.get_columns("runs")}
+        assert _migrations.current_version(conn) == _migrations.head()
+    engine.dispose()
+    assert [d.name for d in store_datasets.list_datasets(Store(store_url))] == ["cats"]
+
+
+def _dataset_row() -> Any:
+    from dcloop.store import DatasetRecord
+
+    now = datetime.now(UTC)
+    return DatasetRecord("a" * 64, "cats", now, "/d", ["cat"], {}, [1, 2, 2], {}, {})

@@ -74,7 +74,11 @@ class Store:
             with self.engine.begin() as conn:
                 self.schema_version = _migrations.upgrade(conn, _redact(url))
         except OperationalError as exc:
+            self.engine.dispose()
             raise StoreError(f"Cannot open store {_redact(url)}: {exc.orig}.") from None
+        except BaseException:
+            self.engine.dispose()
+            raise
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
