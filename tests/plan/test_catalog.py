@@ -15,10 +15,12 @@ REQUIRED = {
     "h100-sxm",
     "h100-pcie",
     "h200",
+    "h800",
     "b200",
     "mi300x",
     "l4",
     "l40s",
+    "tpu-v2",
     "tpu-v3",
     "tpu-v4",
     "tpu-v5e",
@@ -43,6 +45,11 @@ def test_peak_rates_are_dense_not_sparse() -> None:
     assert catalog["a100-80gb"].peak_flops("bf16") == 312e12
     assert catalog["mi300x"].peak_flops("bf16") == pytest.approx(1307.4e12)
     assert catalog["l4"].peak_flops("bf16") == 121e12
+    # H800: the H100 SXM's compute and memory with NVLink cut to 400 GB/s; TPU v2: Jouppi et al. 2020
+    h800, h100 = catalog["h800"], catalog["h100-sxm"]
+    assert dict(h800.tflops) == dict(h100.tflops) and h800.memory_gb == h100.memory_gb == 80
+    assert h800.interconnect_gbs == 400 and "DeepSeek-V3" in h800.source_of("interconnect_gbs")
+    assert catalog["tpu-v2"].peak_flops("bf16") == 46e12 and catalog["tpu-v2"].memory_gb == 16
     for chip in catalog.values():
         if "fp8" in chip.tflops and "bf16" in chip.tflops:
             assert chip.tflops["fp8"] == pytest.approx(2 * chip.tflops["bf16"], rel=0.02), chip.name

@@ -218,6 +218,10 @@ def test_fit_largest_model_costs_its_hours_and_refuses_a_layout(cli) -> None:
             r"`utilization` must be in \(0, 1\]. Got 45. Did you mean 0.45\?",
         ),
         (
+            ["fit", "--days", "30", "-n", "64", "--mfu", "40"],
+            r"`utilization` must be in \(0, 1\]. Got 40. Did you mean 0.4\?",
+        ),
+        (
             ["train", "--params", "7B", "--active-params", "8B", "--tokens", "1T"],
             r"`active_params` must be positive and at most the 7e\+09 parameters. Got 8e\+09",
         ),

@@ -121,7 +121,9 @@ def train(
         None, "--model-flops-per-s", help="Measured model FLOP/s per accelerator."
     ),
     hardware_flops_per_s: str = typer.Option(
-        None, "--hardware-flops-per-s", help="Measured FLOP/s incl. recompute."
+        None,
+        "--hardware-flops-per-s",
+        help="Measured FLOP/s incl. recompute (8N rates: add --recompute full).",
     ),
     wall_days: float = typer.Option(None, "--wall-days", help="Wall time of a finished run (with --count)."),
     accelerator_hours: str = typer.Option(

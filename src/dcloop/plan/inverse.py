@@ -107,7 +107,8 @@ def largest_compute_optimal_model(
     if not days > 0:
         raise ConfigError(f"`days` must be positive. Got {days:g}.")
     if not 0 < utilization <= 1:
-        raise ConfigError(f"`utilization` must be in (0, 1]. Got {utilization:g}.")
+        hint = f" Did you mean {utilization / 100:g}?" if 1 < utilization <= 100 else ""
+        raise ConfigError(f"`utilization` must be in (0, 1]. Got {utilization:g}.{hint}")
     if not 0 < goodput <= 1:
         raise ConfigError(f"`goodput` must be in (0, 1]. Got {goodput:g}.")
     if not tokens_per_param > 0:

@@ -14,7 +14,6 @@ memory layout: a model that does not fit is still planned, with ``fits`` false a
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,35 +22,22 @@ from dcloop.config import ENERGY_DEFAULTS
 from dcloop.errors import ConfigError
 from dcloop.plan.assumptions import assumed
 from dcloop.plan.catalog import Accelerator, get_accelerator
-from dcloop.plan.energy import check_site, cost_covers, energy_cost
-from dcloop.plan.memory import (
-    RECOMPUTE,
-    STATE_BYTES,
-    MemoryBreakdown,
-    choose_layout,
-    fit_hint,
-    training_memory,
-)
+from dcloop.plan.energy import cost_covers, energy_cost
+from dcloop.plan.layout import choose_layout, fit_hint
+from dcloop.plan.memory import RECOMPUTE, MemoryBreakdown, training_memory
 from dcloop.plan.models import ModelShape, attention_flops_per_token, flop_convention, train_flops_per_token
+from dcloop.plan.training_checks import check_training_spec, training_warnings
 
 # Typical large-run MFU: Llama 3 reports 38-43% BF16 MFU on 8K-16K H100s (Dubey et al. 2024, Table 4);
 # PaLM 540B reached 46.2% on TPU v4 (Chowdhery et al. 2022, Table 3).
 DEFAULT_MFU = 0.40
 DEFAULT_GOODPUT = assumed("goodput")
-RATE_INPUTS = (
-    "utilization",
-    "tokens_per_s",
-    "model_flops_per_s",
-    "hardware_flops_per_s",
-    "wall_days",
-    "accelerator_hours",
-)
-WHOLE_RUN_INPUTS = ("wall_days", "accelerator_hours")
 
 
 @dataclass(frozen=True)
 class TrainingSpec:
-    """Everything a training plan depends on. Give at most one of RATE_INPUTS; else DEFAULT_MFU applies.
+    """Everything a training plan depends on. Give at most one of the pace inputs (RATE_INPUTS);
+    else DEFAULT_MFU applies.
 
     ``zero_stage`` and ``recompute`` None: start from the defaults and raise them only when nothing
     fits. ``goodput`` None: ``default_goodput``.
@@ -172,7 +158,7 @@ class TrainingPlan:
 
 def plan_training(spec: TrainingSpec, catalog: Mapping[str, Accelerator] | None = None) -> TrainingPlan:
     """Plan ``spec`` on its accelerator; raises ConfigError on contradictory input, never on memory."""
-    _check(spec)
+    check_training_spec(spec)
     chip = get_accelerator(spec.accelerator, catalog)
     peak = chip.peak_flops(spec.precision)
     capacity = chip.memory_gb * 1e9 * spec.usable_memory_fraction
@@ -228,7 +214,7 @@ def plan_training(spec: TrainingSpec, catalog: Mapping[str, Accelerator] | None 
         memory=memory,
         min_accelerators=layout.min_count,
         fit_hint="" if memory.fits else fit_hint(spec.model, memory, layout.min_count, spec, chip.name),
-        warnings=_warnings(spec, derived_from, mfu, hfu),
+        warnings=training_warnings(spec, derived_from, mfu, hfu, layout.recompute),
     )
 
 
@@ -272,79 +258,3 @@ def _wall_seconds(
         source = "utilization" if spec.utilization is not None else "default_utilization"
         steady = model_flops / (count * peak * utilization)
     return source, steady, steady / goodput
-
-
-def _warnings(spec: TrainingSpec, derived_from: str, mfu: float, hfu: float) -> tuple[str, ...]:
-    """What a reader should not miss: impossible utilizations and the FLOP count a measured rate uses."""
-    out = []
-    if mfu > 1 or hfu > 1:
-        moe = (
-            "" if spec.model.active_params is not None else "; for a mixture of experts give --active-params"
-        )
-        out.append(
-            f"implied MFU {mfu:.2f} (HFU {hfu:.2f}) exceeds 1, more than the accelerator's peak: check "
-            f"the inputs{moe}"
-        )
-    if derived_from == "hardware_flops_per_s" and spec.recompute is None:
-        out.append(
-            "the measured hardware FLOP/s is read with the default recomputation; rates that count full "
-            "recomputation (Megatron and DeepSpeed logs: 8N per token) need --recompute full"
-        )
-    return tuple(out)
-
-
-def _check(spec: TrainingSpec) -> None:
-    given = [name for name in RATE_INPUTS if getattr(spec, name) is not None]
-    if len(given) > 1:
-        values = ", ".join(f"{name}={getattr(spec, name):g}" for name in given)
-        raise ConfigError(
-            f"Give at most one of {', '.join(RATE_INPUTS)}: they contradict each other. Got {values}."
-        )
-    if spec.wall_days is not None and spec.count is None:
-        raise ConfigError(
-            "`wall_days` describes a finished run and needs its `count`; to size a cluster for a "
-            "deadline use `dcloop plan fit --days`."
-        )
-    if not spec.tokens > 0:
-        raise ConfigError(f"`tokens` must be positive. Got {spec.tokens:g}.")
-    if not spec.model.params > 0:
-        raise ConfigError(f"`params` must be positive. Got {spec.model.params:g}.")
-    active = spec.model.active_params
-    if active is not None and not 0 < active <= spec.model.params:
-        raise ConfigError(
-            f"`active_params` must be positive and at most `params` ({spec.model.params:g}). Got {active:g}."
-        )
-    if spec.count is not None and spec.count < 1:
-        raise ConfigError(f"`count` must be a positive integer. Got {spec.count}.")
-    for name in (
-        "utilization",
-        "default_utilization",
-        "goodput",
-        "default_goodput",
-        "usable_memory_fraction",
-    ):
-        value = getattr(spec, name)
-        if value is not None and not 0 < value <= 1:
-            hint = f" Did you mean {value / 100:g}?" if 1 < value <= 100 else ""
-            raise ConfigError(f"`{name}` must be in (0, 1]. Got {value:g}.{hint}")
-    for name in (
-        "tokens_per_s",
-        "model_flops_per_s",
-        "hardware_flops_per_s",
-        "wall_days",
-        "accelerator_hours",
-    ):
-        value = getattr(spec, name)
-        if value is not None and not (value > 0 and math.isfinite(value)):
-            raise ConfigError(f"`{name}` must be positive. Got {value:g}.")
-    check_site(spec)
-    if spec.precision not in STATE_BYTES:
-        raise ConfigError(
-            f"`precision` for training must be one of {', '.join(STATE_BYTES)}. Got {spec.precision!r}."
-        )
-    for name, allowed in (("zero_stage", (0, 1, 2, 3)), ("default_zero_stage", (0, 1, 2, 3))):
-        if getattr(spec, name) not in (None, *allowed):
-            raise ConfigError(f"`{name}` must be 0, 1, 2 or 3. Got {getattr(spec, name)}.")
-    for name in ("recompute", "default_recompute"):
-        if getattr(spec, name) not in (None, *RECOMPUTE):
-            raise ConfigError(f"`{name}` must be one of {', '.join(RECOMPUTE)}. Got {getattr(spec, name)!r}.")
