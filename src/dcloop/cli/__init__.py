@@ -56,6 +56,8 @@ def main() -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     # Idle OpenMP threads sleep instead of spinning: spinning starves busy shared CPUs (before torch loads).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from rich.markup import escape
+
     from dcloop.errors import DcloopError
 
     try:
@@ -63,7 +65,7 @@ def main() -> None:
     except DcloopError as exc:
         if _debug:
             raise
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err_console.print("interrupted")

@@ -26,6 +26,7 @@ def _summary(record: Any) -> dict[str, Any]:
         "class_counts": record.counts,
         "cleaning": record.cleaning.get("counts", {}),
         "cleaning_examples": record.cleaning.get("examples", {}),
+        "quarantined": record.cleaning.get("quarantined", []),
         "parent_id": record.parent_id,
         "source": record.source,
         "path": record.path,
@@ -58,6 +59,18 @@ def _print_version(record: Any, fmt: Format, title: str) -> None:
             for rule, n in summary["cleaning"].items()
         ],
     )
+    _print_quarantined(summary["quarantined"], record.id)
+
+
+def _print_quarantined(items: list[dict[str, str]], version: str, most: int = 20) -> None:
+    """Each file the source could not use, with why; the rest are in `data show --format json`."""
+    if not items:
+        return
+    rows = [[item["path"], item["rule"], item["reason"]] for item in items[:most]]
+    if len(items) > most:
+        more = f"... {len(items) - most} more: dcloop data show {version[:12]} --format json"
+        rows.append([more, "", ""])
+    print_table("quarantined files", ["path", "rule", "reason"], rows)
 
 
 @data_app.command("import")

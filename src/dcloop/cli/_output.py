@@ -9,6 +9,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 console = Console()
 err_console = Console(stderr=True)
@@ -28,7 +29,7 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
     for name in columns:
         table.add_column(name, overflow="fold")
     for row in rows:
-        table.add_row(*(_cell(v) for v in row))
+        table.add_row(*(Text(_cell(v)) for v in row))  # plain text: a "[" in a file name is no markup
     console.print(table)
 
 

@@ -14,18 +14,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
 from dcloop.config import DataConfig
+from dcloop.data import _folder, _sources  # noqa: F401  (registers the source kinds)
 from dcloop.data._clean import clean
+from dcloop.data._folder import shown
 from dcloop.data._intake import BUILTIN, SOURCES
 from dcloop.data._persist import read_version, write_version
 from dcloop.data._split import stratified_split
 from dcloop.data._version import PreparedDataset
 from dcloop.errors import DataError, NotFoundError, suggest
-from dcloop.workspace import Workspace
-
-from dcloop.data import _folder, _sources  # noqa: F401  (registers the source kinds)
 from dcloop.store import DatasetRecord
 from dcloop.store import datasets as store_data
+from dcloop.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +156,13 @@ def resolve_source(source: str) -> tuple[str, Path | None]:
         )
     if not os.access(path, os.R_OK) or (path.is_dir() and not os.access(path, os.X_OK)):
         raise DataError(f"Cannot read source path {source}: permission denied.")
-    return _kind_of(path), path.resolve()
+    resolved = path.resolve()
+    if shown(str(resolved)) != str(resolved):  # the store records the path as text
+        raise DataError(
+            f"Source path {shown(str(resolved))} must be valid UTF-8 to be recorded; rename it "
+            "(the files inside may have any names)."
+        )
+    return _kind_of(path), resolved
 
 
 def _kind_of(path: Path) -> str:
