@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import struct
 import time
 
@@ -146,7 +147,10 @@ def test_admin_switch_needs_the_token_and_serves_the_new_version(client, served_
     assert r.status_code == 200 and r.json()["model_version"] == "pets@2"
     assert client.post("/predict", json={"pixels": [[0] * 28] * 28}).json()["model_version"] == "pets@2"
     assert client.get("/v2/models/pets").json()["versions"] == ["2"]
-    assert 'dcloop_model_info{model="pets",version="2"' in client.get("/metrics").text
+    served = re.findall(
+        r'dcloop_model_info\{model="pets",sha256="\w+",version="(\d)"\} 1\.0', client.get("/metrics").text
+    )
+    assert served == ["2"]  # version 1 drops to 0
 
 
 def test_metrics_exposition(client) -> None:
@@ -162,7 +166,7 @@ def test_metrics_exposition(client) -> None:
     assert 'dcloop_errors_total{kind="bad_request"} 1.0' in text
     assert "dcloop_batch_size_count 1.0" in text and "dcloop_queue_depth 0" in text
     assert 'dcloop_alert{name="drift_pixels"} 1.0' in text
-    assert 'dcloop_model_info{model="pets",version="1"' in text
+    assert re.search(r'dcloop_model_info\{model="pets",sha256="\w+",version="1"\} 1\.0', text)
     for line in text.splitlines():  # every sample line is "name{labels} value"
         assert line.startswith("#") or float(line.rsplit(" ", 1)[1]) >= 0
 

@@ -65,16 +65,19 @@ def serve(
         )
         return
     os.environ[_ARGS_ENV] = json.dumps(args)
-    uvicorn.run(
-        "dcloop.deploy.launch:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        http=CappedHttpToolsProtocol,
-        log_level="warning",
-        access_log=False,
-    )
+    from dcloop.deploy.metrics import multiprocess_dir
+
+    with multiprocess_dir():  # the workers add up their /metrics through files in it
+        uvicorn.run(
+            "dcloop.deploy.launch:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            http=CappedHttpToolsProtocol,
+            log_level="warning",
+            access_log=False,
+        )
 
 
 def _only_champion(ws: Workspace) -> str:

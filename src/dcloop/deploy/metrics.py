@@ -1,18 +1,32 @@
-"""Server metrics in the Prometheus text exposition format (version 0.0.4), written by hand.
+"""Server metrics for Prometheus, kept and rendered by ``prometheus_client``.
 
-Counters, gauges and histograms with labels; ``set_alert`` is the hook monitoring calls to raise or
-clear a named alert (``dcloop_alert{name=...}``), shown by every server in this process.
+One server process keeps its metrics in its own registry. Under ``dcloop serve --workers N`` every
+worker is a process of its own, so the metrics use prometheus_client's multiprocess mode: the
+launcher sets ``PROMETHEUS_MULTIPROC_DIR`` (:func:`multiprocess_dir`) before the workers start,
+each worker writes its values to memory-mapped files there, and whichever worker answers /metrics
+adds them all up. ``set_alert`` is the hook monitoring calls to raise or clear a named alert
+(``dcloop_alert{name=...}``), shown by every server in this process.
 """
 
 from __future__ import annotations
 
-import math
+import os
+import shutil
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.registry import Collector
+
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
@@ -31,138 +45,90 @@ def clear_alerts() -> None:
         _alerts.clear()
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+class _Alerts(Collector):
+    """The alert gauges, read at scrape time from the process-wide table above."""
 
-
-def _labels(names: Sequence[str], values: Sequence[str], extra: str = "") -> str:
-    parts = [f'{n}="{_escape(str(v))}"' for n, v in zip(names, values, strict=True)]
-    if extra:
-        parts.append(extra)
-    return "{" + ",".join(parts) + "}" if parts else ""
-
-
-def _number(value: float) -> str:
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value))
-
-
-class Metric:
-    """One metric family: counter or gauge (a value per label set) or histogram."""
-
-    def __init__(
-        self, name: str, help_text: str, kind: str, labels: Sequence[str] = (), buckets: Sequence[float] = ()
-    ):
-        self.name, self.help, self.kind, self.label_names = name, help_text, kind, tuple(labels)
-        self.buckets = tuple(buckets)
-        self._values: dict[tuple[str, ...], float] = {}
-        self._hist: dict[tuple[str, ...], list[float]] = {}  # bucket counts..., sum, count
-
-    def inc(self, *labels: str, amount: float = 1.0) -> None:
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "dcloop_alert", "Alerts raised by monitoring (1 firing, 0 clear).", labels=["name"]
+        )
         with _lock:
-            self._values[labels] = self._values.get(labels, 0.0) + amount
+            for name, value in sorted(_alerts.items()):
+                family.add_metric([name], value)
+        yield family
 
-    def set(self, value: float, *labels: str, only: bool = False) -> None:
-        """Set a gauge; ``only`` drops every other label set (e.g. the served model version)."""
-        with _lock:
-            if only:
-                self._values.clear()
-            self._values[labels] = float(value)
 
-    def observe(self, value: float, *labels: str) -> None:
-        with _lock:
-            row = self._hist.setdefault(labels, [0.0] * (len(self.buckets) + 2))
-            for i, bound in enumerate(self.buckets):
-                if value <= bound:
-                    row[i] += 1
-            row[-2] += value
-            row[-1] += 1
-
-    def render(self) -> list[str]:
-        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} {self.kind}"]
-        with _lock:
-            if self.kind != "histogram":
-                for labels, value in sorted(self._values.items()):
-                    lines.append(f"{self.name}{_labels(self.label_names, labels)} {_number(value)}")
-                return lines
-            for labels, row in sorted(self._hist.items()):
-                for bound, count in zip(
-                    (*self.buckets, math.inf), (*row[: len(self.buckets)], row[-1]), strict=True
-                ):
-                    le = f'le="{_number(bound)}"'
-                    lines.append(
-                        f"{self.name}_bucket{_labels(self.label_names, labels, le)} {_number(count)}"
-                    )
-                lines.append(f"{self.name}_sum{_labels(self.label_names, labels)} {_number(row[-2])}")
-                lines.append(f"{self.name}_count{_labels(self.label_names, labels)} {_number(row[-1])}")
-        return lines
+def multiprocess() -> bool:
+    """Whether this process shares its metrics with sibling workers (the launcher set the folder)."""
+    return bool(os.environ.get(MULTIPROC_ENV))
 
 
 class ServerMetrics:
-    """The metrics of one server app."""
+    """The metrics of one server app (or of one worker, summed with its siblings at scrape time)."""
 
     def __init__(self, queue_depth: Callable[[], int]) -> None:
         self.queue_depth = queue_depth
-        self.requests = Metric(
-            "dcloop_requests_total",
-            "HTTP requests by endpoint and status.",
-            "counter",
-            ("endpoint", "status"),
+        shared = multiprocess()
+        # Shared values live in the workers' files, not in a registry; a lone server has its own.
+        self._registry = None if shared else CollectorRegistry(auto_describe=True)
+        into: dict[str, Any] = {"registry": self._registry}
+        self.requests = Counter(
+            "dcloop_requests", "HTTP requests by endpoint and status.", ["endpoint", "status"], **into
         )
-        self.latency = Metric(
+        self.latency = Histogram(
             "dcloop_request_latency_seconds",
             "HTTP request latency by endpoint.",
-            "histogram",
-            ("endpoint",),
-            LATENCY_BUCKETS,
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            **into,
         )
-        self.inference = Metric(
+        self.inference = Histogram(
             "dcloop_batch_latency_seconds",
             "Inference plus store commit time per batch.",
-            "histogram",
-            (),
-            LATENCY_BUCKETS,
+            buckets=LATENCY_BUCKETS,
+            **into,
         )
-        self.batch_size = Metric(
-            "dcloop_batch_size", "Images per inference batch.", "histogram", (), BATCH_BUCKETS
+        self.batch_size = Histogram(
+            "dcloop_batch_size", "Images per inference batch.", buckets=BATCH_BUCKETS, **into
         )
-        self.predictions = Metric(
-            "dcloop_predictions_total", "Predictions answered and stored.", "counter", ("model",)
+        self.predictions = Counter(
+            "dcloop_predictions", "Predictions answered and stored.", ["model"], **into
         )
-        self.errors = Metric(
-            "dcloop_errors_total", "Refused or failed requests by kind.", "counter", ("kind",)
-        )
-        self.model = Metric(
+        self.errors = Counter("dcloop_errors", "Refused or failed requests by kind.", ["kind"], **into)
+        # per worker under --workers (a pid label): workers switch models one by one
+        self.model = Gauge(
             "dcloop_model_info",
             "The served model version (value 1).",
-            "gauge",
-            ("model", "version", "sha256"),
+            ["model", "version", "sha256"],
+            multiprocess_mode="liveall",
+            **into,
         )
-        self.switches = Metric("dcloop_model_switches_total", "Served-model switches.", "counter")
+        self.switches = Counter("dcloop_model_switches", "Served-model switches.", **into)
+        self.queue = Gauge(
+            "dcloop_queue_depth", "Requests waiting for a batch.", multiprocess_mode="livesum", **into
+        )
+        self._served: tuple[str, str, str] | None = None
+        if self._registry is not None:
+            self._registry.register(_Alerts())
+
+    def serving(self, model: str, version: str, sha256: str) -> None:
+        """Mark the served model version (the previous one drops to 0) and count the switch."""
+        if self._served is not None:
+            self.model.labels(*self._served).set(0)
+        self._served = (model, version, sha256)
+        self.model.labels(*self._served).set(1)
+        self.switches.inc()
 
     def render(self) -> str:
-        families = [
-            self.requests,
-            self.latency,
-            self.inference,
-            self.batch_size,
-            self.predictions,
-            self.errors,
-        ]
-        lines = [line for family in (*families, self.model, self.switches) for line in family.render()]
-        lines += [
-            "# HELP dcloop_queue_depth Requests waiting for a batch.",
-            "# TYPE dcloop_queue_depth gauge",
-        ]
-        lines.append(f"dcloop_queue_depth {self.queue_depth()}")
-        lines += [
-            "# HELP dcloop_alert Alerts raised by monitoring (1 firing, 0 clear).",
-            "# TYPE dcloop_alert gauge",
-        ]
-        with _lock:
-            lines += [f'dcloop_alert{{name="{_escape(n)}"}} {_number(v)}' for n, v in sorted(_alerts.items())]
-        return "\n".join(lines) + "\n"
+        self.queue.set(self.queue_depth())
+        registry = self._registry
+        if registry is None:  # every worker's files, read now
+            from prometheus_client import multiprocess as mp
+
+            registry = CollectorRegistry()
+            mp.MultiProcessCollector(registry)
+            registry.register(_Alerts())
+        return generate_latest(registry).decode("utf-8")
 
 
 class MeasureRequests:
@@ -189,10 +155,10 @@ class MeasureRequests:
             service = getattr(scope["app"].state, "service", None)  # set once the lifespan has started
             if service is not None:
                 endpoint = getattr(scope.get("route"), "path", "unmatched")
-                service.metrics.requests.inc(endpoint, str(status))
-                service.metrics.latency.observe(time.perf_counter() - start, endpoint)
+                service.metrics.requests.labels(endpoint, str(status)).inc()
+                service.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
                 if status >= 400:
-                    service.metrics.errors.inc(_error_kind(status))
+                    service.metrics.errors.labels(_error_kind(status)).inc()
 
 
 _ERROR_KINDS = {
@@ -207,3 +173,20 @@ _ERROR_KINDS = {
 
 def _error_kind(status: int) -> str:
     return _ERROR_KINDS.get(status, "bad_request" if status < 500 else "internal")
+
+
+@contextmanager
+def multiprocess_dir() -> Iterator[Path]:
+    """A fresh folder for the metric files of ``--workers`` processes, named in the environment they
+    inherit (so set it before they start); removed, and the environment restored, afterwards."""
+    folder = Path(tempfile.mkdtemp(prefix="dcloop-metrics-"))
+    previous = os.environ.get(MULTIPROC_ENV)
+    os.environ[MULTIPROC_ENV] = str(folder)
+    try:
+        yield folder
+    finally:
+        if previous is None:
+            os.environ.pop(MULTIPROC_ENV, None)
+        else:
+            os.environ[MULTIPROC_ENV] = previous
+        shutil.rmtree(folder, ignore_errors=True)

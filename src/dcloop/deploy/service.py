@@ -169,8 +169,7 @@ class ModelService:
             model = await asyncio.to_thread(load_model, version, self.threads)
             self.model = model  # one reference swap: new requests use it, queued ones keep theirs
             self.model_ref = ref
-            self.metrics.model.set(1, version.name, str(version.version), version.sha256[:12], only=True)
-            self.metrics.switches.inc()
+            self.metrics.serving(version.name, str(version.version), version.sha256[:12])
             log.info("serving %s (%s)", version.ref, reason)
             return model
 
@@ -203,7 +202,7 @@ class ModelService:
                 store_input=self.store_inputs,
             )
             ids, stored = [r.id for r in rows], self._log.write(rows)
-        self.metrics.predictions.inc(model.version.ref, amount=len(ids))
+        self.metrics.predictions.labels(model.version.ref).inc(len(ids))
         answers, start = [], 0
         for item, latency in zip(items, latencies, strict=True):
             stop = start + item.size
