@@ -106,3 +106,12 @@ def test_serving_picks_the_replica_size_with_most_requests_per_accelerator() -> 
         except ConfigError:
             continue
         assert other.requests_per_s_per_replica / tp <= plan.requests_per_s_per_replica / plan.tp + 1e-12
+
+
+def test_sizing_for_days_keeps_the_hint_to_what_the_user_set() -> None:
+    from dcloop.plan import accelerators_for_days
+
+    model = get_preset("llama3.1-405b", seq_len=131072)
+    plan = accelerators_for_days(TrainingSpec(model=model, tokens=15.6e12, accelerator="l4"), days=30)
+    assert not plan.memory.fits and plan.wall_s <= 30 * 86400
+    assert "cannot fit at any count" in plan.fit_hint and "--tp" not in plan.fit_hint

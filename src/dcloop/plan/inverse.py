@@ -15,6 +15,7 @@ from typing import Any
 from dcloop.errors import ConfigError
 from dcloop.plan.catalog import Accelerator, get_accelerator
 from dcloop.plan.energy import Site, SiteInputs, check_site, cost_covers, energy_cost
+from dcloop.plan.layout import fit_hint
 from dcloop.plan.memory import STATE_BYTES
 from dcloop.plan.training import DEFAULT_GOODPUT, DEFAULT_MFU, TrainingPlan, TrainingSpec, plan_training
 
@@ -75,17 +76,19 @@ def accelerators_for_days(
     needed = math.ceil(accelerator_seconds / (days * 86400) / group - 1e-9) * group
     count = max(needed, smallest.count)
     layout = smallest.memory
-    return plan_training(
-        replace(
-            spec,
-            count=count,
-            tp=layout.tp,
-            pp=layout.pp,
-            zero_stage=layout.zero_stage,
-            recompute=layout.recompute,
-        ),
-        catalog,
+    pinned = replace(
+        spec,
+        count=count,
+        tp=layout.tp,
+        pp=layout.pp,
+        zero_stage=layout.zero_stage,
+        recompute=layout.recompute,
     )
+    plan = plan_training(pinned, catalog)
+    if plan.memory.fits or smallest.min_accelerators is not None:
+        return plan
+    # the layout was pinned here, not by the user: the hint names what the user can still change
+    return replace(plan, fit_hint=fit_hint(spec.model, plan.memory, None, spec, plan.accelerator.name))
 
 
 def largest_compute_optimal_model(

@@ -152,4 +152,6 @@ def fit_hint(
         options.append("a shorter --seq-len")
     options.append("an accelerator with more memory than " + accelerator)
     layout = f"tp={memory.tp}, pp={memory.pp}, ZeRO {memory.zero_stage}, recompute {memory.recompute}"
-    return f"{model.name} cannot fit at any count ({have} at best, {layout}); try {', '.join(options)}."
+    count = memory.tp * memory.pp * memory.dp
+    where = f"{layout}: {have} on {count} accelerators"
+    return f"{model.name} cannot fit at any count ({where}); try {', '.join(options)}."
