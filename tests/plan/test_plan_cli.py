@@ -218,6 +218,10 @@ def test_fit_largest_model_costs_its_hours_and_refuses_a_layout(cli) -> None:
             r"`utilization` must be in \(0, 1\]. Got 45. Did you mean 0.45\?",
         ),
         (
+            ["train", "--params", "7B", "--tokens", "1T", "--goodput", "90"],
+            r"`goodput` must be in \(0, 1\]. Got 90. Did you mean 0.9\?",
+        ),
+        (
             ["fit", "--days", "30", "-n", "64", "--mfu", "40"],
             r"`utilization` must be in \(0, 1\]. Got 40. Did you mean 0.4\?",
         ),
