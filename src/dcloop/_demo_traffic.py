@@ -40,16 +40,6 @@ def shift_images(name: str, x: np.ndarray) -> np.ndarray:
     return SHIFTS[name](x)
 
 
-def in_process_client(app: Any) -> Any:
-    """Starlette's in-process client of ``app`` (the app's lifespan runs when it is entered)."""
-    import warnings
-
-    with warnings.catch_warnings():  # Starlette nudges towards a newer httpx; the client works the same
-        warnings.filterwarnings("ignore", message=".*httpx.*")
-        from fastapi.testclient import TestClient
-    return TestClient(app)
-
-
 @dataclass
 class TrafficClient:
     """A live in-process server (FastAPI TestClient over the real app) and what was sent to it."""
@@ -62,7 +52,7 @@ class TrafficClient:
     _client: Any = None
 
     def open(self) -> TrafficClient:
-        from dcloop.deploy.server import create_app
+        from dcloop.deploy import create_app, in_process_client
 
         if self._client is None:
             app = create_app(self.ws, self.model_ref, token=self.token, max_batch_size=self.batch_size)

@@ -5,8 +5,9 @@ Heavy pieces (onnxruntime, FastAPI) load on first use of the names that need the
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
+
+from dcloop._lazy import lazy_attribute
 
 _EXPORTS: dict[str, str] = {
     "ModelVersion": "dcloop.store.registry",
@@ -26,6 +27,7 @@ _EXPORTS: dict[str, str] = {
     "OnnxModel": "dcloop.deploy.runtime",
     "load_model": "dcloop.deploy.runtime",
     "create_app": "dcloop.deploy.server",
+    "in_process_client": "dcloop.deploy._client",
     "serve": "dcloop.deploy.launch",
     "set_alert": "dcloop.deploy.metrics",
 }
@@ -34,7 +36,4 @@ __all__ = list(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'dcloop.deploy' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+    return lazy_attribute(__name__, name, _EXPORTS)
