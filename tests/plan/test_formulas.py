@@ -200,3 +200,18 @@ def test_inverse_questions() -> None:
     assert plan.wall_s <= 86400
     whole_days = largest_compute_optimal_model("h100-sxm", 1000, 10, utilization=0.4, goodput=0.9)
     assert whole_days.compute_flops == pytest.approx(0.9 * compute)  # a tenth of the days does not train
+
+
+def test_serving_a_mixture_of_experts_computes_with_its_active_parameters() -> None:
+    from dataclasses import replace
+
+    dense = ServingSpec(
+        model=get_preset("llama2-70b"), accelerator="h100-sxm", tp=4, batch=8, prompt_tokens=1000
+    )
+    moe = replace(dense, model=replace(dense.model, active_params=dense.model.params / 4))
+    a, b = plan_serving(dense), plan_serving(moe)
+    assert b.weights_gb == a.weights_gb  # every expert is held in memory
+    attention = 2 * 80 * 1000 * 1000 * 8192  # the causal attention scores do not shrink
+    assert (b.prefill_s * 4 * 989e12 * 0.5 - attention) == pytest.approx(
+        (a.prefill_s * 4 * 989e12 * 0.5 - attention) / 4
+    )
