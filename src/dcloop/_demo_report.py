@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dcloop._loop_report import turn_sections
 from dcloop.config import MonitorConfig
+from dcloop.loop import turn_sections
 from dcloop.report import Section, new_figure, write_report
 
 if TYPE_CHECKING:

@@ -12,25 +12,27 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import yaml
+
 from dcloop._demo_traffic import ShiftedTraffic, TrafficClient, shift_images
 from dcloop.errors import DcloopError
+from dcloop.store import runs as store_runs
 from dcloop.workspace import CONFIG_NAME, Workspace, init_workspace, open_workspace
 
-from dcloop.store import runs as store_runs
-
 if TYPE_CHECKING:
-    from dcloop.loop import StepResult
+    from dcloop.loop import LoopTurn, StepResult
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 MARKER = "demo.json"  # in .dcloop/: this folder is a demo workspace, safe to recreate
 HISTORY_SHARE = 0.6  # share of each class the champion's data set is built from
 STREAM_SHARE = 0.6  # share of the future images that is the labelled traffic stream (rest: held out)
@@ -101,7 +103,7 @@ def demo_config(fast: bool) -> dict[str, Any]:
 
 
 def run_demo(
-    directory: Path,
+    directory: str | os.PathLike[str],
     fast: bool = False,
     *,
     shift: str = "negative",
@@ -113,7 +115,7 @@ def run_demo(
     each loop step as it ends."""
     from dcloop.data import import_source
     from dcloop.deploy.registry import get_model_version
-    from dcloop.loop import run_loop
+    from dcloop.loop import Gated, Monitored, Retrained, Trained, run_loop
 
     started = time.perf_counter()
     classes = classes or (["bird", "elephant", "giraffe"] if fast else None)
@@ -125,11 +127,11 @@ def run_demo(
     traffic = ShiftedTraffic(client, stream, held_out, label_fraction)
     try:
         turn = run_loop(ws, traffic=traffic, on_step=on_step)
-        out = turn.outputs
-        champion = get_model_version(ws, out["champion"])
+        gated, retrained = _output(turn, Gated), _output(turn, Retrained)
+        champion = get_model_version(ws, gated.champion)
         before = traffic.summary["held_out_accuracy"]
         unshifted = _accuracy(champion, future["x_held_out"], held_out[1])
-        after, promoted, served = before, bool(out.get("retrain_promoted")), champion.ref
+        after, promoted, served = before, retrained.retrain_promoted, champion.ref
         if promoted:
             client.switch("animals@champion")
             predicted, _, served = client.predict(held_out[0])
@@ -143,10 +145,10 @@ def run_demo(
         shift=shift,
         model="animals",
         champion=champion.ref,
-        challenger=out.get("challenger"),
+        challenger=retrained.challenger,
         promoted=promoted,
         served_after=served,
-        gate_reasons=list(out.get("retrain_reasons") or []),
+        gate_reasons=list(retrained.retrain_reasons),
         accuracy_unshifted=unshifted,
         accuracy_shifted_before=before,
         accuracy_shifted_after=after,
@@ -154,7 +156,7 @@ def run_demo(
         stream=int(traffic.summary["stream"]),
         labelled=int(traffic.summary["labelled"]),
         held_out=len(held_out[1]),
-        alerts=list(out.get("alerts") or []),
+        alerts=list(_output(turn, Monitored).alerts),
         alert_gauges=gauges,
         dataset={
             "version": record.id,
@@ -162,10 +164,10 @@ def run_demo(
             "counts": record.counts,
             "classes": record.classes,
         },
-        run_accuracy=out.get("run_accuracy"),
+        run_accuracy=_output(turn, Trained).run_accuracy,
         wall_s=time.perf_counter() - started,
         report=ws.reports_dir / "demo.html",
-        reports=_reports(ws, out, turn.report),
+        reports=_reports(ws, turn),
     )
     from dcloop._demo_report import write_demo_report
 
@@ -239,13 +241,24 @@ def _accuracy(version: Any, x: np.ndarray, y: np.ndarray) -> float:
     return float((load_model(version).predict_classes(x) == y).mean())
 
 
-def _reports(ws: Workspace, out: dict[str, Any], turn_report: Path | None) -> dict[str, str]:
-    reports = {"demo": str(ws.reports_dir / "demo.html"), "loop turn": str(turn_report)}
-    if out.get("monitor_report"):
-        reports["monitor"] = out["monitor_report"]
-    for key, label in (("run", "champion run"), ("retrain_run", "challenger run")):
-        if out.get(key):
-            reports[label] = str(Path(store_runs.get_run(ws.store, out[key]).path) / "report.html")
-    if out.get("optimization_report"):
-        reports["optimization"] = out["optimization_report"]
+def _output(turn: LoopTurn, kind: type[T]) -> T:
+    output = turn.output(kind)
+    assert output is not None, f"a finished turn has every step's output; {kind.__name__} is missing"
+    return output
+
+
+def _reports(ws: Workspace, turn: LoopTurn) -> dict[str, str]:
+    from dcloop.loop import Monitored, Optimized, Retrained, Trained
+
+    reports = {"demo": str(ws.reports_dir / "demo.html"), "loop turn": str(turn.report)}
+    monitored, retrained = _output(turn, Monitored), _output(turn, Retrained)
+    if monitored.monitor_report:
+        reports["monitor"] = monitored.monitor_report
+    for run_id, label in (
+        (_output(turn, Trained).run, "champion run"),
+        (retrained.retrain_run, "challenger run"),
+    ):
+        if run_id:
+            reports[label] = str(Path(store_runs.get_run(ws.store, run_id).path) / "report.html")
+    reports["optimization"] = _output(turn, Optimized).optimization_report
     return reports

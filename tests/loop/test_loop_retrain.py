@@ -40,7 +40,7 @@ def test_retrain_builds_a_child_data_set_and_a_warm_started_challenger(champion_
     held_out = result.gate["feedback"]["n"]  # the gate's share, never trained on
     assert 0 < held_out < labelled and result.offered + held_out == labelled
     assert 0 < result.added <= result.offered
-    from dcloop._loop_steps import _newest_descendant
+    from dcloop.loop._steps import _newest_descendant
 
     assert _newest_descendant(ws, parent.id).id == child.id, "the next loop turn trains on the feedback too"
 

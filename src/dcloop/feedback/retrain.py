@@ -4,8 +4,8 @@ Read top to bottom: the champion and its data set version -> labelled prediction
 still stored, less the ``gate.feedback_holdout`` share the gate judges on -> ``extend_dataset`` (same
 cleaning rules; conflicts with the base are excluded and counted; the test split stays frozen) ->
 train with the champion run's recipe, optionally warm-started from its weights -> optimize it as a
-loop turn does (`loop.optimize_methods`) and register the recommended variant as the challenger ->
-the promotion gate -> promote when it passes.
+loop turn does (`loop.optimize_methods`), register the recommended variant as the challenger and
+promote it when it passes the gate: one `challenge`, the same functions a loop turn runs as steps.
 """
 
 from __future__ import annotations
@@ -17,11 +17,10 @@ from typing import Any
 
 from dcloop.config import TrainConfig
 from dcloop.errors import DataError, NotFoundError
-from dcloop.feedback.store import labelled_examples
-from dcloop.workspace import Workspace
-
 from dcloop.feedback.monitor import resolve_model_name
+from dcloop.feedback.store import labelled_examples
 from dcloop.store import runs as store_runs
+from dcloop.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +66,7 @@ def retrain(
     `loop.retrain_min_labels`) labelled predictions with stored inputs is an error.
     """
     from dcloop.data import extend_dataset
-    from dcloop.deploy.registry import get_model_version, register_model_version
-    from dcloop.optimize import optimize
-    from dcloop.train import train
+    from dcloop.feedback._challenger import challenge
 
     name = resolve_model_name(ws, model)
     champion = _champion(ws, name)
@@ -97,21 +94,17 @@ def retrain(
         )
     recipe = _recipe(ws, champion.run_id)
     init_from = champion.run_id if warm_start else None
-    run = train(ws, recipe, extended.id, kind="retrain", name=f"{name}-retrain", init_from=init_from)
-    # the challenger goes through the same optimization as a loop turn's model, so both serve alike
-    variant = optimize(ws, run.id, methods=ws.config.loop.optimize_methods).recommended
-    challenger = register_model_version(ws, variant.id, name=name, alias="challenger")
-    log.info("registered challenger %s from run %s", challenger.ref, run.id[:12])
-    promoted, reasons, gate = _gate(ws, name)
-    after = get_model_version(ws, f"{name}@champion")
-    log.info("gate %s: champion is now %s", "passed" if promoted else "refused", after.ref)
+    made = challenge(
+        ws, recipe, extended.id, model=name, run_name=f"{name}-retrain", kind="retrain", init_from=init_from
+    )
+    run, verdict = made.run, made.verdict
     return RetrainResult(
         model=name,
         champion=champion.ref,
-        challenger=challenger.ref,
-        promoted=promoted,
-        reasons=reasons,
-        gate=gate,
+        challenger=made.version.ref,
+        promoted=verdict.passed,
+        reasons=verdict.reasons,
+        gate=verdict.metrics,
         base_dataset=champion.dataset_id,
         dataset=extended.id,
         offered=len(labels),
@@ -136,14 +129,3 @@ def _recipe(ws: Workspace, run_id: str | None) -> TrainConfig:
     if run_id is None:
         return ws.config.train
     return TrainConfig.model_validate(store_runs.get_run(ws.store, run_id).config)
-
-
-def _gate(ws: Workspace, name: str) -> tuple[bool, list[str], dict[str, Any]]:
-    from dcloop.deploy import GateRefused, promote
-
-    try:
-        promotion = promote(ws, name, reason=None)
-    except GateRefused as refused:
-        return False, list(refused.decision.reasons), dict(refused.decision.metrics)
-    decision = promotion.decision
-    return True, [], dict(decision.metrics) if decision is not None else {}

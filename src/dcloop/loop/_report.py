@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dcloop.config import MonitorConfig
+from dcloop.loop._steps import Monitored, Retrained
 from dcloop.report import Section, write_report
 
 if TYPE_CHECKING:
-    from dcloop.loop import LoopTurn
+    from dcloop.loop._turn import LoopTurn
 
 
 def turn_sections(turn: LoopTurn, cfg: MonitorConfig) -> list[Section]:
@@ -22,7 +23,7 @@ def turn_sections(turn: LoopTurn, cfg: MonitorConfig) -> list[Section]:
     ]
     steps.table(["step", "status", "seconds", "outputs"], rows)
     sections = [steps]
-    retrained = turn.extra.get("retrain")
+    retrained = _result(turn.output(Retrained))
     if retrained is not None:
         gate = Section("Retraining and the promotion gate")
         verdict = "promoted" if retrained.promoted else "refused"
@@ -42,7 +43,7 @@ def turn_sections(turn: LoopTurn, cfg: MonitorConfig) -> list[Section]:
             f"{retrained.offered} labelled predictions ({retrained.conflicts} conflicts excluded)."
         )
         sections.append(gate)
-    monitored = turn.extra.get("monitor")
+    monitored = _result(turn.output(Monitored))
     if monitored is not None:
         from dcloop.feedback._monitor_report import monitor_sections
 
@@ -52,6 +53,11 @@ def turn_sections(turn: LoopTurn, cfg: MonitorConfig) -> list[Section]:
 
 def write_turn_report(path: Path, turn: LoopTurn, cfg: MonitorConfig) -> Path:
     return write_report(path, f"dcloop loop turn {turn.number}", turn_sections(turn, cfg), f"turn {turn.id}")
+
+
+def _result(output: Monitored | Retrained | None) -> Any:
+    """The in-process result object of a step that ran in this process (None when reused or skipped)."""
+    return None if output is None else output.result
 
 
 def _brief(outputs: dict[str, Any], limit: int = 300) -> str:

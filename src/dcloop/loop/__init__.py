@@ -1,0 +1,48 @@
+"""One full turn of the loop, stage after stage, resumable; its report.
+
+``run_loop(ws)`` runs prepare -> train -> optimize -> register -> gate -> deploy -> feedback ->
+monitor -> retrain, recording each step's typed output; ``run_loop(ws, resume=True)`` finishes the
+newest unfinished turn.
+"""
+
+from __future__ import annotations
+
+from dcloop.loop._report import turn_sections, write_turn_report
+from dcloop.loop._steps import (
+    STEPS,
+    Context,
+    Deployed,
+    Fed,
+    Gated,
+    Monitored,
+    Optimized,
+    Prepared,
+    Registered,
+    Retrained,
+    Step,
+    Traffic,
+    Trained,
+)
+from dcloop.loop._turn import LoopTurn, StepResult, list_turns, run_loop
+
+__all__ = [
+    "STEPS",
+    "Context",
+    "Deployed",
+    "Fed",
+    "Gated",
+    "LoopTurn",
+    "Monitored",
+    "Optimized",
+    "Prepared",
+    "Registered",
+    "Retrained",
+    "Step",
+    "StepResult",
+    "Traffic",
+    "Trained",
+    "list_turns",
+    "run_loop",
+    "turn_sections",
+    "write_turn_report",
+]
