@@ -649,6 +649,16 @@ def dump(config: Config) -> str:
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
 
 
+def describe(path: str) -> str:
+    """The description of field ``section.field`` (the CLI shows it as the help of the flag that overrides it)."""
+    section, _, name = path.partition(".")
+    model = Config.model_fields[section].annotation
+    assert isinstance(model, type) and issubclass(model, _Section), path
+    description = model.model_fields[name].description
+    assert description, path  # every field has one (tested)
+    return description
+
+
 def commented_template() -> str:
     """A commented dcloop.yaml listing every field with its default and why."""
     lines = ["# dcloop workspace configuration. Every field is optional; defaults are shown.", ""]

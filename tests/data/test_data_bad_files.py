@@ -177,3 +177,34 @@ def test_npz_whose_members_are_not_npy_is_a_one_line_error(workspace, tmp_path: 
     np.savez(tmp_path / "scalar.npz", x=np.uint8(3), y=np.arange(2))
     with pytest.raises(DataError, match=r"scalar.npz: 'x' must be an array with one entry per example"):
         import_source(workspace, str(tmp_path / "scalar.npz"))
+
+
+@settings(max_examples=200)
+@given(header=st.binary(max_size=3).map(lambda b: b"\x00\x00\x08" + b), rest=st.binary(max_size=64))
+def test_any_idx_bytes_read_or_give_a_data_error(tmp_path_factory, header: bytes, rest: bytes) -> None:
+    from dcloop.data._sources import read_idx
+
+    path = tmp_path_factory.mktemp("idx") / "x-images-idx3-ubyte"
+    path.write_bytes(header[:4] + rest)
+    try:
+        array = read_idx(path)
+    except DataError as error:
+        assert "\n" not in str(error) and str(path) in str(error)
+    else:
+        assert array.dtype == np.uint8 and array.size == len(header[:4] + rest) - 4 - 4 * array.ndim
+
+
+@settings(max_examples=50)
+@given(
+    members=st.dictionaries(st.sampled_from(["x", "y", "classes", "x.npy", "y.npy"]), st.binary(max_size=40))
+)
+def test_any_npz_members_give_a_data_error(tmp_path_factory, members: dict[str, bytes]) -> None:
+    from dcloop.workspace import init_workspace
+
+    root = tmp_path_factory.mktemp("npz")
+    with zipfile.ZipFile(root / "any.npz", "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    with pytest.raises(DataError) as caught:
+        import_source(init_workspace(root / "ws"), str(root / "any.npz"))
+    assert "\n" not in str(caught.value) and "any.npz" in str(caught.value)

@@ -135,3 +135,12 @@ def test_request_models_parse_what_the_routes_accept() -> None:
     assert json.dumps(parse(Feedback, {"prediction_id": "a", "label": "dog"}).model_dump()) == (
         '{"prediction_id": "a", "label": "dog"}'
     )
+
+
+@pytest.mark.parametrize("ref", ["pets@²", "pets@99999999999999999999", "pets@2147483648", "pe ts"])
+def test_serve_refuses_a_malformed_model_reference_in_one_line(served_ws, ref: str) -> None:
+    from dcloop.deploy import serve
+    from dcloop.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^The model to serve (must be|version must be) .* Got "):
+        serve(served_ws, ref, port=1)

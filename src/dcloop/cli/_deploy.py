@@ -11,6 +11,7 @@ from typing import Any
 
 import typer
 
+from dcloop.cli._help import FieldHelp, field_help
 from dcloop.cli._output import Format, note, print_json, print_mapping, print_table
 from dcloop.cli._train import models_app
 
@@ -19,15 +20,11 @@ _FORMAT = typer.Option(Format.table, "--format", help="table or json.")
 
 
 def serve(
-    model: str = typer.Option(
-        None, "--model", help="NAME@ALIAS or NAME@VERSION (default: serve.model, else the champion)."
-    ),
-    host: str = typer.Option(None, "--host", help="Interface to bind (default: serve.host, 127.0.0.1)."),
-    port: int = typer.Option(None, "--port", help="TCP port (default: serve.port, 8000)."),
-    workers: int = typer.Option(None, "--workers", help="Server processes (default: serve.workers, 1)."),
-    token_env: str = typer.Option(
-        None, "--token-env", help="Env variable holding the write token (default DCLOOP_TOKEN)."
-    ),
+    model: str = typer.Option(None, "--model", help=field_help("serve.model")),
+    host: str = typer.Option(None, "--host", help=field_help("serve.host")),
+    port: int = typer.Option(None, "--port", help=field_help("serve.port")),
+    workers: int = typer.Option(None, "--workers", help=field_help("serve.workers")),
+    token_env: str = typer.Option(None, "--token-env", help=field_help("serve.token_env")),
     follow_champion: bool = typer.Option(
         False, "--follow-champion", help="Switch whenever the champion alias moves."
     ),
@@ -232,5 +229,5 @@ def _print_record(title: str, data: dict[str, Any], fmt: Format) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("serve")(serve)
+    app.command("serve", cls=FieldHelp)(serve)
     app.add_typer(feedback_app, name="feedback")

@@ -7,6 +7,7 @@ from typing import Any
 
 import typer
 
+from dcloop.cli._help import FieldHelp, field_help
 from dcloop.cli._output import Format, note, print_json, print_mapping, print_table
 
 variants_app = typer.Typer(
@@ -51,22 +52,14 @@ def optimize(
 
 
 def tune(
-    trials: int = typer.Option(
-        None, "--trials", min=1, help="Total trials of the study (default: tune.trials)."
-    ),
-    workers: int = typer.Option(
-        None, "--workers", min=1, help="Local worker processes (default: tune.workers)."
-    ),
-    storage: str = typer.Option(
-        None, "--storage", help="Optuna storage URL (default: SQLite .dcloop/optuna.db)."
-    ),
-    study: str = typer.Option(None, "--study", help="Study name (default: tune.study)."),
+    trials: int = typer.Option(None, "--trials", min=1, help=field_help("tune.trials")),
+    workers: int = typer.Option(None, "--workers", min=1, help=field_help("tune.workers")),
+    storage: str = typer.Option(None, "--storage", help=field_help("tune.storage")),
+    study: str = typer.Option(None, "--study", help=field_help("tune.study")),
     resume: bool = typer.Option(
         False, "--resume", help="Continue a killed study: run only the missing trials."
     ),
-    timeout: float = typer.Option(
-        None, "--timeout", min=0.001, help="Start no new trial after this many seconds."
-    ),
+    timeout: float = typer.Option(None, "--timeout", min=0.001, help=field_help("tune.timeout_s")),
     fmt: Format = _FORMAT,
 ) -> None:
     """Search hyperparameters over `tune.space`; each trial is a tracked run (kind trial).
@@ -168,5 +161,5 @@ def show(ref: str = typer.Argument(..., help="Variant id or unique prefix."), fm
 
 def register(app: typer.Typer) -> None:
     app.command("optimize")(optimize)
-    app.command("tune")(tune)
+    app.command("tune", cls=FieldHelp)(tune)
     app.add_typer(variants_app, name="variants")

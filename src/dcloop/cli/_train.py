@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 
+from dcloop.cli._help import FieldHelp, field_help
 from dcloop.cli._output import Format, note, print_json, print_mapping, print_table
 
 runs_app = typer.Typer(help="List and inspect training runs.", no_args_is_help=True)
@@ -35,17 +36,17 @@ def _print_metrics(title: str, metrics: dict[str, Any]) -> None:
 
 def train(
     data: str = typer.Option(None, "--data", help="Data set version id, prefix or name (default: newest)."),
-    model: str = typer.Option(None, "--model", help="Model zoo name (`dcloop models list`)."),
-    width: int = typer.Option(None, "--width", help="Base channel width of the model."),
-    epochs: int = typer.Option(None, "--epochs", help="Upper bound on epochs."),
-    lr: float = typer.Option(None, "--lr", help="Peak learning rate."),
-    batch_size: int = typer.Option(None, "--batch-size", help="Global batch size."),
-    optimizer: str = typer.Option(None, "--optimizer", help="sgd, adam or adamw."),
-    schedule: str = typer.Option(None, "--schedule", help="constant, step, cosine, onecycle or plateau."),
-    loss: str = typer.Option(None, "--loss", help="cross_entropy, bce or mse."),
-    seed: int = typer.Option(None, "--seed", help="Seed of weights, data order and augmentation."),
-    precision: str = typer.Option(None, "--precision", help="auto, fp32 or bf16."),
-    device: str = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N."),
+    model: str = typer.Option(None, "--model", help=field_help("train.model")),
+    width: int = typer.Option(None, "--width", help=field_help("train.width")),
+    epochs: int = typer.Option(None, "--epochs", help=field_help("train.epochs")),
+    lr: float = typer.Option(None, "--lr", help=field_help("train.lr")),
+    batch_size: int = typer.Option(None, "--batch-size", help=field_help("train.batch_size")),
+    optimizer: str = typer.Option(None, "--optimizer", help=field_help("train.optimizer")),
+    schedule: str = typer.Option(None, "--schedule", help=field_help("train.schedule")),
+    loss: str = typer.Option(None, "--loss", help=field_help("train.loss")),
+    seed: int = typer.Option(None, "--seed", help=field_help("train.seed")),
+    precision: str = typer.Option(None, "--precision", help=field_help("train.precision")),
+    device: str = typer.Option(None, "--device", help=field_help("train.device")),
     nproc: int = typer.Option(1, "--nproc", min=1, help="Data-parallel worker processes on this node."),
     nnodes: str = typer.Option(None, "--nnodes", help="torchrun --nnodes (e.g. 2 or 1:4)."),
     node_rank: int = typer.Option(None, "--node-rank", help="torchrun --node-rank."),
@@ -191,7 +192,7 @@ def models_list(fmt: Format = _FORMAT) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("train")(train)
+    app.command("train", cls=FieldHelp)(train)
     app.command("evaluate")(evaluate)
     app.add_typer(runs_app, name="runs")
     app.add_typer(models_app, name="models")

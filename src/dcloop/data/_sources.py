@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import importlib.resources
+import math
 import re
 import zipfile
 import zlib
@@ -165,11 +166,14 @@ def read_idx(path: Path) -> np.ndarray:
     if len(raw) < 4 or raw[:3] != b"\x00\x00\x08" or raw[3] == 0:
         raise DataError(f"{path} is not an IDX file of unsigned bytes (expected magic 00 00 08 <ndim>).")
     ndim = raw[3]
-    dims = np.frombuffer(raw, dtype=">i4", count=ndim, offset=4).astype(np.int64)
+    if len(raw) < 4 + 4 * ndim:
+        raise DataError(f"{path}: header says {ndim} dimensions, but the file ends within them.")
+    dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">i4", count=ndim, offset=4))
     body = raw[4 + 4 * ndim :]
-    if len(body) != int(np.prod(dims)):
-        raise DataError(f"{path}: header says {tuple(dims)} ({np.prod(dims)} bytes), file holds {len(body)}.")
-    return np.frombuffer(body, dtype=np.uint8).reshape(tuple(int(d) for d in dims))
+    size = math.prod(dims)  # Python ints: no overflow for a header of huge dimensions
+    if min(dims) < 0 or len(body) != size:
+        raise DataError(f"{path}: header says {dims} ({size} bytes), file holds {len(body)}.")
+    return np.frombuffer(body, dtype=np.uint8).reshape(dims)
 
 
 def _idx_pairs(location: Path) -> list[tuple[Path, Path]]:

@@ -47,7 +47,12 @@ def serve(
         "follow_champion_s": cfg.follow_champion_s if follow_champion_s is None else follow_champion_s,
     }
     from dcloop.deploy.registry import get_model_version
+    from dcloop.deploy.schema import check_model_ref
 
+    try:
+        check_model_ref(model_ref)
+    except ValueError as exc:
+        raise ConfigError(f"The model to serve {exc}. Got {model_ref!r}.") from None
     get_model_version(ws, model_ref)  # a bad reference is a one-line error here, not a failed startup
     host, port, workers = host or cfg.host, cfg.port if port is None else port, workers or cfg.workers
     if on_start is not None:

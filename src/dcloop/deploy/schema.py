@@ -34,7 +34,8 @@ _ASCII_INDEX = re.compile(r"-?[0-9]+")
 Model = TypeVar("Model", bound=BaseModel)
 
 
-def _model_ref(value: str) -> str:
+def check_model_ref(value: str) -> str:
+    """``value`` if it is name, name@alias or name@N with N a version every store can hold, else ValueError."""
     match = _REF.fullmatch(value)
     if match is None:
         raise ValueError("must be name@alias or name@version (letters, digits, '.', '_', '-')")
@@ -74,7 +75,7 @@ class Feedback(_Body):
 class ModelSwitch(_Body):
     """``POST /admin/model``: the model reference to serve from now on."""
 
-    model: Annotated[StrictStr, AfterValidator(_model_ref)]
+    model: Annotated[StrictStr, AfterValidator(check_model_ref)]
 
 
 class PixelsBody(_Body):
