@@ -44,13 +44,13 @@ def client(served_ws):
         yield c
 
 
-async def asgi_request(app, req: Req) -> tuple[int, dict[str, str], bytes]:
-    """``req`` through the ASGI app as uvicorn would deliver it; raises if the app raises."""
+def asgi_scope(req: Req) -> dict:
+    """The ASGI scope uvicorn would build for ``req``."""
     headers = [(k.lower().encode(), v.encode()) for k, v in req.headers]
     if not any(k == b"content-length" for k, _ in headers):
         headers.append((b"content-length", str(len(req.body)).encode()))
     path, _, query = req.path.partition("?")
-    scope = {
+    return {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
         "http_version": "1.1",
@@ -65,6 +65,11 @@ async def asgi_request(app, req: Req) -> tuple[int, dict[str, str], bytes]:
         "server": ("testserver", 80),
         "state": {},
     }
+
+
+async def asgi_request(app, req: Req) -> tuple[int, dict[str, str], bytes]:
+    """``req`` through the ASGI app as uvicorn would deliver it; raises if the app raises."""
+    scope = asgi_scope(req)
     chunks = [req.body[i : i + 16384] for i in range(0, len(req.body), 16384)] or [b""]
     sent: list[dict] = []
 
@@ -200,3 +205,19 @@ def test_oversized_and_chunked_bodies(client) -> None:
 
     assert client.post("/v2/models/pets/infer", content=chunks()).status_code == 413
     assert client.post("/predict", content=b"{}", headers={"content-length": "abc"}).status_code in (400, 413)
+
+
+def test_a_client_leaving_before_its_body_is_read_raises_nothing(client) -> None:
+    """uvicorn reports the departure as ``http.disconnect``; the app must not raise or answer 500."""
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    for path in ("/predict", "/v2/models/pets/infer", "/feedback"):
+        req = Req("POST", path, b"{}" * 10, [AUTH])
+        client.portal.call(client.app, asgi_scope(req), receive, send)
+    assert [m for m in sent if m["type"] == "http.response.start" and m["status"] >= 500] == []

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from dcloop.deploy.schema import describe
 
@@ -48,6 +49,9 @@ class ErrorGuard:
             await self.app(scope, receive, tracked)
         except Exception as exc:
             where = f"{scope.get('method')} {scope.get('path')}"
+            if isinstance(exc, ClientDisconnect):  # nobody is left to answer
+                log.info("%s: the client went away before its answer", where)
+                return
             if finished:  # the client has its answer; keep the connection, keep the record
                 log.exception("%s failed after its answer was sent", where)
                 return
