@@ -153,6 +153,14 @@ def test_plain_bad_inputs(data: bytes, rule: str, reason: str) -> None:
     assert error.rule == rule and error.reason.startswith(reason)
 
 
+def test_eps_is_refused_unread_since_pillow_would_run_ghostscript_on_it() -> None:
+    out = io.BytesIO()
+    Image.new("L", (4, 4)).save(out, "EPS")
+    assert Image.open(io.BytesIO(out.getvalue())).format == "EPS"  # Pillow itself would take it
+    error = _rejected(out.getvalue())
+    assert error.rule == "not_an_image" and error.reason.startswith("EPS is not decoded")
+
+
 def test_files_that_cannot_be_read(tmp_path: Path) -> None:
     os.symlink("loop.png", tmp_path / "loop.png")
     assert _rejected(tmp_path / "loop.png").rule == "unreadable"

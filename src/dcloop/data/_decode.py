@@ -9,6 +9,7 @@ them, which leaves a 16-bit image black and white).
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import stat
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 # Leading bytes of common formats, to tell a damaged image from a file that is none.
 _SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"RIFF", b"II*\x00", b"MM\x00*")
 _REASON_CHARS = 200
+# Formats Pillow reads only by running another program on the file: never for files users hand us.
+_REFUSED = {"EPS": (b"%!PS", b"\xc5\xd0\xd3\xc6")}  # rasterised by Ghostscript
 _UINT16_MAX = 65535
 
 
@@ -68,11 +71,16 @@ def _decode(file: IO[bytes], size: int, channels: int, wh: tuple[int, int], max_
     if size == 0:
         raise ImageRejected("empty_file", "zero-byte file")
     try:
-        opened = Image.open(file)
+        opened = Image.open(file, formats=_formats())
     except UnidentifiedImageError:
         file.seek(0)
-        if file.read(8).startswith(_SIGNATURES):
+        head = file.read(8)
+        if head.startswith(_SIGNATURES):
             raise ImageRejected("undecodable", "damaged image: its header cannot be parsed") from None
+        for refused, signatures in _REFUSED.items():
+            if head.startswith(signatures):
+                reason = f"{refused} is not decoded: Pillow would run an external program on it"
+                raise ImageRejected("not_an_image", reason) from None
         raise ImageRejected("not_an_image", "not a recognised image format") from None
     except Exception as exc:  # any error of a format plugin: see _undecodable
         raise _undecodable(None, exc) from None
@@ -89,6 +97,14 @@ def _decode(file: IO[bytes], size: int, channels: int, wh: tuple[int, int], max_
         except Exception as exc:  # any error of a format plugin: see _undecodable
             raise _undecodable(image_format, exc) from None
     return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1).copy()
+
+
+@functools.cache
+def _formats() -> tuple[str, ...]:
+    from PIL import Image
+
+    Image.init()  # registers every format plugin
+    return tuple(name for name in Image.OPEN if name not in _REFUSED)
 
 
 def _undecodable(image_format: str | None, exc: Exception) -> ImageRejected:
