@@ -229,6 +229,20 @@ class FeedbackConfig(_Section):
         1024.0, gt=0.0, description="Delete the oldest stored inputs beyond this total size (null: no cap)."
     )
 
+    prediction_days: float | None = Field(
+        365.0,
+        gt=0.0,
+        description="Drop unlabelled predictions older than this, kept as hourly aggregates (null: keep).",
+    )
+    max_predictions_mb: float | None = Field(
+        2048.0,
+        gt=0.0,
+        description="Drop the oldest unlabelled predictions while the log (rows, inputs, labels) is larger.",
+    )
+    retention_every_s: float = Field(
+        60.0, ge=1.0, le=86_400.0, description="How often the server applies these bounds."
+    )
+
 
 class SelectConfig(_Section):
     """How `dcloop optimize` picks the recommended variant."""

@@ -14,7 +14,7 @@ import httpx
 from deploykit import free_port, wait_ready
 
 from dcloop.feedback import labelled_predictions
-from dcloop.store._feedback import select_predictions
+from dcloop.store.predictions import list_predictions
 
 TOKEN = "crash-token"
 
@@ -69,7 +69,7 @@ def test_acknowledged_predictions_and_labels_survive_kill_9(served_ws) -> None:
     db = served_ws.state / "dcloop.db"
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    stored = {p.id for p in select_predictions(served_ws.store)}
+    stored = {p.id for p in list_predictions(served_ws.store)}
     assert set(acked) <= stored
     assert set(labelled) <= {p.id for p in labelled_predictions(served_ws.store)}
 

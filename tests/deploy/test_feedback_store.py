@@ -63,7 +63,8 @@ def test_logged_predictions_round_trip_with_inputs_and_aggregates(store) -> None
 
 
 def test_a_large_batch_round_trips_exactly_in_one_call(store) -> None:
-    from dcloop.store._feedback import INSERT_CHUNK, get_predictions
+    from dcloop.store._prediction_rows import INSERT_CHUNK
+    from dcloop.store.predictions import get_predictions
 
     rows = _rows(2 * INSERT_CHUNK + 7, seed=3) + _rows(3, seed=4, store_input=False)
     log_predictions(store, rows)
@@ -90,7 +91,7 @@ def test_prediction_ids_are_unique_uuid7_growing_with_time() -> None:
     import time
     import uuid
 
-    from dcloop.feedback.store import time_ordered_ids
+    from dcloop.store.predictions import time_ordered_ids
 
     first = time_ordered_ids(2000)
     assert len(set(first)) == 2000 and all(len(i) == 32 for i in first)
@@ -132,9 +133,9 @@ def test_filters_by_model_version_and_time(store) -> None:
 
 
 def _all(store):
-    from dcloop.store._feedback import select_predictions
+    from dcloop.store.predictions import list_predictions
 
-    return select_predictions(store)
+    return list_predictions(store)
 
 
 def test_forget_clears_inputs_but_keeps_aggregates(store) -> None:
@@ -157,10 +158,20 @@ def test_retention_caps_total_size_oldest_first(store) -> None:
     rows = _rows(10)  # 16 bytes each
     for row in rows:
         log_predictions(store, [row])
-    assert enforce_retention(store, max_age_days=None, max_total_mb=40 / 1024 / 1024) == 8
+    assert enforce_retention(store, max_input_mb=40 / 1024 / 1024).inputs_cleared == 8
     kept = [p for p in _all(store) if p.input is not None]
     assert [p.id for p in kept] == [r.id for r in rows[-2:]]
-    assert enforce_retention(store, max_age_days=1e-9, max_total_mb=None) == 2
+    assert enforce_retention(store, input_days=1e-9).inputs_cleared == 2
+
+
+def test_the_input_size_cap_clears_unlabelled_inputs_first(store) -> None:
+    rows = _rows(6)  # 16 bytes each
+    for row in rows:
+        log_predictions(store, [row])
+    add_labels(store, [(rows[0].id, "cat"), (rows[1].id, "dog")])
+    assert enforce_retention(store, max_input_mb=48 / 1024 / 1024).inputs_cleared == 3
+    kept = [p.id for p in _all(store) if p.input is not None]
+    assert kept == [rows[0].id, rows[1].id, rows[5].id]
 
 
 def test_predictions_without_stored_inputs(store) -> None:

@@ -11,7 +11,7 @@ from deploykit import CLASSES, tiny_cnn_onnx
 
 from dcloop.deploy import get_model_version, load_model, register_model_version
 from dcloop.deploy.runtime import softmax
-from dcloop.store._feedback import select_predictions
+from dcloop.store.predictions import list_predictions
 
 
 def test_tritonclient_with_its_defaults(live_server, served_ws) -> None:
@@ -41,7 +41,7 @@ def test_tritonclient_with_its_defaults(live_server, served_ws) -> None:
             client.infer("cats", [inp])
     finally:
         client.close()
-    assert len(select_predictions(served_ws.store)) == 8
+    assert len(list_predictions(served_ws.store)) == 8
 
 
 def test_switch_under_concurrent_load_drops_nothing(live_server, served_ws, tmp_path) -> None:
@@ -71,7 +71,7 @@ def test_switch_under_concurrent_load_drops_nothing(live_server, served_ws, tmp_
     assert {version for _, version in results} <= {"pets@1", "pets@2"}
     final = httpx.post(f"{live_server}/predict", json=pixels).json()
     assert final["model_version"] == "pets@2"
-    assert len(select_predictions(served_ws.store)) == 121
+    assert len(list_predictions(served_ws.store)) == 121
 
 
 def test_concurrent_uint8_and_float_requests_batched_together_agree(live_server) -> None:

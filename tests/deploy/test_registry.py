@@ -26,7 +26,7 @@ from dcloop.deploy import (
 from dcloop.deploy.registry import RollbackError
 from dcloop.errors import ConfigError, NotFoundError
 from dcloop.feedback import add_labels, log_predictions, new_prediction
-from dcloop.feedback.store import in_holdout
+from dcloop.store.predictions import in_holdout
 
 
 def test_register_copies_and_content_addresses(workspace, onnx_path) -> None:

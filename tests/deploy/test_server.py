@@ -17,7 +17,7 @@ from dcloop.deploy import create_app, get_model_version, load_model, register_mo
 from dcloop.deploy.metrics import clear_alerts, set_alert
 from dcloop.deploy.runtime import softmax
 from dcloop.feedback import labelled_predictions
-from dcloop.store._feedback import select_predictions
+from dcloop.store.predictions import list_predictions
 
 AUTH = {"Authorization": "Bearer s3cret"}
 
@@ -52,7 +52,7 @@ def test_predict_json_pixels_matches_onnx_and_is_stored(client, served_ws) -> No
     expected = _reference(served_ws, pixels[None])
     assert [body["probabilities"][c] for c in CLASSES] == pytest.approx(expected.tolist(), abs=1e-6)
     assert body["label"] == CLASSES[int(expected.argmax())] and body["model_version"] == "pets@1"
-    (stored,) = select_predictions(served_ws.store)
+    (stored,) = list_predictions(served_ws.store)
     assert stored.id == body["prediction_id"] and stored.endpoint == "predict"
     assert np.frombuffer(stored.input, np.uint8).reshape(28, 28).tolist() == pixels.tolist()
     floats = client.post("/predict", json={"pixels": (pixels[None] / 255).tolist()})
@@ -64,7 +64,7 @@ def test_predict_image_upload_converts_mode_and_size(client, served_ws) -> None:
     rgb[:, :20] = 255
     r = client.post("/predict", files={"file": ("x.png", _png(rgb, "RGB"), "image/png")})
     assert r.status_code == 200, r.text
-    (stored,) = select_predictions(served_ws.store)
+    (stored,) = list_predictions(served_ws.store)
     assert stored.input_shape == [1, 28, 28]
     gray = np.frombuffer(stored.input, np.uint8).reshape(28, 28)
     assert gray[:, :8].min() == 255 and gray[:, -8:].max() == 0
@@ -104,7 +104,7 @@ def test_with_prediction_logging_off_answers_are_the_same_and_nothing_is_stored(
         assert [body["probabilities"][c] for c in CLASSES] == pytest.approx(expected.tolist(), abs=1e-6)
         label = {"prediction_id": body["prediction_id"], "label": "dog"}
         assert quiet.post("/feedback", json=label, headers=AUTH).status_code == 404  # never stored
-    assert select_predictions(served_ws.store) == []
+    assert list_predictions(served_ws.store) == []
 
 
 def test_predict_refuses_huge_images_before_decoding(client) -> None:
@@ -255,15 +255,15 @@ def test_server_applies_input_retention_at_start(served_ws) -> None:
     with TestClient(create_app(served_ws, "pets@1")) as client:
         for _ in range(3):
             client.post("/predict", json={"pixels": [[9] * 28] * 28})
-    assert all(p.input is not None for p in select_predictions(served_ws.store))
+    assert all(p.input is not None for p in list_predictions(served_ws.store))
     app = create_app(served_ws, "pets@1", max_input_mb=1000 / 1024 / 1024)  # room for one 784-byte input
     with TestClient(app):
         deadline = time.monotonic() + 20  # bounded poll: the retention pass runs in the background at start
         while time.monotonic() < deadline:
-            if sum(p.input is not None for p in select_predictions(served_ws.store)) == 1:
+            if sum(p.input is not None for p in list_predictions(served_ws.store)) == 1:
                 break
             time.sleep(0.01)
-    kept = [p for p in select_predictions(served_ws.store) if p.input is not None]
+    kept = [p for p in list_predictions(served_ws.store) if p.input is not None]
     assert len(kept) == 1 and kept[0].created_at == max(
-        p.created_at for p in select_predictions(served_ws.store)
+        p.created_at for p in list_predictions(served_ws.store)
     )

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 from dcloop._demo_traffic import shift_images
-from dcloop.feedback.store import labelled_examples
+from dcloop.store.predictions import labelled_examples
 from hypothesis import given
 from hypothesis import strategies as st
 from loopkit import set_config
@@ -115,11 +115,10 @@ def test_too_little_feedback_is_refused(champion_ws, traffic, world) -> None:
 
 
 def test_forgotten_inputs_do_not_count(champion_ws, traffic, world) -> None:
-    from dcloop.feedback.store import forget
-    from dcloop.store._feedback import select_predictions
+    from dcloop.store.predictions import forget, list_predictions
 
     label_shifted(traffic, world, n=30)
-    ids = [p.id for p in select_predictions(champion_ws.store, with_inputs=False)]
+    ids = [p.id for p in list_predictions(champion_ws.store, with_inputs=False)]
     forget(champion_ws.store, ids=ids[:15])
     images, _ = labelled_examples(champion_ws.store, "animals", (1, 28, 28))
     assert len(images) == 15
@@ -141,7 +140,7 @@ def test_the_gate_judges_on_feedback_retraining_never_saw(champion_ws, traffic, 
 
 @given(share=st.floats(0.05, 0.95), seed=st.integers(0, 2**32 - 1))
 def test_the_holdout_share_is_stable_and_close_to_asked(share: float, seed: int) -> None:
-    from dcloop.feedback.store import in_holdout
+    from dcloop.store.predictions import in_holdout
 
     images = np.random.default_rng(seed).integers(0, 256, (2000, 1, 4, 4), dtype=np.uint8)
     inside = [in_holdout(image, share) for image in images]

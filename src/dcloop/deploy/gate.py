@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 from dcloop.deploy.runtime import OnnxModel, load_model
-from dcloop.feedback.store import labelled_examples
+from dcloop.store.predictions import labelled_examples
 from dcloop.store.registry import ModelVersion
 from dcloop.workspace import Workspace
 

@@ -116,6 +116,9 @@ def app_from_args(args: dict[str, Any]) -> Any:
         follow_champion_s=args["follow_champion_s"],
         retention_days=fb.retention_days,
         max_input_mb=fb.max_input_mb,
+        prediction_days=fb.prediction_days,
+        max_predictions_mb=fb.max_predictions_mb,
+        retention_every_s=fb.retention_every_s,
     )
 
 

@@ -32,7 +32,7 @@ from dcloop.deploy.metrics import CONTENT_TYPE, MeasureRequests
 from dcloop.deploy.schema import Feedback, ModelSwitch, PixelsBody, parse, parse_json
 from dcloop.deploy.service import Limits, ModelService
 from dcloop.errors import ConfigError, DataError, DcloopError, NotFoundError
-from dcloop.feedback.store import add_labels
+from dcloop.store.predictions import add_labels
 from dcloop.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,9 @@ def create_app(
     follow_champion_s: float = 0.0,
     retention_days: float | None = None,
     max_input_mb: float | None = None,
+    prediction_days: float | None = None,
+    max_predictions_mb: float | None = None,
+    retention_every_s: float = 300.0,
 ) -> FastAPI:
     """A FastAPI app serving ``model_ref`` (name@alias or name@version) from ``workspace``.
 
@@ -80,8 +83,14 @@ def create_app(
         tasks = []
         if follow_champion_s > 0:
             tasks.append(asyncio.create_task(service.follow_champion(follow_champion_s)))
-        if log_predictions and store_inputs and (retention_days is not None or max_input_mb is not None):
-            tasks.append(asyncio.create_task(service.enforce_retention(300.0, retention_days, max_input_mb)))
+        bounds = {
+            "input_days": retention_days if store_inputs else None,
+            "max_input_mb": max_input_mb if store_inputs else None,
+            "prediction_days": prediction_days,
+            "max_predictions_mb": max_predictions_mb,
+        }
+        if log_predictions and any(v is not None for v in bounds.values()):
+            tasks.append(asyncio.create_task(service.enforce_retention(retention_every_s, **bounds)))
         try:
             yield
         finally:

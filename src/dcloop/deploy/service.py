@@ -24,13 +24,8 @@ from dcloop.deploy.batcher import Batcher, Item
 from dcloop.deploy.metrics import ServerMetrics
 from dcloop.deploy.registry import get_model_version
 from dcloop.deploy.runtime import OnnxModel, as_model_input, as_pixels, load_model, softmax
-from dcloop.feedback.store import (
-    Prediction,
-    enforce_retention,
-    log_predictions,
-    new_predictions,
-    time_ordered_ids,
-)
+from dcloop.store.predictions import Prediction, log_predictions, new_predictions, time_ordered_ids
+from dcloop.store.retention import enforce_retention
 from dcloop.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -227,17 +222,19 @@ class ModelService:
             except Exception:  # keep serving the current model; the next poll retries
                 log.exception("following the champion failed")
 
-    async def enforce_retention(
-        self, every_s: float, max_age_days: float | None, max_input_mb: float | None
-    ) -> None:
-        """Apply the stored-input retention now and then every ``every_s`` seconds."""
+    async def enforce_retention(self, every_s: float, **bounds: float | None) -> None:
+        """Apply the prediction log's retention ``bounds`` (see ``store.retention.enforce_retention``)
+        now and then every ``every_s`` seconds."""
         while True:
             try:
-                cleared = await asyncio.to_thread(
-                    enforce_retention, self.ws.store, max_age_days, max_input_mb
-                )
-                if cleared:
-                    log.info("retention cleared %d stored inputs", cleared)
+                done = await asyncio.to_thread(enforce_retention, self.ws.store, **bounds)
+                if done.inputs_cleared or done.rows_dropped:
+                    log.info(
+                        "retention cleared %d stored inputs, dropped %d predictions (log %s MB)",
+                        done.inputs_cleared,
+                        done.rows_dropped,
+                        "?" if done.log_bytes is None else f"{done.log_bytes / 2**20:.1f}",
+                    )
             except Exception:
                 log.exception("retention pass failed")
             await asyncio.sleep(every_s)

@@ -1,4 +1,5 @@
-"""Feedback: the prediction/label store, monitoring, and folding labelled feedback back into data."""
+"""Feedback: the prediction/label log (kept by the store), monitoring, and folding labelled feedback
+back into data."""
 
 from dcloop.feedback._challenger import (
     Challenge,
@@ -9,16 +10,21 @@ from dcloop.feedback._challenger import (
     register_challenger,
     train_challenger,
 )
-from dcloop.feedback.store import *  # noqa: F403  (the store's public API is the package's)
-from dcloop.feedback.store import __all__ as _store_api
+from dcloop.feedback.labels import import_labels
+from dcloop.store.predictions import *  # noqa: F403  (the prediction log's public API is the package's)
+from dcloop.store.predictions import __all__ as _log_api
+from dcloop.store.retention import enforce_retention, prediction_windows
 
 __all__ = [
-    *_store_api,
+    *_log_api,
     "Challenge",
     "Verdict",
     "challenge",
+    "enforce_retention",
     "gate_challenger",
+    "import_labels",
     "optimize_challenger",
+    "prediction_windows",
     "register_challenger",
     "train_challenger",
 ]

@@ -15,7 +15,7 @@ import numpy as np
 from dcloop.config import MonitorConfig
 from dcloop.errors import DcloopError
 from dcloop.feedback import drift
-from dcloop.feedback.store import Prediction, prediction_pixels
+from dcloop.store.predictions import Prediction, prediction_pixels
 from dcloop.workspace import Workspace
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from dcloop.config import TrainConfig
 from dcloop.errors import DataError, NotFoundError
 from dcloop.feedback.monitor import resolve_model_name
-from dcloop.feedback.store import labelled_examples
+from dcloop.store.predictions import labelled_examples
 from dcloop.store import runs as store_runs
 from dcloop.workspace import Workspace
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dcloop.store._types import UTCDateTime
 from sqlalchemy import (
     JSON,
     Column,
@@ -16,6 +15,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+
+from dcloop.store._types import UTCDateTime
 
 metadata = MetaData()
 
@@ -209,4 +210,24 @@ loop_steps = Table(
     Column("outputs", JSON, nullable=False),  # ids the later steps reuse (dataset, run, version, ...)
     Column("wall_s", Float, nullable=False),
     Column("finished_at", UTCDateTime(), nullable=False),
+)
+
+# -- prediction retention: hourly aggregates of the unlabelled predictions it dropped -------------
+
+prediction_windows = Table(
+    "prediction_windows",
+    metadata,
+    Column("model_version_id", String(32), primary_key=True),
+    Column("start", UTCDateTime(), primary_key=True),  # the hour the folded predictions fell in
+    Column("model_name", String(200), nullable=False, index=True),
+    Column("model_version", Integer, nullable=False),
+    Column("first_at", UTCDateTime(), nullable=False),
+    Column("last_at", UTCDateTime(), nullable=False),
+    Column("predictions", Integer, nullable=False),
+    Column("confidence_sum", Float, nullable=False),
+    Column("confidence_counts", JSON, nullable=False),  # 10 equal bins over [0, 1], as monitor's
+    Column("predicted_classes", JSON, nullable=False),  # {class: n}
+    Column("latency_ms_sum", Float, nullable=False),
+    Column("mean_intensity_sum", Float, nullable=False),
+    Column("std_intensity_sum", Float, nullable=False),
 )

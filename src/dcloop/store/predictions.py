@@ -1,43 +1,44 @@
-"""The feedback store: every prediction the server answers, and the true labels posted for them.
+"""Predictions and labels: every answer the server gives, and the true labels posted for them.
 
-It lives in the workspace store (SQLite in WAL mode, or PostgreSQL by URL). Stored inputs (uint8
-pixels, for retraining) follow a retention setting; ``forget`` deletes them on request while keeping
-the non-identifying aggregates (predicted class, confidence, label, mean/std intensity, model version).
+The public query module of the prediction log (the server, the gate, monitoring and retraining use it;
+``dcloop.feedback`` re-exports it). Every function takes the Store and commits at most one transaction
+of its own; records are frozen. Stored inputs (uint8 pixels, for retraining) follow a retention setting;
+``forget`` deletes them on request while keeping the non-identifying aggregates (predicted class,
+confidence, label, mean/std intensity, model version). Rows themselves are bounded by age and size in
+``dcloop.store.retention``.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import json
 import os
 import time
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from dcloop.errors import DataError
-from dcloop.store import _feedback as q
-from dcloop.store._feedback import Prediction
+from dcloop.errors import DataError, PredictionNotFoundError
+from dcloop.store import _prediction_rows as q
+from dcloop.store._prediction_rows import Prediction
 from dcloop.store._store import Store
 
 __all__ = [
     "Prediction",
     "add_labels",
-    "enforce_retention",
     "forget",
-    "import_labels",
+    "get_predictions",
     "in_holdout",
     "labelled_examples",
     "labelled_predictions",
+    "list_predictions",
     "log_predictions",
     "new_prediction",
     "new_predictions",
     "prediction_pixels",
     "prediction_stats",
+    "time_ordered_ids",
 ]
 
 
@@ -145,11 +146,12 @@ def add_labels(store: Store, labels: Iterable[tuple[str, str | int]], source: st
     """
     pairs = [(str(pid), label) for pid, label in labels]
     found = q.get_predictions(store, [pid for pid, _ in pairs])
-    now, rows, problems = datetime.now(UTC), [], []
+    now, rows, problems, missing = datetime.now(UTC), [], [], False
     for pid, label in pairs:
         prediction = found.get(pid)
         if prediction is None:
             problems.append(f"no prediction {pid!r}")
+            missing = True
             continue
         index = _label_index(label, prediction.classes)
         if index is None:
@@ -168,7 +170,8 @@ def add_labels(store: Store, labels: Iterable[tuple[str, str | int]], source: st
         )
     if problems:
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-        raise DataError(f"Labels refused, nothing stored: {'; '.join(problems[:5])}{more}.")
+        refused = PredictionNotFoundError if missing else DataError  # a server answers 404 or 422
+        raise refused(f"Labels refused, nothing stored: {'; '.join(problems[:5])}{more}.")
     q.insert_labels(store, rows)
     return len(rows)
 
@@ -257,16 +260,6 @@ def forget(store: Store, ids: Sequence[str] | None = None, before: datetime | No
     return q.clear_inputs(store, ids=ids, before=before)
 
 
-def enforce_retention(store: Store, max_age_days: float | None, max_total_mb: float | None) -> int:
-    """Delete stored inputs older than ``max_age_days`` and the oldest beyond ``max_total_mb``."""
-    cleared = 0
-    if max_age_days is not None:
-        cleared += q.clear_inputs(store, before=datetime.now(UTC) - timedelta(days=max_age_days))
-    if max_total_mb is not None:
-        cleared += q.clear_oldest_inputs(store, int(max_total_mb * 1024 * 1024))
-    return cleared
-
-
 def prediction_stats(
     store: Store,
     model_version: str | None = None,
@@ -274,56 +267,62 @@ def prediction_stats(
     *,
     model_name: str | None = None,
 ) -> dict[str, Any]:
-    """Counts, labelled accuracy, class mix and confidence of the predictions in a window."""
+    """Counts, labelled accuracy, class mix and confidence of the predictions in a window.
+
+    Rows that retention folded into hourly windows count too (their inputs are gone).
+    """
+    from dcloop.store.retention import prediction_windows
+
     rows = q.select_predictions(
         store, model_version_id=model_version, model_name=model_name, since=since, with_inputs=False
     )
+    windows = prediction_windows(store, model_version_id=model_version, model_name=model_name, since=since)
     labelled = [r for r in rows if r.label is not None]
     predicted: dict[str, int] = {}
     for r in rows:
         predicted[r.pred_label] = predicted.get(r.pred_label, 0) + 1
+    for w in windows:
+        for label, n in w.predicted_classes.items():
+            predicted[label] = predicted.get(label, 0) + n
+    total = len(rows) + sum(w.predictions for w in windows)
+    confidence = sum(r.confidence for r in rows) + sum(w.confidence_sum for w in windows)
+    latency = sum(r.latency_ms for r in rows) + sum(w.latency_ms_sum for w in windows)
     return {
-        "predictions": len(rows),
+        "predictions": total,
         "labelled": len(labelled),
         "accuracy": sum(r.label_index == r.pred_index for r in labelled) / len(labelled)
         if labelled
         else None,
         "predicted_classes": predicted,
-        "mean_confidence": float(np.mean([r.confidence for r in rows])) if rows else None,
-        "mean_latency_ms": float(np.mean([r.latency_ms for r in rows])) if rows else None,
+        "mean_confidence": confidence / total if total else None,
+        "mean_latency_ms": latency / total if total else None,
         "stored_inputs": sum(r.input_bytes > 0 for r in rows),
         "stored_input_bytes": sum(r.input_bytes for r in rows),
     }
 
 
-def import_labels(store: Store, path: Path) -> int:
-    """Read ``prediction_id,label`` rows from a CSV (with header) or JSONL file and add them at once."""
-    pairs = _read_label_file(path)
-    if not pairs:
-        raise DataError(f"{path} holds no labels (expected prediction_id,label rows).")
-    return add_labels(store, pairs, source=f"import:{path.name}")
+def list_predictions(
+    store: Store,
+    *,
+    model_version_id: str | None = None,
+    model_name: str | None = None,
+    since: datetime | None = None,
+    labelled: bool | None = None,
+    with_inputs: bool = True,
+    limit: int | None = None,
+) -> list[Prediction]:
+    """Predictions still kept as rows (oldest first) with their latest label, filtered."""
+    return q.select_predictions(
+        store,
+        model_version_id=model_version_id,
+        model_name=model_name,
+        since=since,
+        labelled=labelled,
+        with_inputs=with_inputs,
+        limit=limit,
+    )
 
 
-def _read_label_file(path: Path) -> list[tuple[str, str | int]]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"Cannot read labels file {path}: {exc}.") from None
-    if path.suffix.lower() in {".jsonl", ".ndjson", ".json"}:
-        return [_jsonl_pair(path, n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
-    reader = csv.DictReader(text.splitlines())
-    if reader.fieldnames is None or not {"prediction_id", "label"} <= set(reader.fieldnames):
-        raise DataError(f"{path} must be a CSV with columns prediction_id,label. Got {reader.fieldnames}.")
-    return [(row["prediction_id"], row["label"]) for row in reader]
-
-
-def _jsonl_pair(path: Path, line_no: int, line: str) -> tuple[str, str | int]:
-    try:
-        item = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path} line {line_no} is not JSON: {exc.msg}.") from None
-    if not isinstance(item, dict) or "prediction_id" not in item or "label" not in item:
-        raise DataError(
-            f"{path} line {line_no} must be an object with prediction_id and label. Got {line[:80]!r}."
-        )
-    return str(item["prediction_id"]), item["label"]
+def get_predictions(store: Store, ids: Sequence[str]) -> dict[str, Prediction]:
+    """The kept predictions among ``ids``, by id."""
+    return q.get_predictions(store, ids)

@@ -1,4 +1,4 @@
-"""Store queries of predictions and their labels (the feedback half of the loop).
+"""SQL of prediction rows and their labels, behind ``dcloop.store.predictions`` and ``retention``.
 
 Every function takes a Store and commits at most one transaction; returned records are frozen.
 """
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Select, func, select, update
+from sqlalchemy import JSON, Select, exists, func, select, update
 
 from dcloop.store import _schema as s
 from dcloop.store._store import Store
@@ -151,7 +151,8 @@ def clear_inputs(store: Store, *, ids: Sequence[str] | None = None, before: date
 
 
 def clear_oldest_inputs(store: Store, max_total_bytes: int) -> int:
-    """Clear the oldest stored inputs until their total size is at most ``max_total_bytes``."""
+    """Clear the oldest stored inputs until their total size is at most ``max_total_bytes``: those of
+    unlabelled predictions first, since retraining and the gate read only labelled ones."""
     with store.transaction() as conn:
         total = int(
             conn.execute(select(func.coalesce(func.sum(s.predictions.c.input_bytes), 0))).scalar() or 0
@@ -162,7 +163,7 @@ def clear_oldest_inputs(store: Store, max_total_bytes: int) -> int:
         query = (
             select(s.predictions.c.id, s.predictions.c.input_bytes)
             .where(s.predictions.c.input_bytes > 0)
-            .order_by(s.predictions.c.created_at)
+            .order_by(_labelled(), s.predictions.c.created_at)  # unlabelled (false) first
         )
         victims: list[str] = []
         for pid, size in conn.execute(query):
@@ -183,6 +184,10 @@ def stored_input_bytes(store: Store) -> int:
         return int(
             conn.execute(select(func.coalesce(func.sum(s.predictions.c.input_bytes), 0))).scalar() or 0
         )
+
+
+def _labelled() -> Any:
+    return exists().where(s.feedback.c.prediction_id == s.predictions.c.id)
 
 
 def _joined(with_inputs: bool = True) -> Select[Any]:
