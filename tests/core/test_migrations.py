@@ -267,3 +267,25 @@ def _dataset_row() -> Any:
 
     now = datetime.now(UTC)
     return DatasetRecord("a" * 64, "cats", now, "/d", ["cat"], {}, [1, 2, 2], {}, {})
+
+
+def test_the_package_ships_every_migration_file() -> None:
+    """pyproject's package-data covers each file Alembic reads, so an installed dcloop can migrate."""
+    import tomllib
+    from pathlib import PurePosixPath
+
+    root = Path(__file__).resolve().parents[2]
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"][
+        "dcloop"
+    ]
+    package = root / "src" / "dcloop"
+    files = [p for p in _migrations.SCRIPTS.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    assert len(files) >= 3 + _migrations.head()  # __init__, env, template and one file per revision
+    missing = [
+        str(p.relative_to(package))
+        for p in files
+        if not any(
+            PurePosixPath(p.relative_to(package).as_posix()).match(g) for g in globs
+        )  # setuptools: no ** here
+    ]
+    assert missing == []

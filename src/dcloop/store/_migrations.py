@@ -3,9 +3,9 @@
 Schema version N is revision ``NNNN``. Alembic keeps the revision in its own table (``VERSION_TABLE``,
 named apart from the ``alembic_version`` an Optuna study may keep in the same database); the
 ``schema_version`` table of dcloop 0.1 is still written, so that release refuses a newer database
-instead of misreading it. Opening a store takes a lock (SQLite: the write lock; PostgreSQL: an advisory
-lock), so processes that open one store at once migrate it once, and a failed migration leaves the
-database as it was.
+instead of misreading it. Migrating takes a lock (SQLite: the write lock; PostgreSQL: an advisory
+lock), so processes that open one new store at once migrate it once, and a failed migration leaves
+the database as it was.
 """
 
 from __future__ import annotations
@@ -69,8 +69,11 @@ def upgrade(conn: Connection, url: str, to: int | None = None) -> int:
     """
     from alembic import command
 
-    _lock(conn)
-    version, target = current_version(conn), head() if to is None else to
+    target = head() if to is None else to
+    version = current_version(conn)
+    if version < target:  # a store already migrated is only read (it may be read-only, or busy)
+        _lock(conn)
+        version = current_version(conn)  # another process may have migrated it while this one waited
     if version > head():
         raise StoreError(
             f"Store {url} has schema version {version}, newer than this dcloop knows ({head()}). Upgrade dcloop."
