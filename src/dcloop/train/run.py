@@ -2,7 +2,8 @@
 
 Read top to bottom: validate, open (or reopen, for --resume) the run record, train in this process or
 through torchrun on ``nproc`` workers, then test the chosen weights on the held-out split, write the
-run folder (model, config, metrics, report) and mirror the run to MLflow.
+run folder (model, config, metrics, report). With tracking on, the run is mirrored to MLflow
+as it trains: opened at the start, one step per epoch, closed with the run's outcome.
 """
 
 from __future__ import annotations
@@ -13,12 +14,17 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from dcloop import config as config_module
 from dcloop.atomic import write_text
 from dcloop.config import TrainConfig
+from dcloop.data import PreparedDataset
 from dcloop.errors import ConfigError, TrainError
 from dcloop.meter import meter_for
+from dcloop.store import RunRecord
+from dcloop.store import runs as store_runs
+from dcloop.train import lineage
 from dcloop.train.trained import (
     SPEC,
     WEIGHTS,
@@ -30,11 +36,8 @@ from dcloop.train.trained import (
 )
 from dcloop.workspace import Workspace
 
-from dcloop import config as config_module
-from dcloop.data import PreparedDataset
-from dcloop.store import RunRecord
-from dcloop.store import runs as store_runs
-from dcloop.train import lineage
+if TYPE_CHECKING:
+    from dcloop.train.tracking import LiveRun
 
 log = logging.getLogger(__name__)
 EpochHook = Callable[[int, dict[str, float]], None]
@@ -81,7 +84,8 @@ def train(
         parent = store_runs.get_run(workspace.store, init_from).id if init_from else None
         run = _open_run(workspace, recipe, data, kind, name, parent, nproc)
 
-    stopped = _HookGuard(on_epoch)
+    live = _start_tracking(workspace, run)
+    stopped = _HookGuard(on_epoch, live)
     with meter_for(workspace) as meter:
         try:
             if distributed:
@@ -95,23 +99,38 @@ def train(
             store_runs.update_run(
                 workspace.store, run.id, status=status, metrics={"error": f"{type(exc).__name__}: {exc}"}
             )
+            if live is not None:
+                live.end(status)
             raise
     try:
-        return _finish(workspace, run, data, meter.result().as_dict())
+        return _finish(workspace, run, data, meter.result().as_dict(), live, distributed)
     except BaseException as exc:
         store_runs.update_run(
             workspace.store, run.id, status="failed", metrics={"error": f"{type(exc).__name__}: {exc}"}
         )
+        if live is not None:
+            live.end("failed")
         raise
 
 
-class _HookGuard:
-    """Calls the user's on_epoch and remembers whether it raised (a stop, not a failure)."""
+def _start_tracking(workspace: Workspace, run: RunRecord) -> LiveRun | None:
+    """Open the run's MLflow mirror now, so its start time, per-epoch curves and duration are real."""
+    from dcloop.train.tracking import LiveRun, tracker_for
 
-    def __init__(self, hook: EpochHook | None) -> None:
-        self.hook, self.raised = hook, False
+    tracker = tracker_for(workspace)
+    return LiveRun(tracker, run).start() if tracker is not None else None
+
+
+class _HookGuard:
+    """Logs each epoch to MLflow as it ends, then calls the user's on_epoch and remembers whether it
+    raised (a stop, not a failure)."""
+
+    def __init__(self, hook: EpochHook | None, live: LiveRun | None = None) -> None:
+        self.hook, self.live, self.raised = hook, live, False
 
     def __call__(self, epoch: int, metrics: dict[str, float]) -> None:
+        if self.live is not None:
+            self.live.log_epoch(epoch, metrics)
         if self.hook is None:
             return
         try:
@@ -265,12 +284,18 @@ def _finite(metrics: dict[str, float]) -> dict[str, Any]:
     return {k: v if math.isfinite(v) else None for k, v in metrics.items()}
 
 
-def _finish(workspace: Workspace, run: RunRecord, data: PreparedDataset, cost: dict[str, Any]) -> RunRecord:
-    """Test the chosen weights, write metrics.json and report.html, close the record, mirror it."""
+def _finish(
+    workspace: Workspace,
+    run: RunRecord,
+    data: PreparedDataset,
+    cost: dict[str, Any],
+    live: LiveRun | None,
+    distributed: bool,
+) -> RunRecord:
+    """Test the chosen weights, write metrics.json and report.html, close the record and its MLflow run."""
     import json
 
     from dcloop.train.report import write_run_report
-    from dcloop.train.tracking import mirror_run
 
     folder = Path(run.path)
     model, _ = load_model(folder)
@@ -281,17 +306,11 @@ def _finish(workspace: Workspace, run: RunRecord, data: PreparedDataset, cost: d
     history = [e.metrics for e in epochs]
     finished = store_runs.update_run(workspace.store, run.id, status="finished", metrics=metrics)
     report = write_run_report(folder / "report.html", finished, history, metrics)
-    tracking = workspace.config.tracking
-    if tracking.mlflow:
+    if live is not None:
+        if distributed:  # torchrun workers wrote the epochs to the store, not to this process
+            live.log_epochs((e.epoch, e.metrics) for e in epochs)
         files = [folder / n for n in ("config.yaml", "metrics.json", WEIGHTS, SPEC)] + [report]
-        mlflow_id = mirror_run(
-            workspace.mlflow_uri,
-            tracking.experiment,
-            workspace.state / "mlartifacts",
-            finished,
-            epochs,
-            files,
-        )
+        mlflow_id = live.finish(finished, files)
         if mlflow_id is not None:
             finished = store_runs.update_run(
                 workspace.store, run.id, metrics={**metrics, "mlflow_run_id": mlflow_id}

@@ -1,27 +1,270 @@
-"""Mirror a finished run to MLflow (params, per-epoch and final metrics, report and model files).
+"""Mirror dcloop's work to MLflow while it happens: training runs live (opened when training starts,
+one metric step per epoch as it ends, closed with the run's outcome), and one MLflow run per
+optimization, tuning study summary or monitor check.
 
-The workspace store stays the source of truth: a failure here is logged as a warning and never loses
-the run. MLflow is imported only when a run is mirrored.
+The workspace store stays the source of truth: any MLflow failure is logged once as a warning and
+never stops or loses the work. MLflow is imported only when something is mirrored.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dcloop.store import EpochRecord, RunRecord
+from dcloop.store import RunRecord
 
 log = logging.getLogger(__name__)
 
+# MLflow run status for each final dcloop run status.
+_STATUS = {"finished": "FINISHED", "failed": "FAILED", "stopped": "KILLED"}
 
-def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+
+class Tracker:
+    """Where MLflow records go: the tracking URI, the experiment and the artifact folder."""
+
+    def __init__(self, tracking_uri: str, experiment: str, artifact_root: Path) -> None:
+        self.tracking_uri, self.experiment, self.artifact_root = tracking_uri, experiment, artifact_root
+        self._client: Any = None
+        self._experiment_id: str | None = None
+
+    def client(self) -> Any:
+        if self._client is None:
+            os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+            # MLflow's own INFO lines (database set-up) would interleave with dcloop's tables.
+            logging.getLogger("mlflow").setLevel(logging.WARNING)
+            logging.getLogger("alembic").setLevel(logging.WARNING)
+            from mlflow.tracking import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=self.tracking_uri)
+        return self._client
+
+    def experiment_id(self) -> str:
+        if self._experiment_id is None:
+            client = self.client()
+            found = client.get_experiment_by_name(self.experiment)
+            if found is not None:
+                self._experiment_id = str(found.experiment_id)
+            else:
+                self.artifact_root.mkdir(parents=True, exist_ok=True)
+                self._experiment_id = str(
+                    client.create_experiment(
+                        self.experiment, artifact_location=self.artifact_root.resolve().as_uri()
+                    )
+                )
+        return self._experiment_id
+
+    def find_run(self, dcloop_run_id: str) -> str | None:
+        """The MLflow run that mirrors a dcloop run, if one was opened before (a resumed run)."""
+        found = self.client().search_runs(
+            [self.experiment_id()], filter_string=f"tags.`dcloop.run_id` = '{dcloop_run_id}'", max_results=1
+        )
+        return found[0].info.run_id if found else None
+
+
+def tracker_for(workspace: Any) -> Tracker | None:
+    """The workspace's tracker, or None when `tracking.mlflow` is off."""
+    tracking = workspace.config.tracking
+    if not tracking.mlflow:
+        return None
+    return Tracker(workspace.mlflow_uri, tracking.experiment, workspace.state / "mlartifacts")
+
+
+class LiveRun:
+    """The MLflow run of one training run, open while it trains.
+
+    Every method swallows MLflow's errors after one warning: tracking must never fail training.
+    """
+
+    def __init__(self, tracker: Tracker, run: RunRecord) -> None:
+        self.tracker, self.run = tracker, run
+        self.mlflow_id: str | None = None
+        self._failed = False
+
+    def start(self) -> LiveRun:
+        """Open (or, for a resumed run, reopen) the MLflow run and log the recipe as params."""
+        self._guard("start", self._start)
+        return self
+
+    def log_epoch(self, epoch: int, metrics: Mapping[str, float]) -> None:
+        self._guard("log an epoch", lambda: self._log_metrics(metrics, step=epoch))
+
+    def log_epochs(self, epochs: Iterable[tuple[int, Mapping[str, float]]]) -> None:
+        """Epochs trained elsewhere (torchrun workers), logged once they are in the store."""
+        for epoch, metrics in epochs:
+            self.log_epoch(epoch, metrics)
+
+    def finish(self, run: RunRecord, files: Sequence[Path] = ()) -> str | None:
+        """Log the final metrics and files and close the run with the dcloop run's status."""
+
+        def finish() -> None:
+            final = {
+                (k if k.startswith("cost.") else f"test_{k}"): v for k, v in _numbers(run.metrics).items()
+            }
+            self._log_metrics(final, step=0)
+            for path in files:
+                if path.is_file():
+                    self.tracker.client().log_artifact(self.mlflow_id, str(path))
+
+        self._guard("finish", finish)
+        self.end(run.status)
+        return self.mlflow_id
+
+    def end(self, status: str) -> None:
+        """Close the MLflow run: FINISHED, FAILED or KILLED (stopped, e.g. a pruned trial)."""
+        self._guard(
+            "close",
+            lambda: self.tracker.client().set_terminated(self.mlflow_id, _STATUS.get(status, "FAILED")),
+        )
+
+    def _start(self) -> None:
+        client, run = self.tracker.client(), self.run
+        self.mlflow_id = self.tracker.find_run(run.id)
+        if self.mlflow_id is not None:
+            client.update_run(self.mlflow_id, status="RUNNING")
+            return
+        tags = {"dcloop.run_id": run.id, "dcloop.kind": run.kind, "dcloop.dataset_id": run.dataset_id}
+        if run.parent_run_id:
+            tags["dcloop.init_from"] = run.parent_run_id
+        created = client.create_run(self.tracker.experiment_id(), run_name=run.name, tags=tags)
+        self.mlflow_id = str(created.info.run_id)
+        _log_params(client, self.mlflow_id, {**run.config, "dataset_id": run.dataset_id})
+
+    def _log_metrics(self, metrics: Mapping[str, Any], step: int) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, v, now, step) for k, v in _numbers(metrics).items()]
+        for chunk in _chunks(batch, 1000):
+            self.tracker.client().log_batch(self.mlflow_id, metrics=list(chunk))
+
+    def _guard(self, what: str, action: Any) -> None:
+        if self._failed or (self.mlflow_id is None and what != "start"):
+            return
+        try:
+            action()
+        except Exception as exc:  # MLflow raises many kinds; the run is safe in the store
+            self._failed = True
+            log.warning(
+                "MLflow: could not %s run %s at %s (%s); the run goes on, recorded in the workspace.",
+                what,
+                self.run.id[:12],
+                self.tracker.tracking_uri,
+                exc,
+            )
+
+
+def record(
+    tracker: Tracker | None,
+    name: str,
+    kind: str,
+    *,
+    params: Mapping[str, Any] = {},
+    metrics: Mapping[str, Any] = {},
+    tags: Mapping[str, str] = {},
+    files: Sequence[Path] = (),
+    parent: str | None = None,
+) -> str | None:
+    """One finished MLflow run for a piece of work that is not a training run (an optimized variant,
+    a tuning study, a monitor check); returns its MLflow run id, or None (tracking off or failed)."""
+    if tracker is None:
+        return None
+    try:
+        client = tracker.client()
+        all_tags = {"dcloop.kind": kind, **tags}
+        if parent is not None:
+            all_tags["mlflow.parentRunId"] = parent
+        created = client.create_run(tracker.experiment_id(), run_name=name, tags=all_tags)
+        run_id = str(created.info.run_id)
+        _log_params(client, run_id, params)
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, v, now, 0) for k, v in _numbers(metrics).items()]
+        for chunk in _chunks(batch, 1000):
+            client.log_batch(run_id, metrics=list(chunk))
+        for path in files:
+            if path.is_file():
+                client.log_artifact(run_id, str(path))
+        client.set_terminated(run_id, "FINISHED")
+        return run_id
+    except Exception as exc:  # MLflow raises many kinds; the work is safe in the store
+        log.warning("MLflow: could not record %s %r at %s (%s).", kind, name, tracker.tracking_uri, exc)
+        return None
+
+
+def register_model(
+    tracker: Tracker | None,
+    name: str,
+    version: int,
+    onnx: Path,
+    aliases: Sequence[str],
+    tags: Mapping[str, str],
+) -> None:
+    """Mirror a model version to MLflow's model registry: the ONNX file as a run artifact, a registered
+    model version pointing at it (tagged with dcloop's version), and dcloop's aliases on it."""
+    if tracker is None:
+        return
+    try:
+        client = tracker.client()
+        existing = _registered_version(client, name, version)
+        if existing is None:
+            run_id = record(tracker, f"{name} v{version}", "model", tags=dict(tags), files=[onnx])
+            if run_id is None:
+                return
+            source = f"runs:/{run_id}/{onnx.name}"
+            if not client.search_registered_models(filter_string=f"name = '{name}'"):
+                client.create_registered_model(name, description="Served by dcloop (ONNX).")
+            made = client.create_model_version(
+                name, source, run_id=run_id, tags={**tags, "dcloop.version": str(version)}
+            )
+            existing = str(made.version)
+        for alias in aliases:
+            client.set_registered_model_alias(name, alias, existing)
+    except Exception as exc:  # MLflow raises many kinds; the registry of record is the workspace's
+        log.warning("MLflow: could not register %s v%d at %s (%s).", name, version, tracker.tracking_uri, exc)
+
+
+def remove_alias(tracker: Tracker | None, name: str, alias: str) -> None:
+    """Drop an alias in MLflow's registry too (a rollback moves it; deleting one removes it)."""
+    if tracker is None:
+        return
+    try:
+        tracker.client().delete_registered_model_alias(name, alias)
+    except Exception as exc:  # the alias may never have reached MLflow
+        log.warning("MLflow: could not remove alias %s@%s (%s).", name, alias, exc)
+
+
+def _registered_version(client: Any, name: str, version: int) -> str | None:
+    found = client.search_model_versions(f"name = '{name}' and tags.`dcloop.version` = '{version}'")
+    return str(found[0].version) if found else None
+
+
+def _log_params(client: Any, run_id: str, params: Mapping[str, Any]) -> None:
+    from mlflow.entities import Param
+
+    flat = [Param(k, str(v)[:6000]) for k, v in _flatten(params).items()]
+    for chunk in _chunks(flat, 100):
+        client.log_batch(run_id, params=list(chunk))
+
+
+def _numbers(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """Finite numbers only, nested keys joined with dots (NaN and None are not metrics)."""
+    out: dict[str, float] = {}
+    for key, value in _flatten(metrics).items():
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            out[key] = float(value)
+    return out
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in data.items():
-        if isinstance(value, dict):
+        if isinstance(value, Mapping):
             flat.update(_flatten(value, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = value
@@ -31,74 +274,3 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def mirror_run(
-    tracking_uri: str,
-    experiment: str,
-    artifact_root: Path,
-    run: RunRecord,
-    epochs: list[EpochRecord],
-    files: list[Path],
-) -> str | None:
-    """Log ``run`` to MLflow; returns the MLflow run id, or None when mirroring failed."""
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    try:
-        return _mirror(tracking_uri, experiment, artifact_root, run, epochs, files)
-    except Exception as exc:  # MLflow raises many kinds; the run is already safe in the store
-        log.warning("MLflow mirror of run %s to %s failed: %s", run.id[:12], tracking_uri, exc)
-        return None
-
-
-def _mirror(
-    tracking_uri: str,
-    experiment: str,
-    artifact_root: Path,
-    run: RunRecord,
-    epochs: list[EpochRecord],
-    files: list[Path],
-) -> str:
-    from mlflow.entities import Metric, Param
-    from mlflow.tracking import MlflowClient
-
-    # MLflow's own INFO lines (database set-up) would interleave with dcloop's tables.
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
-
-    client = MlflowClient(tracking_uri=tracking_uri)
-    found = client.get_experiment_by_name(experiment)
-    if found is not None:
-        experiment_id = found.experiment_id
-    else:
-        artifact_root.mkdir(parents=True, exist_ok=True)
-        experiment_id = client.create_experiment(
-            experiment, artifact_location=artifact_root.resolve().as_uri()
-        )
-    tags = {"dcloop.run_id": run.id, "dcloop.kind": run.kind, "dcloop.dataset_id": run.dataset_id}
-    mlrun = client.create_run(experiment_id, run_name=run.name, tags=tags)
-    run_id = mlrun.info.run_id
-    params = [Param(k, str(v)[:6000]) for k, v in _flatten(run.config).items()]
-    params.append(Param("dataset_id", run.dataset_id))
-    for chunk in _chunks(params, 100):
-        client.log_batch(run_id, params=list(chunk))
-    now = int(time.time() * 1000)
-    metrics = [
-        Metric(name, float(value), now, record.epoch)
-        for record in epochs
-        for name, value in record.metrics.items()
-        if isinstance(value, int | float)
-    ]
-    final = {
-        k: v
-        for k, v in _flatten(run.metrics).items()
-        if isinstance(v, int | float) and not isinstance(v, bool)
-    }
-    metrics += [
-        Metric(f"test_{k}" if not k.startswith("cost.") else k, float(v), now, 0) for k, v in final.items()
-    ]
-    for chunk in _chunks(metrics, 1000):
-        client.log_batch(run_id, metrics=list(chunk))
-    for path in files:
-        if path.is_file():
-            client.log_artifact(run_id, str(path))
-    client.set_terminated(run_id, status="FINISHED" if run.status == "finished" else "FAILED")
-    return run_id
