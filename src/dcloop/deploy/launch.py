@@ -35,18 +35,19 @@ def serve(
     """
     import uvicorn
 
+    from dcloop.deploy.registry import get_model_version, resolve_model_name
+
     cfg = ws.config.serve
     token_env = token_env or cfg.token_env
     if not os.environ.get(token_env):
         log.warning("$%s is not set: /feedback and /admin refuse every request", token_env)
-    model_ref = model_ref or cfg.model or _only_champion(ws)
+    model_ref = model_ref or cfg.model or f"{resolve_model_name(ws)}@champion"
     args: dict[str, Any] = {
         "root": str(ws.root),
         "model_ref": model_ref,
         "token_env": token_env,
         "follow_champion_s": cfg.follow_champion_s if follow_champion_s is None else follow_champion_s,
     }
-    from dcloop.deploy.registry import get_model_version
     from dcloop.deploy.schema import check_model_ref
 
     try:
@@ -83,17 +84,6 @@ def serve(
             log_level="warning",
             access_log=False,
         )
-
-
-def _only_champion(ws: Workspace) -> str:
-    from dcloop.store import registry as q
-
-    names = q.model_names(ws.store)
-    if len(names) != 1:
-        raise ConfigError(
-            f"Say which model to serve (--model NAME@ALIAS); registered: {', '.join(names) or 'none'}."
-        )
-    return f"{names[0]}@champion"
 
 
 def app_from_args(args: dict[str, Any]) -> Any:

@@ -17,7 +17,7 @@ from typing import Any
 from dcloop.atomic import copy_file
 from dcloop.deploy._sources import resolve_source
 from dcloop.deploy.runtime import inspect_onnx, sha256_file
-from dcloop.errors import ConfigError, DcloopError, NotFoundError
+from dcloop.errors import ConfigError, DcloopError, NotFoundError, unknown_name
 from dcloop.store.registry import AliasMove, ModelVersion
 from dcloop.workspace import Workspace
 
@@ -175,3 +175,19 @@ def rollback(ws: Workspace, name: str, *, reason: str | None = None, actor: str 
 
 class RollbackError(DcloopError):
     """There is nothing to roll back to."""
+
+
+def resolve_model_name(ws: Workspace, model: str | None = None) -> str:
+    """The registered model a command means: ``model`` (NAME or NAME@...), else `loop.model`, else
+    `serve.model`, else the only registered name; a one-line error when that leaves a choice."""
+    names = q.model_names(ws.store)
+    wanted = model or ws.config.loop.model or ws.config.serve.model
+    if wanted:
+        name = wanted.partition("@")[0]
+        if name not in names:
+            raise unknown_name("model", name, names)
+        return name
+    if len(names) != 1:
+        known = ", ".join(names) or "none registered yet"
+        raise ConfigError(f"Say which model with --model (models: {known}).")
+    return names[0]

@@ -16,8 +16,8 @@ from datetime import datetime
 from typing import Any
 
 from dcloop.config import TrainConfig
+from dcloop.deploy.registry import resolve_model_name
 from dcloop.errors import DataError, NotFoundError
-from dcloop.feedback.monitor import resolve_model_name
 from dcloop.store.predictions import labelled_examples
 from dcloop.store import runs as store_runs
 from dcloop.workspace import Workspace
