@@ -47,7 +47,25 @@ def _check_v5(store: Store) -> None:
     assert [e.metrics for e in store_runs.list_epochs(store, "r1")] == [{"loss": 0.5}]
 
 
-CHECKS: dict[int, Callable[[Store], None]] = {5: _check_v5}
+def _check_v6(store: Store) -> None:
+    """What the v6 file adds: a row in every table, written through the store API of v6."""
+    from dcloop.store import predictions, registry, retention, turns, variants
+
+    assert store_datasets.get_source(store, "cats").location == "/data/cats.npz"
+    assert [v.id for v in variants.list_variants(store, run_id="r1")] == ["v1"]
+    assert registry.aliases(store, "cats") == {"champion": 1}
+    assert [m.kind for m in registry.alias_moves(store, "cats")] == ["set"]
+    assert registry.get_version(store, "cats", 1).sha256 == "c" * 64
+    [kept] = predictions.list_predictions(store, model_name="cats")
+    assert (kept.pred_label, kept.label, kept.label_source) == ("cat", "cat", "fixture")
+    assert kept.created_at.tzinfo is UTC and kept.labelled_at is not None
+    [window] = retention.prediction_windows(store, model_name="cats")
+    assert window.predictions == 2 and window.predicted_classes == {"dog": 1, "cat": 1}
+    [turn] = turns.list_turns(store)
+    assert turn.status == "paused" and [s.step for s in turn.steps] == ["prepare"]
+
+
+CHECKS: dict[int, Callable[[Store], None]] = {5: _check_v5, 6: _check_v6}
 
 
 def _postgres_copy(version: int, fixture: Path, url: str) -> None:
