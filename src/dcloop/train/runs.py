@@ -40,9 +40,7 @@ def run_summary(run: RunRecord) -> dict[str, Any]:
 
 def list_runs(workspace: Workspace, limit: int = 50, kind: str | None = None) -> list[dict[str, Any]]:
     """Summaries of the newest runs, newest first."""
-    from dcloop.store.runs import recent_runs
-
-    return [run_summary(r) for r in recent_runs(workspace.store, limit=limit, kind=kind)]
+    return [run_summary(r) for r in store_runs.recent_runs(workspace.store, limit=limit, kind=kind)]
 
 
 def show_run(workspace: Workspace, ref: str) -> dict[str, Any]:
