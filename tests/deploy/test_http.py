@@ -112,3 +112,21 @@ def test_seeded_share_over_one_keep_alive_client(live_server) -> None:
             assert r.status_code < 400 or "error" in r.json(), (req.kind, r.text[:300])
             statuses.append(r.status_code)
     assert len(statuses) == SOCKET_REQUESTS and statuses.count(200) > 0
+
+
+def test_an_oversized_body_gets_413_and_connection_close_without_being_received(live_server) -> None:
+    """The server refuses from Content-Length alone and closes, instead of draining 100 GB first."""
+    with socket.create_connection(_address(live_server), timeout=30) as sock:
+        head = b"POST /predict HTTP/1.1\r\nHost: a\r\nContent-Type: image/png\r\nContent-Length: 100000000000\r\n\r\n"
+        sock.sendall(head + b"\x89PNG" * 1000)
+        response = http.client.HTTPResponse(sock)
+        response.begin()
+        body = response.read()
+        assert response.status == 413 and response.getheader("connection") == "close"
+        assert "at most" in json.loads(body)["error"]
+        sock.settimeout(30)
+        try:
+            closed = sock.recv(1) == b""  # the server closed: no more answers on this connection
+        except ConnectionResetError:
+            closed = True  # closed with our unread body still in its buffer: a reset says the same
+        assert closed

@@ -21,19 +21,27 @@ def bad(detail: str, status: int = 400) -> HTTPException:
     return HTTPException(status_code=status, detail=detail)
 
 
+def _too_large(detail: str) -> HTTPException:
+    return HTTPException(status_code=413, detail=detail, headers={"Connection": "close"})
+
+
 async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refusing more than ``limit`` bytes (413) without reading past it."""
+    """The whole body, refusing more than ``limit`` bytes (413) without reading past it.
+
+    The 413 says ``Connection: close``: the unread rest of the body would otherwise have to be
+    received and dropped before the connection could carry another request.
+    """
     declared = request.headers.get("content-length")
     # ASCII digits only ("²".isdigit() is true, int("²") raises), and no int() of thousands of digits.
     if declared is not None and (
         not (declared.isascii() and declared.isdigit()) or len(declared) > 18 or int(declared) > limit
     ):
-        raise bad(f"Request body must be at most {limit} bytes. Got content-length {declared[:20]}.", 413)
+        raise _too_large(f"Request body must be at most {limit} bytes. Got content-length {declared[:20]}.")
     chunks, total = [], 0
     async for chunk in request.stream():
         total += len(chunk)
         if total > limit:
-            raise bad(f"Request body must be at most {limit} bytes.", 413)
+            raise _too_large(f"Request body must be at most {limit} bytes.")
         chunks.append(chunk)
     return b"".join(chunks)
 
