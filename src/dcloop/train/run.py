@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,10 +37,10 @@ from dcloop.train.trained import (
 from dcloop.workspace import Workspace
 
 if TYPE_CHECKING:
+    from dcloop.train.loop import EpochHook
     from dcloop.train.tracking import LiveRun
 
 log = logging.getLogger(__name__)
-EpochHook = Callable[[int, dict[str, float]], None]
 
 
 def train(
