@@ -91,6 +91,7 @@ def retrain(
 
     Exits 0 when promoted and 3 when the gate refuses. Example: dcloop retrain --warm-start
     """
+    from dcloop.deploy.gate import EVIDENCE_COLUMNS, evidence_rows
     from dcloop.feedback.retrain import retrain as run_retrain
     from dcloop.workspace import open_workspace
 
@@ -110,12 +111,7 @@ def retrain(
                 "test accuracy": result.test_metrics.get("accuracy"),
             },
         )
-        evidence = [
-            [name, v.get("n"), v.get("challenger"), v.get("champion")]
-            for name, v in result.gate.items()
-            if isinstance(v, dict) and "challenger" in v
-        ]
-        print_table("gate: accuracy %", ["evidence", "images", "challenger", "champion"], evidence)
+        print_table("gate: accuracy", EVIDENCE_COLUMNS, evidence_rows(result.gate))
         for reason in result.reasons:
             note(f"[bold red]refused:[/] {reason}")
     if not result.promoted:
@@ -143,7 +139,7 @@ def loop(
         print_json(turn.to_dict())
         return
     rows = [
-        [s.name, s.status + (" (earlier)" if s.reused else ""), round(s.wall_s, 1), _brief(s.outputs)]
+        [s.name, s.status + (" (earlier)" if s.reused else ""), round(s.wall_s, 1), s.brief()]
         for s in turn.steps
     ]
     print_table(f"loop turn {turn.number}: {turn.status}", ["step", "status", "seconds", "outputs"], rows)
@@ -193,25 +189,7 @@ def demo(
 
 def _print_step(step: Any) -> None:
     done = "done earlier" if step.reused else f"{step.wall_s:.1f} s"
-    note(f"  {step.name:<9} {step.status} ({done}) {_brief(step.outputs)}")
-
-
-def _brief(outputs: dict[str, Any], limit: int = 110) -> str:
-    """key=value pairs; content ids shortened to 12 characters."""
-    import json
-    import string
-
-    parts = []
-    for key, value in outputs.items():
-        if isinstance(value, str) and len(value) >= 32 and set(value) <= set(string.hexdigits):
-            value = value[:12]
-        elif isinstance(value, float):
-            value = f"{value:.4g}"
-        elif isinstance(value, dict | list):
-            value = json.dumps(value, default=str)
-        parts.append(f"{key}={value}")
-    text = " ".join(parts)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    note(f"  {step.name:<9} {step.status} ({done}) {step.brief()}")
 
 
 def register(app: typer.Typer) -> None:

@@ -9,6 +9,7 @@ significant drop only, when ``gate.class_regression_p`` is below 1).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -39,6 +40,18 @@ class GateDecision:
             if "champion" in v
         ]
         return "gate passed (" + "; ".join(parts) + ")"
+
+
+EVIDENCE_COLUMNS = ["evidence", "images", "challenger %", "champion %"]
+
+
+def evidence_rows(metrics: Mapping[str, Any]) -> list[list[Any]]:
+    """One row per evidence the gate compared accuracy on (``GateDecision.metrics``, or its JSON)."""
+    return [
+        [name, v.get("n"), v.get("challenger"), v.get("champion")]
+        for name, v in metrics.items()
+        if isinstance(v, dict) and "challenger" in v
+    ]
 
 
 def scores(classes: list[str], predicted: np.ndarray, y: np.ndarray) -> dict[str, Any]:

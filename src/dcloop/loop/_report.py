@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dcloop.config import MonitorConfig
+from dcloop.deploy.gate import EVIDENCE_COLUMNS, evidence_rows
 from dcloop.loop._steps import Monitored, Retrained
 from dcloop.report import Section, write_report
 
@@ -18,7 +18,7 @@ def turn_sections(turn: LoopTurn, cfg: MonitorConfig) -> list[Section]:
     """Steps table, then the monitor's sections when monitoring ran in this process."""
     steps = Section("Steps")
     rows = [
-        [s.name, s.status + (" (earlier run)" if s.reused else ""), s.wall_s, _brief(s.outputs)]
+        [s.name, s.status + (" (earlier run)" if s.reused else ""), s.wall_s, s.brief(300)]
         for s in turn.steps
     ]
     steps.table(["step", "status", "seconds", "outputs"], rows)
@@ -30,14 +30,7 @@ def turn_sections(turn: LoopTurn, cfg: MonitorConfig) -> list[Section]:
         gate.text(f"challenger {retrained.challenger}: {verdict}; champion was {retrained.champion}.")
         for reason in retrained.reasons:
             gate.text(reason, css="alert")
-        gate.table(
-            ["evidence", "n", "challenger %", "champion %"],
-            [
-                [k, v.get("n"), v.get("challenger"), v.get("champion")]
-                for k, v in retrained.gate.items()
-                if isinstance(v, dict)
-            ],
-        )
+        gate.table(EVIDENCE_COLUMNS, evidence_rows(retrained.gate))
         gate.text(
             f"data set {retrained.dataset[:12]} = {retrained.base_dataset[:12]} + {retrained.added} of "
             f"{retrained.offered} labelled predictions ({retrained.conflicts} conflicts excluded)."
@@ -58,8 +51,3 @@ def write_turn_report(path: Path, turn: LoopTurn, cfg: MonitorConfig) -> Path:
 def _result(output: Monitored | Retrained | None) -> Any:
     """The in-process result object of a step that ran in this process (None when reused or skipped)."""
     return None if output is None else output.result
-
-
-def _brief(outputs: dict[str, Any], limit: int = 300) -> str:
-    text = json.dumps(outputs, default=str)
-    return text if len(text) <= limit else text[: limit - 3] + "..."

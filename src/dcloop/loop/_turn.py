@@ -9,7 +9,9 @@ reads their outputs back, and resumes an interrupted training run from its last 
 
 from __future__ import annotations
 
+import json
 import logging
+import string
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -38,6 +40,20 @@ class StepResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("name", "status", "outputs", "wall_s", "reused")}
+
+    def brief(self, limit: int = 110) -> str:
+        """The outputs as ``key=value`` pairs on one line, content ids shortened to 12 characters."""
+        parts = []
+        for key, value in self.outputs.items():
+            if isinstance(value, str) and len(value) >= 32 and set(value) <= set(string.hexdigits):
+                value = value[:12]
+            elif isinstance(value, float):
+                value = f"{value:.4g}"
+            elif isinstance(value, dict | list):
+                value = json.dumps(value, default=str)
+            parts.append(f"{key}={value}")
+        text = " ".join(parts)
+        return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass(frozen=True)
