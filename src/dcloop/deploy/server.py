@@ -143,8 +143,10 @@ def _add_routes(app: FastAPI) -> None:
             await asyncio.to_thread(
                 add_labels, _service(request).ws.store, [(item.prediction_id, item.label)], "api"
             )
+        except NotFoundError as exc:
+            raise bad(str(exc), 404) from None
         except DataError as exc:
-            raise bad(str(exc), 404 if "no prediction" in str(exc) else 422) from None
+            raise bad(str(exc), 422) from None
         return {"prediction_id": item.prediction_id, "stored": True}
 
     @app.post("/admin/model")
