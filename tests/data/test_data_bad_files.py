@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from badimages import decoder_failures, encoded, png_header, saved
 from datagen import write_image_folder
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dcloop.data import import_source, load_dataset
@@ -194,17 +194,16 @@ def test_any_idx_bytes_read_or_give_a_data_error(tmp_path_factory, header: bytes
         assert array.dtype == np.uint8 and array.size == len(header[:4] + rest) - 4 - 4 * array.ndim
 
 
-@settings(max_examples=50)
+@settings(max_examples=50, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     members=st.dictionaries(st.sampled_from(["x", "y", "classes", "x.npy", "y.npy"]), st.binary(max_size=40))
 )
-def test_any_npz_members_give_a_data_error(tmp_path_factory, members: dict[str, bytes]) -> None:
-    from dcloop.workspace import init_workspace
-
+def test_any_npz_members_give_a_data_error(workspace, tmp_path_factory, members: dict[str, bytes]) -> None:
+    # every example fails before anything is stored, so they all share one workspace
     root = tmp_path_factory.mktemp("npz")
     with zipfile.ZipFile(root / "any.npz", "w") as archive:
         for name, data in members.items():
             archive.writestr(name, data)
     with pytest.raises(DataError) as caught:
-        import_source(init_workspace(root / "ws"), str(root / "any.npz"))
+        import_source(workspace, str(root / "any.npz"))
     assert "\n" not in str(caught.value) and "any.npz" in str(caught.value)
