@@ -12,6 +12,11 @@ from fuzzkit import AUTH, Req, reproducer_images, reproducers
 from dcloop.deploy import create_app
 from dcloop.deploy.schema import MAX_VERSION, Feedback, ModelSwitch, parse
 
+# Pillow warns about the damaged images sent on purpose; what matters is the answer.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::UserWarning:PIL", "ignore::DeprecationWarning:PIL", "ignore::PIL.Image.DecompressionBombWarning"
+)
+
 
 @pytest.fixture
 def any_store_client(tmp_path, store_url, onnx_path):

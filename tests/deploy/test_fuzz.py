@@ -21,6 +21,11 @@ from hypothesis import strategies as st
 
 from dcloop.deploy import create_app
 
+# Pillow warns about the damaged images sent on purpose; what matters is the answer.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::UserWarning:PIL", "ignore::DeprecationWarning:PIL", "ignore::PIL.Image.DecompressionBombWarning"
+)
+
 SEED = int(os.environ.get("DCLOOP_FUZZ_SEED", "20261201"))
 REQUESTS = int(os.environ.get("DCLOOP_FUZZ_REQUESTS", "10000"))
 HANG_S = 30.0  # one request longer than this is a hang (the machine is shared and slow)

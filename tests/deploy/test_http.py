@@ -8,9 +8,15 @@ import json
 import socket
 
 import httpx
+import pytest
 from fuzzkit import Generator, Req, reproducers
 
 from dcloop.deploy.protocol import MAX_HEADER_BYTES, MAX_HEADER_FIELDS
+
+# Pillow warns about the damaged images sent on purpose; what matters is the answer.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::UserWarning:PIL", "ignore::DeprecationWarning:PIL", "ignore::PIL.Image.DecompressionBombWarning"
+)
 
 SOCKET_REQUESTS = 600
 
