@@ -134,7 +134,11 @@ def test_a_smaller_pixel_budget_from_the_config(workspace, tmp_path: Path) -> No
     (root / "a" / "big.png").write_bytes(saved("PNG", size=11))  # 121 pixels
     record = import_source(ws, str(root))
     assert record.cleaning["quarantined"] == [
-        {"rule": "too_large", "path": "a/big.png", "reason": "must have at most 100 pixels. Got 11x11"}
+        {
+            "rule": "too_large",
+            "path": "a/big.png",
+            "reason": "must have at most 100 pixels. Got 11x11; raise data.max_image_pixels to import it",
+        }
     ]
 
 

@@ -150,7 +150,8 @@ def _decode(
                 x[i] = decode_image(path, channels, size, size, max_pixels)
                 keep.append(i)
             except ImageRejected as rejected:
-                quarantined.append((rejected.rule, _relative(path, root), rejected.reason))
+                fix = "; raise data.max_image_pixels to import it" if rejected.rule == "too_large" else ""
+                quarantined.append((rejected.rule, _relative(path, root), rejected.reason + fix))
     return Intake(
         classes=classes,
         x=x[keep],
