@@ -8,6 +8,8 @@ import pytest
 from deploykit import CLASSES
 from fastapi.testclient import TestClient
 from fuzzkit import AUTH, Req, reproducer_images, reproducers
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dcloop.deploy import create_app
 from dcloop.deploy.schema import MAX_VERSION, Feedback, ModelSwitch, parse
@@ -149,3 +151,25 @@ def test_serve_refuses_a_malformed_model_reference_in_one_line(served_ws, ref: s
 
     with pytest.raises(ConfigError, match=r"^The model to serve (must be|version must be) .* Got "):
         serve(served_ws, ref, port=1)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    ref=st.from_regex(
+        r"pets@[0-9]{1,12}|pets@[A-Za-z][A-Za-z0-9_-]{0,8}|[A-Za-z0-9][A-Za-z0-9._-]{0,8}", fullmatch=True
+    ),
+    prediction_id=st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=70),
+    label=st.integers(-(2**70), 2**70) | st.text(max_size=8),
+)
+def test_whatever_the_models_accept_every_store_backend_takes(
+    any_store_client, ref, prediction_id, label
+) -> None:
+    """Model and store agree: a body that passes validation never fails in the database (int4, NUL)."""
+    auth = dict([AUTH])
+    r = any_store_client.post("/admin/model", json={"model": ref}, headers=auth)
+    assert r.status_code in (200, 404, 409, 422), r.text
+    if r.status_code == 422:
+        assert "`model`" in r.json()["error"]
+    body = json.dumps({"prediction_id": prediction_id, "label": label})
+    r = any_store_client.post("/feedback", content=body, headers={**auth, "content-type": "application/json"})
+    assert r.status_code in (400, 404, 422), r.text
