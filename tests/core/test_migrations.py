@@ -307,3 +307,16 @@ def test_the_package_ships_every_migration_file() -> None:
         )  # setuptools: no ** here
     ]
     assert missing == []
+
+
+def test_a_store_and_an_optuna_study_share_one_database(store_url: str) -> None:
+    """Optuna keeps its own Alembic revision in ``alembic_version``; the store's lives apart from it."""
+    optuna = pytest.importorskip("optuna")
+    optuna.storages.RDBStorage(store_url).remove_session()
+    store = Store(store_url)
+    assert store.schema_version == _migrations.head()
+    study = optuna.create_study(storage=optuna.storages.RDBStorage(store_url), study_name="shared")
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
+    assert len(study.trials) == 2
+    store.close()
+    assert Store(store_url).schema_version == _migrations.head()
