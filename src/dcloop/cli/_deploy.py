@@ -67,12 +67,13 @@ def register_version(
     Example: dcloop models register 3f2a9c --alias challenger
     """
     from dcloop.deploy import register_model_version
+    from dcloop.deploy.mirror import mirror_registry
     from dcloop.workspace import open_workspace
 
     names = [c.strip() for c in classes.split(",")] if classes else None
-    version = register_model_version(
-        open_workspace(), source, name=name, alias=alias, classes=names, dataset_id=dataset
-    )
+    ws = open_workspace()
+    version = register_model_version(ws, source, name=name, alias=alias, classes=names, dataset_id=dataset)
+    mirror_registry(ws, version.name)
     _print_record(f"registered {version.ref}", _version_row(version, [alias] if alias else []), fmt)
 
 
@@ -106,9 +107,12 @@ def promote(
     Example: dcloop models promote animals            (challenger -> champion, gated)
     """
     from dcloop.deploy import promote as run
+    from dcloop.deploy.mirror import mirror_registry
     from dcloop.workspace import open_workspace
 
-    result = run(open_workspace(), name, to=to, version=version, force=force, reason=reason)
+    ws = open_workspace()
+    result = run(ws, name, to=to, version=version, force=force, reason=reason)
+    mirror_registry(ws, name)
     data = _move_row(result.move)
     data["gate"] = (
         None
@@ -130,9 +134,12 @@ def rollback(
 ) -> None:
     """Point the champion back at the version it held before its latest promotion."""
     from dcloop.deploy import rollback as run
+    from dcloop.deploy.mirror import mirror_registry
     from dcloop.workspace import open_workspace
 
-    move = run(open_workspace(), name, reason=reason)
+    ws = open_workspace()
+    move = run(ws, name, reason=reason)
+    mirror_registry(ws, name)
     _print_record(f"{name}@champion -> {move.to_version}", _move_row(move), fmt)
 
 

@@ -35,11 +35,11 @@ class Tracker:
     def client(self) -> Any:
         if self._client is None:
             os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-            # MLflow's own INFO lines (database set-up) would interleave with dcloop's tables.
-            logging.getLogger("mlflow").setLevel(logging.WARNING)
-            logging.getLogger("alembic").setLevel(logging.WARNING)
             from mlflow.tracking import MlflowClient
 
+            # MLflow's own INFO lines (creating its database) would interleave with dcloop's output;
+            # importing mlflow sets up its logger, so this comes after the import.
+            logging.getLogger("mlflow").setLevel(logging.WARNING)
             self._client = MlflowClient(tracking_uri=self.tracking_uri)
         return self._client
 
@@ -197,46 +197,43 @@ def record(
         return None
 
 
-def register_model(
+def sync_registered_model(
     tracker: Tracker | None,
     name: str,
-    version: int,
-    onnx: Path,
-    aliases: Sequence[str],
-    tags: Mapping[str, str],
+    versions: Sequence[tuple[int, Path, Mapping[str, str]]],
+    aliases: Mapping[str, int],
 ) -> None:
-    """Mirror a model version to MLflow's model registry: the ONNX file as a run artifact, a registered
-    model version pointing at it (tagged with dcloop's version), and dcloop's aliases on it."""
+    """Mirror one registered model to MLflow's model registry: each version's ONNX file as a run
+    artifact with a model version pointing at it (tagged with dcloop's version number), and the
+    aliases exactly as dcloop holds them (moved, set, or removed). Safe to call again."""
     if tracker is None:
         return
     try:
         client = tracker.client()
-        existing = _registered_version(client, name, version)
-        if existing is None:
-            run_id = record(tracker, f"{name} v{version}", "model", tags=dict(tags), files=[onnx])
-            if run_id is None:
-                return
-            source = f"runs:/{run_id}/{onnx.name}"
-            if not client.search_registered_models(filter_string=f"name = '{name}'"):
-                client.create_registered_model(name, description="Served by dcloop (ONNX).")
-            made = client.create_model_version(
-                name, source, run_id=run_id, tags={**tags, "dcloop.version": str(version)}
-            )
-            existing = str(made.version)
-        for alias in aliases:
-            client.set_registered_model_alias(name, alias, existing)
+        if not client.search_registered_models(filter_string=f"name = '{name}'"):
+            client.create_registered_model(name, description="Served by dcloop (ONNX Runtime).")
+        numbers = {v: _ensure_version(tracker, name, v, onnx, tags) for v, onnx, tags in versions}
+        held = dict(client.get_registered_model(name).aliases or {})
+        for alias in held.keys() - aliases.keys():
+            client.delete_registered_model_alias(name, alias)
+        for alias, version in aliases.items():
+            if version in numbers and str(held.get(alias)) != numbers[version]:
+                client.set_registered_model_alias(name, alias, numbers[version])
     except Exception as exc:  # MLflow raises many kinds; the registry of record is the workspace's
-        log.warning("MLflow: could not register %s v%d at %s (%s).", name, version, tracker.tracking_uri, exc)
+        log.warning("MLflow: could not mirror model %s to %s (%s).", name, tracker.tracking_uri, exc)
 
 
-def remove_alias(tracker: Tracker | None, name: str, alias: str) -> None:
-    """Drop an alias in MLflow's registry too (a rollback moves it; deleting one removes it)."""
-    if tracker is None:
-        return
-    try:
-        tracker.client().delete_registered_model_alias(name, alias)
-    except Exception as exc:  # the alias may never have reached MLflow
-        log.warning("MLflow: could not remove alias %s@%s (%s).", name, alias, exc)
+def _ensure_version(tracker: Tracker, name: str, version: int, onnx: Path, tags: Mapping[str, str]) -> str:
+    client = tracker.client()
+    found = _registered_version(client, name, version)
+    if found is not None:
+        return found
+    tags = {**tags, "dcloop.version": str(version)}
+    run_id = record(tracker, f"{name}@{version}", "model", tags=tags, files=[onnx])
+    if run_id is None:
+        raise RuntimeError(f"could not log {onnx}")
+    made = client.create_model_version(name, f"runs:/{run_id}/{onnx.name}", run_id=run_id, tags=tags)
+    return str(made.version)
 
 
 def _registered_version(client: Any, name: str, version: int) -> str | None:

@@ -1,0 +1,51 @@
+"""The registry mirrored to MLflow's model registry: `dcloop models register/promote/rollback` leave
+MLflow holding every version's ONNX file and the aliases exactly where the workspace has them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from deploykit import CLASSES
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:The ..noload.. loader strategy:DeprecationWarning"  # inside MLflow
+)
+
+
+def test_registry_commands_mirror_versions_and_aliases(workspace, onnx_path: Path, monkeypatch) -> None:
+    from mlflow.tracking import MlflowClient
+    from typer.testing import CliRunner
+
+    from dcloop.cli import app
+
+    monkeypatch.chdir(workspace.root)
+    runner = CliRunner()
+
+    def cli(*args: str) -> dict:
+        result = runner.invoke(app, [*args, "--format", "json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    classes = ",".join(CLASSES)
+    cli("models", "register", str(onnx_path), "--name", "pets", "--classes", classes, "--alias", "champion")
+    cli("models", "register", str(onnx_path), "--name", "pets", "--classes", classes, "--alias", "challenger")
+    client = MlflowClient(tracking_uri=workspace.mlflow_uri)
+
+    def aliases() -> dict[str, int]:
+        return dict(client.get_registered_model("pets").aliases)
+
+    versions = client.search_model_versions("name = 'pets'")
+    assert sorted(v.tags["dcloop.version"] for v in versions) == ["1", "2"]
+    assert aliases() == {"champion": 1, "challenger": 2}
+    # the ONNX file itself is in MLflow, byte for byte
+    v2 = client.get_model_version_by_alias("pets", "challenger")
+    local = client.download_artifacts(v2.run_id, "model.onnx", str(workspace.root / "dl"))
+    assert Path(local).read_bytes() == onnx_path.read_bytes()
+
+    cli("models", "promote", "pets", "--force", "--reason", "test")
+    assert aliases() == {"champion": 2}  # promotion clears the challenger
+    cli("models", "rollback", "pets")
+    assert aliases() == {"champion": 1}
+    assert len(client.search_model_versions("name = 'pets'")) == 2  # nothing registered twice
