@@ -41,6 +41,7 @@ def test_registry_commands_mirror_versions_and_aliases(workspace, onnx_path: Pat
     assert aliases() == {"champion": 1, "challenger": 2}
     # the ONNX file itself is in MLflow, byte for byte
     v2 = client.get_model_version_by_alias("pets", "challenger")
+    assert v2.run_id is not None
     local = client.download_artifacts(v2.run_id, "model.onnx", str(workspace.root / "dl"))
     assert Path(local).read_bytes() == onnx_path.read_bytes()
 
