@@ -193,6 +193,7 @@ class Generator:
             (self.oip_mutation, 4),
             (self.image_mutation, 6),
             (self.header_abuse, 2),
+            (self.multipart_mutation, 2),
             (self.valid, 1),
         ]
 
@@ -364,3 +365,29 @@ class Generator:
         names = {name for name, _ in extra}
         headers = [(k, v) for k, v in base.headers if k not in names or r.random() < 0.3] + extra
         return Req(base.method, base.path, base.body, headers, "headers")
+
+    def multipart_mutation(self) -> Req:
+        """A multipart upload whose envelope is broken: boundaries, part headers, part counts."""
+        r = self.rng
+        boundary = r.choice(["b", "fuzz-boundary", "x" * 80, "é", ""])
+        parts = []
+        for i in range(r.choice([0, 1, 1, 2, 12])):
+            disposition = r.choice(
+                [
+                    f'form-data; name="file"; filename="x{i}.png"',
+                    f'form-data; name="f{i}"',
+                    "form-data; name=\"file\"; filename*=UTF-8''%FF%FE",
+                    "attachment",
+                    "",
+                ]
+            )
+            head = f"Content-Disposition: {disposition}\r\nContent-Type: {r.choice(['image/png', '', 'x/y'])}"
+            parts.append(f"--{boundary}\r\n{head}\r\n\r\n".encode() + self.images["PNG"])
+        body = b"\r\n".join(parts) + r.choice([f"\r\n--{boundary}--\r\n".encode(), b"", b"\r\n--"])
+        if body and r.random() < 0.5:
+            i = r.randrange(len(body))
+            body = body[:i] + r.choice([b"", b"\r\n", b"--", b"\x00"]) + body[i + r.randint(0, 8) :]
+        declared = r.choice([f"boundary={boundary}", f'boundary="{boundary}"', "boundary=other", ""])
+        return Req(
+            "POST", "/predict", body, [("content-type", f"multipart/form-data; {declared}")], "multipart"
+        )
