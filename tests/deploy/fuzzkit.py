@@ -389,5 +389,9 @@ class Generator:
             body = body[:i] + r.choice([b"", b"\r\n", b"--", b"\x00"]) + body[i + r.randint(0, 8) :]
         declared = r.choice([f"boundary={boundary}", f'boundary="{boundary}"', "boundary=other", ""])
         return Req(
-            "POST", "/predict", body, [("content-type", f"multipart/form-data; {declared}")], "multipart"
+            "POST",
+            "/predict",
+            body,
+            [("content-type", f"multipart/form-data; {declared}".rstrip())],
+            "multipart",
         )
