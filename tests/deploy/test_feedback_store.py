@@ -154,7 +154,10 @@ def test_forget_clears_inputs_but_keeps_aggregates(store) -> None:
         forget(store)
 
 
-def test_retention_caps_total_size_oldest_first(store) -> None:
+def test_retention_caps_total_size_oldest_first(store, monkeypatch) -> None:
+    from dcloop.store import _prediction_rows
+
+    monkeypatch.setattr(_prediction_rows, "CLEAR_BATCH", 3)  # several transactions
     rows = _rows(10)  # 16 bytes each
     for row in rows:
         log_predictions(store, [row])

@@ -16,6 +16,7 @@ from sqlalchemy import JSON, Select, exists, func, select, update
 from dcloop.store import _schema as s
 from dcloop.store._store import Store
 
+CLEAR_BATCH = 2000  # inputs cleared per transaction
 INSERT_CHUNK = 50  # rows per statement: 17 columns x 50 stays under SQLite's oldest 999-parameter cap
 
 
@@ -152,30 +153,28 @@ def clear_inputs(store: Store, *, ids: Sequence[str] | None = None, before: date
 
 def clear_oldest_inputs(store: Store, max_total_bytes: int) -> int:
     """Clear the oldest stored inputs until their total size is at most ``max_total_bytes``: those of
-    unlabelled predictions first, since retraining and the gate read only labelled ones."""
-    with store.transaction() as conn:
-        total = int(
-            conn.execute(select(func.coalesce(func.sum(s.predictions.c.input_bytes), 0))).scalar() or 0
-        )
-        excess = total - max_total_bytes
+    unlabelled predictions first, since retraining and the gate read only labelled ones.
+
+    One short transaction per ``CLEAR_BATCH`` rows, so the server's inserts interleave with a long pass.
+    """
+    p = s.predictions
+    with store.engine.connect() as conn:
+        excess = int(conn.execute(select(func.coalesce(func.sum(p.c.input_bytes), 0))).scalar() or 0)
+        excess -= max_total_bytes
         if excess <= 0:
             return 0
-        query = (
-            select(s.predictions.c.id, s.predictions.c.input_bytes)
-            .where(s.predictions.c.input_bytes > 0)
-            .order_by(_labelled(), s.predictions.c.created_at)  # unlabelled (false) first
-        )
+        query = select(p.c.id, p.c.input_bytes).where(p.c.input_bytes > 0)
         victims: list[str] = []
-        for pid, size in conn.execute(query):
+        for pid, size in conn.execute(query.order_by(_labelled(), p.c.created_at)):  # unlabelled first
             if excess <= 0:
                 break
             victims.append(pid)
             excess -= size
-        for start in range(0, len(victims), 500):
-            chunk = victims[start : start + 500]
-            conn.execute(
-                update(s.predictions).where(s.predictions.c.id.in_(chunk)).values(input=None, input_bytes=0)
-            )
+    for start in range(0, len(victims), CLEAR_BATCH):
+        with store.transaction() as conn:
+            for at in range(start, min(start + CLEAR_BATCH, len(victims)), 500):
+                chunk = victims[at : min(at + 500, start + CLEAR_BATCH)]
+                conn.execute(update(p).where(p.c.id.in_(chunk)).values(input=None, input_bytes=0))
     return len(victims)
 
 

@@ -40,6 +40,7 @@ __all__ = [
 ]
 
 BATCH = 2000  # rows per delete transaction
+HEADROOM = 0.9  # a pass over the size bound drops the log to this share of it
 CONFIDENCE_BINS = 10  # the monitor's confidence histogram: equal bins over [0, 1]
 _FOLDED = ("model_version_id", "model_name", "model_version", "created_at", "confidence", "pred_label")
 _SUMMED = ("latency_ms", "mean_intensity", "std_intensity")
@@ -84,8 +85,9 @@ def enforce_retention(
     max_predictions_mb: float | None = None,
 ) -> RetentionPass:
     """Clear stored inputs older than ``input_days`` and the oldest beyond ``max_input_mb``; drop the
-    unlabelled predictions older than ``prediction_days`` and the oldest while the log (rows, inputs,
-    labels, windows and their indexes; see ``log_bytes``) is larger than ``max_predictions_mb``."""
+    unlabelled predictions older than ``prediction_days`` and, once the log (rows, inputs, labels,
+    windows and their indexes; see ``log_bytes``) is larger than ``max_predictions_mb``, the oldest
+    until it is at most ``HEADROOM`` of that."""
     now = datetime.now(UTC)
     cleared = dropped = 0
     if input_days is not None:
@@ -194,21 +196,24 @@ def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 
 
 def _drop_beyond(store: Store, max_bytes: int) -> tuple[int, int]:
-    """Drop the oldest unlabelled rows until the log fits ``max_bytes``: rows and size after."""
+    """Once the log is over ``max_bytes``, drop the oldest unlabelled rows until it is at most
+    ``HEADROOM`` of it, so the rows that arrive before the next pass fill the freed pages instead of
+    growing the file past the bound. Returns the rows dropped and the size after."""
     dropped, size = 0, log_bytes(store)
+    if size <= max_bytes:
+        return 0, size
+    target = int(max_bytes * HEADROOM)
     for _ in range(4):  # each round estimates the rows to drop from the mean row size; a few converge
-        if size <= max_bytes:
-            break
         with store.engine.connect() as conn:
             rows = int(conn.execute(select(func.count()).select_from(s.predictions)).scalar() or 0)
         if rows == 0:
             break
-        excess = math.ceil((size - max_bytes) / (size / rows))
+        excess = math.ceil((size - target) / (size / rows))
         done = _drop(store, limit=max(excess, 1))
         dropped += done
-        if done == 0:  # only labelled rows are left
-            break
         size = log_bytes(store)
+        if done == 0 or size <= target:  # done == 0: only labelled rows are left
+            break
     return dropped, size
 
 
