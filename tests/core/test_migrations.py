@@ -320,3 +320,20 @@ def test_a_store_and_an_optuna_study_share_one_database(store_url: str) -> None:
     assert len(study.trials) == 2
     store.close()
     assert Store(store_url).schema_version == _migrations.head()
+
+
+def test_revisions_are_one_line_numbered_by_schema_version() -> None:
+    """Revision N is ``NNNN`` and revises N-1: the file names alone tell the newest schema version."""
+    assert _migrations.revisions() == tuple(f"{n:04d}" for n in range(1, _migrations.head() + 1))
+
+
+def test_opening_a_migrated_store_does_not_load_alembic(tmp_path: Path) -> None:
+    """Alembic costs about half a second to import; only a store that needs migrating pays it."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    Store(url).close()
+    code = "import sys; from dcloop.store import Store; Store(sys.argv[1]); print('alembic' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code, url], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -46,19 +46,23 @@ def revisions() -> tuple[str, ...]:
 
 
 def head() -> int:
-    """The schema version this dcloop writes."""
-    return len(revisions())
+    """The schema version this dcloop writes: the number of the newest ``versions/NNNN_*.py``.
+
+    Read from the file names, so opening a store that needs no migration never imports Alembic.
+    """
+    return max((int(p.name[:4]) for p in (SCRIPTS / "versions").glob("[0-9][0-9][0-9][0-9]_*.py")), default=0)
 
 
 def current_version(conn: Connection) -> int:
-    """The schema version of the database on ``conn``: 0 for an empty one."""
-    from alembic.migration import MigrationContext
-
-    current = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE}).get_current_revision()
+    """The schema version of the database on ``conn``: 0 for an empty one, above ``head()`` for one
+    written by a newer dcloop."""
     legacy = _legacy_version(conn)
+    if not inspect(conn).has_table(VERSION_TABLE):
+        return legacy
+    current = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
     if current is None:
         return legacy
-    return max(legacy, revisions().index(current) + 1 if current in revisions() else head() + 1)
+    return max(legacy, int(current) if current.isdigit() else head() + 1)
 
 
 def upgrade(conn: Connection, url: str, to: int | None = None) -> int:
@@ -67,8 +71,6 @@ def upgrade(conn: Connection, url: str, to: int | None = None) -> int:
     Refuses a database written by a newer dcloop. Runs inside the caller's transaction: on any error
     nothing of the migration is kept.
     """
-    from alembic import command
-
     target = head() if to is None else to
     version = current_version(conn)
     if version < target:  # a store already migrated is only read (it may be read-only, or busy)
@@ -80,6 +82,8 @@ def upgrade(conn: Connection, url: str, to: int | None = None) -> int:
         )
     if version >= target:
         return version
+    from alembic import command
+
     config = _config()
     config.attributes["connection"] = conn
     try:
