@@ -142,3 +142,34 @@ def test_an_oversized_body_gets_413_and_connection_close_without_being_received(
         except ConnectionResetError:
             closed = True  # closed with our unread body still in its buffer: a reset says the same
         assert closed
+
+
+def test_a_500_keeps_the_connection_and_the_next_request_on_it_succeeds(live_server, served_ws) -> None:
+    """A failure no route foresees (the feedback table vanished) is a JSON 500 on a connection that stays."""
+    import sqlite3
+
+    conn = http.client.HTTPConnection(*_address(live_server), timeout=30)
+    auth = {"Authorization": "Bearer s3cret", "Content-Type": "application/json"}
+    try:
+        conn.request("POST", "/predict", body=json.dumps({"pixels": [[5] * 28] * 28}).encode())
+        pid = json.loads(conn.getresponse().read())["prediction_id"]
+        first = conn.sock
+        db = sqlite3.connect(served_ws.store_url.removeprefix("sqlite:///"))
+        db.execute("ALTER TABLE feedback RENAME TO feedback_away")
+        db.commit()
+        try:
+            conn.request(
+                "POST", "/feedback", body=json.dumps({"prediction_id": pid, "label": 1}), headers=auth
+            )
+            response = conn.getresponse()
+            body = json.loads(response.read())
+        finally:
+            db.execute("ALTER TABLE feedback_away RENAME TO feedback")
+            db.commit()
+            db.close()
+        assert response.status == 500 and "reference" in body["error"]
+        assert response.getheader("connection") != "close" and conn.sock is first
+        conn.request("POST", "/feedback", body=json.dumps({"prediction_id": pid, "label": 1}), headers=auth)
+        assert conn.getresponse().status == 200 and conn.sock is first
+    finally:
+        conn.close()
