@@ -50,3 +50,37 @@ def test_registry_commands_mirror_versions_and_aliases(workspace, onnx_path: Pat
     cli("models", "rollback", "pets")
     assert aliases() == {"champion": 1}
     assert len(client.search_model_versions("name = 'pets'")) == 2  # nothing registered twice
+
+
+def test_monitor_check_is_recorded_with_its_figures_and_report(served_ws, tmp_path: Path) -> None:
+    import numpy as np
+    from mlflow.tracking import MlflowClient
+
+    from dcloop.deploy.registry import get_model_version
+    from dcloop.feedback.mirror import mirror_monitor
+    from dcloop.feedback.monitor import monitor
+    from dcloop.store.predictions import add_labels, log_predictions, new_predictions
+
+    rng = np.random.default_rng(0)
+    n = 60
+    rows = new_predictions(
+        rng.integers(0, 256, (n, 1, 28, 28), dtype=np.uint8),
+        rng.dirichlet(np.ones(2), n),
+        CLASSES,
+        get_model_version(served_ws, "pets@1"),
+        latency_ms=[2.0] * n,
+        store_input=False,
+    )
+    log_predictions(served_ws.store, rows)
+    add_labels(served_ws.store, [(p.id, int(rng.integers(2))) for p in rows[:40]])
+    result = monitor(served_ws, "pets", report=tmp_path / "monitor.html", export_alerts=False)
+    run_id = mirror_monitor(served_ws, result)
+    assert run_id is not None
+    logged = MlflowClient(tracking_uri=served_ws.mlflow_uri).get_run(run_id)
+    (health,) = result.versions
+    assert logged.data.metrics["pets.v1.labelled"] == health.labelled == 40
+    assert logged.data.metrics["pets.v1.accuracy"] == pytest.approx(health.accuracy)
+    assert logged.data.metrics["alerts"] == len(result.alerts)
+    assert logged.data.tags["dcloop.kind"] == "monitor"
+    artifacts = MlflowClient(tracking_uri=served_ws.mlflow_uri).list_artifacts(run_id)
+    assert [a.path for a in artifacts] == ["monitor.html"]

@@ -43,10 +43,13 @@ def monitor(
       dcloop monitor --since 2026-05-01 --report reports/monitor.html
       dcloop monitor --model animals --format json
     """
+    from dcloop.feedback.mirror import mirror_monitor
     from dcloop.feedback.monitor import monitor as run_monitor
     from dcloop.workspace import open_workspace
 
-    result = run_monitor(open_workspace(), model, _since(since), report=report)
+    ws = open_workspace()
+    result = run_monitor(ws, model, _since(since), report=report)
+    mirror_monitor(ws, result)
     if fmt is Format.json:
         print_json(result.to_dict())
     else:

@@ -86,7 +86,39 @@ def optimize(workspace: Workspace, run_ref: str, methods: Sequence[str] | None =
     rule = _select.rule_text(cfg.select.max_accuracy_drop, cfg.select.objective)
     report = workspace.reports_dir / f"optimize-{optimization_id[:12]}.html"
     write_optimization_report(report, trained.run.id, records, recommended, rule)
+    _track(workspace, trained.run.id, trained.run.name, optimization_id, records, report)
     return OptimizationResult(optimization_id, trained.run.id, records, recommended, rule, report)
+
+
+def _track(
+    workspace: Workspace,
+    run_id: str,
+    run_name: str,
+    optimization_id: str,
+    records: list[VariantRecord],
+    report: Path,
+) -> None:
+    """Mirror the optimization to MLflow: a parent run with the report, one child per variant."""
+    from dcloop.train.tracking import record, tracker_for
+
+    tracker = tracker_for(workspace)
+    tags = {"dcloop.run_id": run_id, "dcloop.optimization_id": optimization_id}
+    methods = ",".join(r.method for r in records)
+    parent = record(
+        tracker, f"optimize {run_name}", "optimize", params={"methods": methods}, tags=tags, files=[report]
+    )
+    if parent is None:
+        return
+    for variant in records:
+        record(
+            tracker,
+            f"{variant.method} {variant.short_id}",
+            "variant",
+            params={"method": variant.method, **variant.params},
+            metrics=variant.metrics,
+            tags={**tags, "dcloop.variant_id": variant.id},
+            parent=parent,
+        )
 
 
 def check_methods(methods: list[str]) -> list[str]:
