@@ -214,3 +214,39 @@ def test_monitor_figures_survive_the_rows_they_were_computed_from(served_ws, see
     assert [b["labelled"] for b in after.buckets if b["labelled"]] == [
         b["labelled"] for b in whole.buckets if b["labelled"]
     ]
+
+
+def test_a_label_racing_a_retention_pass_is_either_refused_or_kept(store_url: str, monkeypatch) -> None:
+    import threading
+
+    from dcloop.errors import DcloopError
+
+    monkeypatch.setattr(r, "BATCH", 25)  # many short transactions for the labels to race
+    store = open_store(store_url)
+    rows, _ = _history(store, [48.0 - i / 100 for i in range(600)], [False] * 600, store_input=False)
+    acknowledged: list[str] = []
+    started, done = threading.Event(), threading.Event()
+
+    def label() -> None:
+        for p in reversed(rows):  # newest first: the pass deletes oldest first, so they meet mid-pass
+            if done.is_set():
+                return
+            try:
+                add_labels(store, [(p.id, "owl")])
+            except DcloopError:  # the row went first: refused, not acknowledged
+                continue
+            acknowledged.append(p.id)
+            if len(acknowledged) == 20:
+                started.set()
+        started.set()
+
+    labeller = threading.Thread(target=label)
+    labeller.start()
+    started.wait(60)
+    dropped = enforce_retention(store, prediction_days=1.0).rows_dropped
+    done.set()
+    labeller.join()
+    kept = {p.id for p in list_predictions(store, labelled=True)}
+    assert len(acknowledged) >= 20 and dropped > 0
+    assert set(acknowledged) <= kept
+    assert dropped + len(list_predictions(store)) == len(rows)
