@@ -19,6 +19,7 @@ def test_optimize_logs_a_parent_run_and_one_child_per_variant(ws_with, trained_r
     result = optimize(ws, trained_run.id, methods=["onnx"])
     client = MlflowClient(tracking_uri=ws.mlflow_uri)
     experiment = client.get_experiment_by_name("dcloop")
+    assert experiment is not None
     tagged = f"tags.`dcloop.optimization_id` = '{result.id}'"
     (parent,) = client.search_runs(
         [experiment.experiment_id], f"{tagged} and tags.`dcloop.kind` = 'optimize'"
