@@ -250,3 +250,15 @@ def test_a_label_racing_a_retention_pass_is_either_refused_or_kept(store_url: st
     assert len(acknowledged) >= 20 and dropped > 0
     assert set(acknowledged) <= kept
     assert dropped + len(list_predictions(store)) == len(rows)
+
+
+def test_batches_of_one_hour_merge_into_its_window(store_url: str, monkeypatch) -> None:
+    monkeypatch.setattr(r, "BATCH", 4)
+    store = open_store(store_url)
+    _history(store, [30.0 + i / 1000 for i in range(30)], [False] * 30, store_input=False)
+    whole = _figures(store, None)
+    assert enforce_retention(store, prediction_days=1.0).rows_dropped == 30
+    windows = prediction_windows(store)
+    assert len(windows) <= 2 and sum(w.predictions for w in windows) == 30  # 30 rows span 2 minutes
+    assert sum(sum(w.predicted_classes.values()) for w in windows) == 30
+    _same(whole, _figures(store, None))
