@@ -178,13 +178,6 @@ def clear_oldest_inputs(store: Store, max_total_bytes: int) -> int:
     return len(victims)
 
 
-def stored_input_bytes(store: Store) -> int:
-    with store.engine.connect() as conn:
-        return int(
-            conn.execute(select(func.coalesce(func.sum(s.predictions.c.input_bytes), 0))).scalar() or 0
-        )
-
-
 def _labelled() -> Any:
     return exists().where(s.feedback.c.prediction_id == s.predictions.c.id)
 
