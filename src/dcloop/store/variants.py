@@ -38,10 +38,6 @@ class VariantRecord:
         return self.id[:12]
 
 
-def add_variant(store: Store, record: VariantRecord) -> VariantRecord:
-    return add_variants(store, [record])[0]
-
-
 def add_variants(store: Store, records: list[VariantRecord]) -> list[VariantRecord]:
     """Insert all variants of one optimization in one transaction (all or none)."""
     with store.transaction() as conn:
