@@ -14,7 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from dcloop.errors import ConfigError, suggest
 
-
 # Largest image (width x height) decoded, at import and by the server; a bomb beyond it is refused unread.
 MAX_IMAGE_PIXELS = 16_000_000
 
