@@ -7,6 +7,7 @@ from typing import Any
 
 import typer
 
+from dcloop.cli._help import FieldHelp, field_help
 from dcloop.cli._output import Format, note, print_json, print_mapping, print_table
 
 plan_app = typer.Typer(
@@ -31,15 +32,13 @@ VOCAB = typer.Option(None, "--vocab", help="Vocabulary size.")
 SEQ_LEN = typer.Option(None, "--seq-len", help="Sequence length (overrides a preset's).")
 FFN = typer.Option(None, "--ffn", help="MLP width (default 4 x hidden).")
 GATED = typer.Option(None, "--gated/--no-gated", help="Gated (SwiGLU) MLP.")
-ACCEL = typer.Option(None, "--accelerator", "-a", help="Catalog name (`dcloop plan hardware`).")
+ACCEL = typer.Option(None, "--accelerator", "-a", help=field_help("plan.accelerator"))
 POWER = typer.Option(None, "--power-w", help="Power per accelerator in W (default: catalog TDP).")
-PUE = typer.Option(None, "--pue", help="Power usage effectiveness (facility / IT energy).")
-CARBON = typer.Option(None, "--carbon", help="Grid carbon intensity, kg CO2e per kWh.")
-PRICE = typer.Option(None, "--price", help="Electricity price per kWh (USD).")
-HOUR_USD = typer.Option(None, "--accelerator-hour-usd", help="Rental price per accelerator-hour (USD).")
-UTILIZATION = typer.Option(
-    None, "--utilization", "--mfu", help="Model FLOPs utilization (MFU) in (0, 1], e.g. 0.45."
-)
+PUE = typer.Option(None, "--pue", help=field_help("energy.pue"))
+CARBON = typer.Option(None, "--carbon", help=field_help("energy.carbon_kg_per_kwh"))
+PRICE = typer.Option(None, "--price", help=field_help("energy.price_per_kwh"))
+HOUR_USD = typer.Option(None, "--accelerator-hour-usd", help=field_help("plan.accelerator_hour_usd"))
+UTILIZATION = typer.Option(None, "--utilization", "--mfu", help=field_help("plan.utilization"))
 GOODPUT = typer.Option(
     None, "--goodput", help="Share of wall time spent training (restarts, failures, evaluation); default 0.9."
 )
@@ -98,7 +97,7 @@ def _notes(summary: dict[str, Any]) -> None:
         note(f"warning: {warning}")
 
 
-@plan_app.command("train")
+@plan_app.command("train", cls=FieldHelp)
 def train(
     preset: str = PRESET,
     params: str = PARAMS,
@@ -196,7 +195,7 @@ WHAT_IF_OWN_COUNTS = (
 )
 
 
-@plan_app.command("fit")
+@plan_app.command("fit", cls=FieldHelp)
 def fit(
     days: float = typer.Option(..., "--days", help="Target wall time in days (the whole run)."),
     preset: str = PRESET,
@@ -273,7 +272,7 @@ def fit(
     _show(f"accelerators for {days:g} days", accelerators_for_days(training, days, catalog).summary(), fmt)
 
 
-@plan_app.command("serve")
+@plan_app.command("serve", cls=FieldHelp)
 def serve(
     preset: str = PRESET,
     active_params: str = ACTIVE,
@@ -331,7 +330,7 @@ def serve(
         note(f"report: {report}")
 
 
-@plan_app.command("serve-image")
+@plan_app.command("serve-image", cls=FieldHelp)
 def serve_image(
     images_per_s: float = typer.Option(
         None, "--images-per-s", help="Measured images/s per accelerator or host."
@@ -362,7 +361,7 @@ def serve_image(
     _show("image serving plan", plan.summary(), fmt)
 
 
-@plan_app.command("hardware")
+@plan_app.command("hardware", cls=FieldHelp)
 def hardware(fmt: Format = FMT) -> None:
     """The accelerator catalog: dense peak rates (never with-sparsity), memory, bandwidth, power, sources."""
     _, _, catalog = _settings()
@@ -386,7 +385,7 @@ def hardware(fmt: Format = FMT) -> None:
         print_table("accelerators (dense peak)", columns, [[r[c] for c in columns] for r in rows])
 
 
-@plan_app.command("validate")
+@plan_app.command("validate", cls=FieldHelp)
 def validate(fmt: Format = FMT) -> None:
     """Check the planner against published training runs (accelerator-hours, energy, CO2; error %)."""
     from dcloop.plan import validate_published
