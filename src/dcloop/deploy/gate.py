@@ -15,12 +15,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+
+from dcloop.deploy.registry import get_model_version
 from dcloop.deploy.runtime import OnnxModel, load_model
 from dcloop.store.predictions import labelled_examples
 from dcloop.store.registry import ModelVersion
 from dcloop.workspace import Workspace
-
-from dcloop.deploy.registry import get_model_version
 
 
 @dataclass(frozen=True)

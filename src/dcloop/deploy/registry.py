@@ -18,10 +18,9 @@ from dcloop.atomic import copy_file
 from dcloop.deploy._sources import resolve_source
 from dcloop.deploy.runtime import inspect_onnx, sha256_file
 from dcloop.errors import ConfigError, DcloopError, NotFoundError, unknown_name
+from dcloop.store import registry as q
 from dcloop.store.registry import AliasMove, ModelVersion
 from dcloop.workspace import Workspace
-
-from dcloop.store import registry as q
 
 ALIASES = ("champion", "challenger")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")

@@ -18,8 +18,8 @@ from typing import Any
 from dcloop.config import TrainConfig
 from dcloop.deploy.registry import resolve_model_name
 from dcloop.errors import DataError, NotFoundError
-from dcloop.store.predictions import labelled_examples
 from dcloop.store import runs as store_runs
+from dcloop.store.predictions import labelled_examples
 from dcloop.workspace import Workspace
 
 log = logging.getLogger(__name__)
