@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from dcloop.cli import _data, _deploy, _loop, _optimize, _plan, _train, _workspace
+from dcloop.cli import _data, _deploy, _loop, _optimize, _plan, _predict, _train, _workspace
 from dcloop.cli._output import err_console
 
 app = typer.Typer(
@@ -47,6 +47,7 @@ _data.register(app)
 _train.register(app)
 _optimize.register(app)
 _deploy.register(app)
+_predict.register(app)
 _plan.register(app)
 _loop.register(app)
 
