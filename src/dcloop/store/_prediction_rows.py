@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Select, exists, func, select, update
@@ -207,9 +207,6 @@ def _joined(with_inputs: bool = True) -> Select[Any]:
 def _record(row: Any) -> Prediction:
     data = dict(row)
     data.setdefault("input", None)
-    for key in ("created_at", "labelled_at"):  # SQLite hands back naive datetimes; records carry UTC
-        if data[key] is not None and data[key].tzinfo is None:
-            data[key] = data[key].replace(tzinfo=UTC)
     if isinstance(data["input"], memoryview):  # psycopg returns bytea as memoryview
         data["input"] = bytes(data["input"])
     return Prediction(**data)

@@ -137,7 +137,7 @@ def _fold(conn: Connection, rows: Sequence[Any]) -> None:
     w = s.prediction_windows
     groups: dict[tuple[str, datetime], list[Any]] = {}
     for row in rows:
-        at = _utc(row.created_at)
+        at = row.created_at
         groups.setdefault((row.model_version_id, at.replace(minute=0, second=0, microsecond=0)), []).append(
             row
         )
@@ -157,7 +157,7 @@ def _window(rows: list[Any], version_id: str, start: datetime) -> dict[str, Any]
     classes: dict[str, int] = {}
     for r in rows:
         classes[r.pred_label] = classes.get(r.pred_label, 0) + 1
-    times = [_utc(r.created_at) for r in rows]
+    times = [r.created_at for r in rows]
     return {
         "model_version_id": version_id,
         "start": start,
@@ -175,8 +175,8 @@ def _window(rows: list[Any], version_id: str, start: datetime) -> dict[str, Any]
 
 def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     merged = dict(new)
-    merged["first_at"] = min(_utc(old["first_at"]), new["first_at"])
-    merged["last_at"] = max(_utc(old["last_at"]), new["last_at"])
+    merged["first_at"] = min(old["first_at"], new["first_at"])
+    merged["last_at"] = max(old["last_at"], new["last_at"])
     for name in (
         "predictions",
         "confidence_sum",
@@ -291,10 +291,4 @@ def prediction_windows(
         query = query.where(w.c.first_at >= since)
     with store.engine.connect() as conn:
         rows = conn.execute(query).mappings().all()
-    return [
-        PredictionWindow(**{**r, **{k: _utc(r[k]) for k in ("start", "first_at", "last_at")}}) for r in rows
-    ]
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return [PredictionWindow(**r) for r in rows]
