@@ -6,16 +6,16 @@ import json
 
 import numpy as np
 import pytest
-from dcloop._demo_traffic import shift_images
-from dcloop.store.predictions import labelled_examples
 from hypothesis import given
 from hypothesis import strategies as st
 from loopkit import set_config
 
+from dcloop._demo_traffic import shift_images
 from dcloop.deploy.registry import alias_history, get_model_version
 from dcloop.feedback.retrain import NothingToRetrain, retrain
 from dcloop.store import datasets as store_datasets
 from dcloop.store import runs as store_runs
+from dcloop.store.predictions import labelled_examples
 
 
 def label_shifted(traffic, world, n: int | None = None) -> int:
@@ -57,8 +57,9 @@ def test_retrain_builds_a_child_data_set_and_a_warm_started_challenger(champion_
 
 
 def test_the_gate_refuses_a_challenger_that_is_not_better(champion_ws, traffic, world, monkeypatch) -> None:
-    from dcloop.cli import app
     from typer.testing import CliRunner
+
+    from dcloop.cli import app
 
     ws = set_config(champion_ws, "gate", min_improvement=50.0)
     label_shifted(traffic, world)
@@ -91,8 +92,9 @@ def test_conflicting_feedback_is_flagged_and_left_out(champion_ws, traffic, monk
     _, new_ids, _ = traffic.predict(new)
     traffic.label(new_ids, y[10:])
     monkeypatch.chdir(ws.root)
-    from dcloop.cli import app
     from typer.testing import CliRunner
+
+    from dcloop.cli import app
 
     out = CliRunner().invoke(app, ["retrain"])
     assert out.exit_code == 0, out.output

@@ -114,7 +114,7 @@ def retrain(
                 "test accuracy": result.test_metrics.get("accuracy"),
             },
         )
-        print_table("gate: accuracy", EVIDENCE_COLUMNS, evidence_rows(result.gate))
+        print_table("gate: accuracy %", EVIDENCE_COLUMNS, evidence_rows(result.gate))
         for reason in result.reasons:
             note(f"[bold red]refused:[/] {reason}")
     if not result.promoted:
