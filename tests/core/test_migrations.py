@@ -277,7 +277,9 @@ def test_a_failing_migration_leaves_the_database_as_it_was(
         assert "half_done" not in {c["name"] for c in inspector.get_columns("runs")}
         assert _migrations.current_version(conn) == _migrations.head()
     engine.dispose()
-    assert [d.name for d in store_datasets.list_datasets(Store(store_url))] == ["cats"]
+    store = Store(store_url)
+    assert [d.name for d in store_datasets.list_datasets(store)] == ["cats"]
+    store.close()
 
 
 def _dataset_row() -> Any:
@@ -319,7 +321,9 @@ def test_a_store_and_an_optuna_study_share_one_database(store_url: str) -> None:
     study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
     assert len(study.trials) == 2
     store.close()
-    assert Store(store_url).schema_version == _migrations.head()
+    store = Store(store_url)
+    assert store.schema_version == _migrations.head()
+    store.close()
 
 
 def test_revisions_are_one_line_numbered_by_schema_version() -> None:
