@@ -98,7 +98,7 @@ def _insert_sql(rows: int) -> str:
 
 def get_predictions(store: Store, ids: Sequence[str]) -> dict[str, Prediction]:
     found: dict[str, Prediction] = {}
-    with store.engine.connect() as conn:
+    with store.connect() as conn:
         for start in range(0, len(ids), 500):
             chunk = list(ids[start : start + 500])
             rows = conn.execute(_joined().where(s.predictions.c.id.in_(chunk))).mappings().all()
@@ -135,7 +135,7 @@ def select_predictions(
         query = query.where(label.is_not(None) if labelled else label.is_(None))
     if limit is not None:
         query = query.limit(limit)
-    with store.engine.connect() as conn:
+    with store.connect() as conn:
         return [_record(r) for r in conn.execute(query).mappings().all()]
 
 
@@ -158,7 +158,7 @@ def clear_oldest_inputs(store: Store, max_total_bytes: int) -> int:
     One short transaction per ``CLEAR_BATCH`` rows, so the server's inserts interleave with a long pass.
     """
     p = s.predictions
-    with store.engine.connect() as conn:
+    with store.connect() as conn:
         excess = int(conn.execute(select(func.coalesce(func.sum(p.c.input_bytes), 0))).scalar() or 0)
         excess -= max_total_bytes
         if excess <= 0:

@@ -204,7 +204,7 @@ def _drop_beyond(store: Store, max_bytes: int) -> tuple[int, int]:
         return 0, size
     target = int(max_bytes * HEADROOM)
     for _ in range(4):  # each round estimates the rows to drop from the mean row size; a few converge
-        with store.engine.connect() as conn:
+        with store.connect() as conn:
             rows = int(conn.execute(select(func.count()).select_from(s.predictions)).scalar() or 0)
         if rows == 0:
             break
@@ -223,7 +223,7 @@ _LOG_TABLES = ("predictions", "feedback", "prediction_windows")
 def log_bytes(store: Store) -> int:
     """Bytes the prediction log occupies. SQLite: the pages of its tables and indexes (or, without the
     dbstat table, all pages in use); PostgreSQL: its live rows plus its indexes."""
-    with store.engine.connect() as conn:
+    with store.connect() as conn:
         if conn.dialect.name == "sqlite":
             return _sqlite_log_bytes(conn)
         if conn.dialect.name == "postgresql":
@@ -255,7 +255,7 @@ def _give_back(store: Store) -> int:
     file (below that, new rows reuse them). Returns the bytes given back."""
     if not store.url.startswith("sqlite"):
         return 0
-    with store.engine.connect() as conn:
+    with store.connect() as conn:
         mode, pages, free, size = (
             _pragma(conn, p) for p in ("auto_vacuum", "page_count", "freelist_count", "page_size")
         )
@@ -289,6 +289,6 @@ def prediction_windows(
         query = query.where(w.c.model_name == model_name)
     if since is not None:
         query = query.where(w.c.first_at >= since)
-    with store.engine.connect() as conn:
+    with store.connect() as conn:
         rows = conn.execute(query).mappings().all()
     return [PredictionWindow(**r) for r in rows]
