@@ -87,7 +87,8 @@ def versions(name: str = typer.Argument(..., help="Registry name."), fmt: Format
     if fmt is Format.json:
         print_json(rows)
     else:
-        columns = ["version", "aliases", "method", "run_id", "dataset_id", "accuracy", "sha256", "created_at"]
+        # what fits 80 columns; --format json adds the data set, variant, classes, sha256 and path
+        columns = ["version", "aliases", "method", "run_id", "accuracy", "created_at"]
         print_table(f"{name} versions", columns, [[r[c] for c in columns] for r in rows])
 
 

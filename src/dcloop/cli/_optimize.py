@@ -16,6 +16,9 @@ variants_app = typer.Typer(
 _FORMAT = typer.Option(Format.table, "--format", help="table or json.")
 
 
+_SHOWN = ["variant", "method", "accuracy %", "drop (pts)", "size KiB", "p50 ms", "p99 ms", "img/s @256"]
+
+
 def optimize(
     run: str = typer.Argument(..., help="Run id or unique prefix (`dcloop runs list`)."),
     methods: str = typer.Option(
@@ -46,7 +49,10 @@ def optimize(
             }
         )
         return
-    print_table(f"variants of run {result.run_id[:12]}", COLUMNS, [variant_row(v) for v in result.variants])
+    # the columns that fit 80: the report and --format json have every measurement
+    shown = [COLUMNS.index(c) for c in _SHOWN]
+    rows = [[row[i] for i in shown] for row in map(variant_row, result.variants)]
+    print_table(f"variants of run {result.run_id[:12]}", _SHOWN, rows)
     note(f"recommended: {result.recommended.id[:12]} ({result.recommended.method}) - {result.rule}")
     note(f"report: {result.report_path}")
 
@@ -129,17 +135,16 @@ def list_cmd(
         [
             v.id[:12],
             v.run_id[:12],
-            v.method,
+            v.method + (" *" if v.metrics.get("recommended") else ""),
             round(100 * v.metrics["accuracy"], 2),
             v.metrics["size_bytes"],
             round(v.metrics["latency_p50_ms"], 3),
-            "yes" if v.metrics.get("recommended") else "",
             v.created_at.strftime("%Y-%m-%d %H:%M"),
         ]
         for v in variants
     ]
     print_table(
-        "variants", ["id", "run", "method", "accuracy %", "bytes", "p50 ms", "recommended", "created"], rows
+        "variants (* recommended)", ["id", "run", "method", "accuracy %", "bytes", "p50 ms", "created"], rows
     )
 
 

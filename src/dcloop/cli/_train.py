@@ -151,8 +151,10 @@ def runs_list(
     if fmt is Format.json:
         print_json(rows)
         return
-    columns = ["run", "name", "kind", "status", "model", "accuracy", "f1_macro", "images_per_s", "created_at"]
-    print_table("runs", columns, [[r["run"][:12], *(r[c] for c in columns[1:])] for r in rows])
+    # what fits 80 columns; `runs show` and --format json have every field
+    columns = ["run", "name", "kind", "status", "accuracy", "f1_macro", "created_at"]
+    headers = ["run", "name", "kind", "status", "acc", "f1", "created (UTC)"]
+    print_table("runs", headers, [[r["run"][:12], *(r[c] for c in columns[1:])] for r in rows])
 
 
 @runs_app.command("show")
