@@ -109,11 +109,29 @@ def test_too_little_feedback_is_refused(champion_ws, traffic, world) -> None:
     assert images.shape == (5, 1, 28, 28) and labels.shape == (5,)
     with pytest.raises(
         NothingToRetrain,
-        match="has 5 labelled predictions with stored inputs outside the gate's held-out share; "
-        "retraining needs at least 20",
+        match=r"too few labelled examples to retrain on: 5 labelled predictions, 5 of them with inputs still "
+        r"stored, 0 held out for the gate \(`gate.feedback_holdout` 0\), 5 left; retraining needs at least 20",
     ):
         retrain(ws)
     assert len(store_datasets.list_datasets(ws.store)) == 1, "nothing was written"
+
+
+def test_refusal_names_each_count_that_fell_short(champion_ws, traffic, world) -> None:
+    """Labels, inputs still stored, the gate's held-out share: the refusal says where they went."""
+    from dcloop.store.predictions import forget, list_predictions
+
+    ws = set_config(champion_ws, "gate", feedback_holdout=0.5)
+    label_shifted(traffic, world, n=12)
+    forget(ws.store, ids=[p.id for p in list_predictions(ws.store, with_inputs=False)][:4])
+    stored = len(labelled_examples(ws.store, "animals", (1, 28, 28))[1])
+    left = len(labelled_examples(ws.store, "animals", (1, 28, 28), holdout=0.5, part="train")[1])
+    assert stored == 8 and 0 < left < stored
+    with pytest.raises(NothingToRetrain) as refused:
+        retrain(ws)
+    assert (
+        f"12 labelled predictions, 8 of them with inputs still stored, {stored - left} held out for the gate "
+        f"(`gate.feedback_holdout` 0.5), {left} left; retraining needs at least 20"
+    ) in str(refused.value)
 
 
 def test_forgotten_inputs_do_not_count(champion_ws, traffic, world) -> None:

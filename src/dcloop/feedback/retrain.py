@@ -78,11 +78,7 @@ def retrain(
     )
     needed = min_labels if min_labels is not None else ws.config.loop.retrain_min_labels
     if len(labels) < needed:
-        raise NothingToRetrain(
-            f"Model {name!r} has {len(labels)} labelled predictions with stored inputs outside the gate's "
-            f"held-out share; retraining needs at least {needed} (`loop.retrain_min_labels`). "
-            "Post labels to /feedback first."
-        )
+        raise _too_few(ws, name, since, tuple(champion.input_shape), len(labels), needed)
     origin = {"model": name, "champion": champion.ref, "predictions": len(labels), "since": since}
     extended = extend_dataset(ws, champion.dataset_id, images, labels, origin)
     added_report = extended.cleaning.get("added", {})
@@ -113,6 +109,24 @@ def retrain(
         run_id=run.id,
         warm_start=warm_start,
         test_metrics={k: run.metrics.get(k) for k in ("accuracy", "f1_macro", "n")},
+    )
+
+
+def _too_few(
+    ws: Workspace, name: str, since: datetime | None, shape: tuple[int, ...], usable: int, needed: int
+) -> NothingToRetrain:
+    """The refusal, with each count that fell short: labels, then inputs still stored, then the gate's share."""
+    from dcloop.store.predictions import labelled_predictions
+
+    labelled = len(labelled_predictions(ws.store, since=since, model_name=name, with_inputs=False))
+    stored = len(labelled_examples(ws.store, name, shape, since)[1])
+    share = ws.config.gate.feedback_holdout
+    when = f" since {since:%Y-%m-%d %H:%M}" if since else ""
+    return NothingToRetrain(
+        f"Model {name!r} has too few labelled examples to retrain on{when}: {labelled} labelled predictions, "
+        f"{stored} of them with inputs still stored, {stored - usable} held out for the gate "
+        f"(`gate.feedback_holdout` {share:g}), {usable} left; retraining needs at least {needed} "
+        "(`loop.retrain_min_labels`). Post labels to /feedback first."
     )
 
 
