@@ -149,7 +149,10 @@ def resolve_source(source: str) -> tuple[str, Path | None]:
         if path.is_symlink():
             raise DataError(f"Source path {source} is a broken symlink.")
         if os.sep in source or path.suffix:
-            raise DataError(f"Source path {source} does not exist.")
+            raise DataError(
+                f"Source path {source} does not exist. Import a folder of <class>/<image> files, an .npz "
+                f"or IDX file, or a built-in source: dcloop data import {sorted(BUILTIN)[0]}"
+            )
         raise DataError(
             f"Unknown data source {source!r}: not a built-in source ({', '.join(sorted(BUILTIN))}) "
             f"nor an existing path.{suggest(source, BUILTIN)}"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,8 +41,6 @@ def serve(
 
     cfg = ws.config.serve
     token_env = token_env or cfg.token_env
-    if not os.environ.get(token_env):
-        log.warning("$%s is not set: /feedback and /admin refuse every request", token_env)
     model_ref = model_ref or cfg.model or f"{resolve_model_name(ws)}@champion"
     args: dict[str, Any] = {
         "root": str(ws.root),
@@ -56,6 +56,9 @@ def serve(
         raise ConfigError(f"The model to serve {exc}. Got {model_ref!r}.") from None
     get_model_version(ws, model_ref)  # a bad reference is a one-line error here, not a failed startup
     host, port, workers = host or cfg.host, cfg.port if port is None else port, workers or cfg.workers
+    check_port(host, port)  # one line with a hint, not uvicorn's bind error after start-up
+    if not os.environ.get(token_env):
+        log.warning("$%s is not set: /feedback and /admin refuse every request", token_env)
     if on_start is not None:
         on_start(f"http://{host}:{port}")
     from dcloop.deploy.protocol import CappedHttpToolsProtocol  # 431 for oversized request headers
@@ -84,6 +87,36 @@ def serve(
             log_level="warning",
             access_log=False,
         )
+
+
+def check_port(host: str, port: int) -> None:
+    """A ConfigError naming the port and what to do when ``host:port`` cannot be listened on."""
+    if port == 0:  # the system picks a free one
+        return
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise ConfigError(
+            f"`serve.host` {host!r} does not resolve ({exc.strerror}). Use 127.0.0.1 or 0.0.0.0."
+        ) from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(
+                    f"Port {port} on {host} is already in use (another dcloop serve?). Stop that process "
+                    f"or pick a free port: dcloop serve --port {port + 1 if port < 65535 else 8000}"
+                ) from None
+            raise ConfigError(
+                f"Cannot listen on {host}:{port}: {exc.strerror or exc}. "
+                + (
+                    "Ports below 1024 need privileges; use --port 8000."
+                    if port < 1024
+                    else "Pick another --port."
+                )
+            ) from None
 
 
 def app_from_args(args: dict[str, Any]) -> Any:

@@ -186,7 +186,11 @@ def resolve_model_name(ws: Workspace, model: str | None = None) -> str:
         if name not in names:
             raise unknown_name("model", name, names)
         return name
+    if not names:
+        raise NotFoundError(
+            "No model is registered in this workspace yet. Register a trained run or an optimized "
+            "variant first: dcloop models register <run or variant> --name NAME --alias champion"
+        )
     if len(names) != 1:
-        known = ", ".join(names) or "none registered yet"
-        raise ConfigError(f"Say which model with --model (models: {known}).")
+        raise ConfigError(f"Say which model with --model (models: {', '.join(names)}).")
     return names[0]
