@@ -237,3 +237,25 @@ def test_feedback_cli_import_and_forget(workspace, monkeypatch, tmp_path) -> Non
     later = runner.invoke(app, ["feedback", "forget", "--before", "2999-01-01", "--format", "json"])
     assert json.loads(later.output) == {"forgotten": 1}
     assert all(p.input is None and p.mean_intensity > 0 for p in _all(workspace.store))
+
+
+def test_feedback_cli_retain_applies_the_configured_bounds(workspace, monkeypatch) -> None:
+    import dataclasses
+
+    from typer.testing import CliRunner
+
+    from dcloop.cli import app
+
+    old = datetime.now(UTC) - timedelta(days=400)  # past feedback.prediction_days and retention_days
+    rows = [dataclasses.replace(r, created_at=old) for r in _rows(3)] + _rows(2, seed=5)
+    log_predictions(workspace.store, rows)
+    add_labels(workspace.store, [(rows[0].id, "cat")])
+    monkeypatch.chdir(workspace.root)
+    result = CliRunner().invoke(app, ["feedback", "retain", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output)
+    assert (record["inputs_cleared"], record["predictions_dropped"]) == (3, 2)  # inputs go first
+    assert record["log_mb"] <= workspace.config.feedback.max_predictions_mb
+    kept = {p.id: p for p in _all(workspace.store)}
+    assert list(kept) == [r.id for r in (rows[0], *rows[3:])] and kept[rows[0].id].input is None
+    assert prediction_stats(workspace.store)["predictions"] == 5

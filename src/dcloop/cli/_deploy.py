@@ -1,4 +1,4 @@
-"""`dcloop serve`, `dcloop models register|versions|promote|rollback|history`, `dcloop feedback import|forget`.
+"""`dcloop serve`, `dcloop models register|versions|promote|rollback|history`, `dcloop feedback import|forget|retain`.
 
 ``feedback_app`` is a module attribute so other command modules can add to the `feedback` group.
 """
@@ -197,6 +197,35 @@ def feedback_forget(
     when = before.replace(tzinfo=UTC) if before is not None and before.tzinfo is None else before
     count = forget(open_workspace().store, ids=wanted, before=when)
     _print_record("inputs forgotten", {"forgotten": count}, fmt)
+
+
+@feedback_app.command("retain")
+def feedback_retain(fmt: Format = _FORMAT) -> None:
+    """Apply the feedback retention bounds of dcloop.yaml now, as a running server does every
+    feedback.retention_every_s: clear old inputs, drop old unlabelled predictions (kept as hourly
+    aggregates), hand free SQLite pages back.
+
+    Example: dcloop feedback retain
+    """
+    from dcloop.feedback import enforce_retention
+    from dcloop.workspace import open_workspace
+
+    ws = open_workspace()
+    fb = ws.config.feedback
+    done = enforce_retention(
+        ws.store,
+        input_days=fb.retention_days,
+        max_input_mb=fb.max_input_mb,
+        prediction_days=fb.prediction_days,
+        max_predictions_mb=fb.max_predictions_mb,
+    )
+    record = {
+        "inputs_cleared": done.inputs_cleared,
+        "predictions_dropped": done.rows_dropped,
+        "log_mb": None if done.log_bytes is None else round(done.log_bytes / 2**20, 3),
+        "freed_mb": round(done.freed_bytes / 2**20, 3),
+    }
+    _print_record("feedback retention", record, fmt)
 
 
 def _version_row(v: Any, aliases: list[str]) -> dict[str, Any]:
