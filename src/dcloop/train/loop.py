@@ -32,6 +32,7 @@ from dcloop.errors import TrainError
 from dcloop.train import checkpoint as ckpt
 from dcloop.train.augment import build_augment
 from dcloop.train.distributed import rank_world
+from dcloop.train.layout import to_channels_last
 from dcloop.train.recipe import LossFn, build_loss, build_optimizer, build_schedule
 
 log = logging.getLogger(__name__)
@@ -109,8 +110,7 @@ def fit_model(
         )
 
     model.to(device)
-    if recipe.channels_last:
-        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    restore_layout = to_channels_last(model, device) if recipe.channels_last else lambda: None
     net: nn.Module = model
     if world > 1:
         net = nn.parallel.DistributedDataParallel(
@@ -228,6 +228,7 @@ def fit_model(
 
     if best_state is not None:
         model.load_state_dict(best_state)
+    restore_layout()
     model.to(memory_format=torch.contiguous_format).eval()  # type: ignore[call-overload]
     return FitResult(
         model=model,
