@@ -23,6 +23,7 @@ from dcloop.errors import DataError, PredictionNotFoundError
 from dcloop.store import _prediction_rows as q
 from dcloop.store._prediction_rows import Prediction
 from dcloop.store._store import Store
+from dcloop.store.retention import prediction_windows
 
 __all__ = [
     "Prediction",
@@ -271,8 +272,6 @@ def prediction_stats(
 
     Rows that retention folded into hourly windows count too (their inputs are gone).
     """
-    from dcloop.store.retention import prediction_windows
-
     rows = q.select_predictions(
         store, model_version_id=model_version, model_name=model_name, since=since, with_inputs=False
     )
