@@ -170,6 +170,9 @@ def _history(trials: list[Any], metric: str, study: optuna.Study) -> Any:
     if best:
         ax.step([b[0] for b in best], [b[1] for b in best], where="post", color="C1", label="best so far")
         ax.legend()
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # trial numbers, never 0.5
     ax.set_xlabel("trial (grey: pruned, red: failed)")
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)

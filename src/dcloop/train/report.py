@@ -10,6 +10,8 @@ from dcloop.store import RunRecord
 
 
 def _curves(history: list[dict[str, float]]) -> Any:
+    from matplotlib.ticker import MaxNLocator
+
     fig, _ = new_figure(12.0, 3.4)
     fig.clf()
     epochs = list(range(1, len(history) + 1))
@@ -26,6 +28,7 @@ def _curves(history: list[dict[str, float]]) -> Any:
                 ax.plot(epochs, values, marker="o", label=key)
         ax.set_title(title)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epoch 1, 2; never 1.2, 1.4
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
