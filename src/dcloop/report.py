@@ -39,7 +39,8 @@ class Section:
     def table(self, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Section:
         """A table; a dict cell shows as field: value lines, a path to a report as a link. A table
         wider than the page scrolls sideways inside it instead of running off the page."""
-        head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
+        # a snake_case header may break after its underscores, so long names do not widen the table
+        head = "".join(f"<th>{html.escape(str(c)).replace('_', '_<wbr>')}</th>" for c in columns)
         body = "".join("<tr>" + "".join(_td(v) for v in row) + "</tr>" for row in rows)
         self.parts.append(f'<div class="table"><table><tr>{head}</tr>{body}</table></div>')
         return self
