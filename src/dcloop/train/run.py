@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import socket
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from dcloop.meter import meter_for
 from dcloop.store import RunRecord
 from dcloop.store import runs as store_runs
 from dcloop.train import lineage
+from dcloop.train.liveness import OWNER, current_owner, fail_dead_runs
 from dcloop.train.trained import (
     SPEC,
     WEIGHTS,
@@ -76,7 +78,10 @@ def train(
         run = _resumable(workspace, resume)
         recipe = TrainConfig.model_validate(run.config)
         data = load_dataset(workspace, run.dataset_id)
-        run = store_runs.update_run(workspace.store, run.id, status="running", finished_at=None)
+        lineage = {**run.lineage, OWNER: current_owner()}
+        run = store_runs.update_run(
+            workspace.store, run.id, status="running", finished_at=None, lineage=lineage
+        )
     else:
         _check_recipe(recipe)
         data = load_dataset(workspace, dataset)
@@ -169,18 +174,30 @@ def _resumable(workspace: Workspace, ref: str) -> RunRecord:
     from dcloop.train.checkpoint import latest_checkpoint
 
     if ref == "latest":
-        for run in unfinished_runs(workspace.store):
-            if latest_checkpoint(Path(run.path) / "checkpoint") is not None:
+        for run in fail_dead_runs(workspace.store, unfinished_runs(workspace.store)):
+            if not _running_here(run) and latest_checkpoint(Path(run.path) / "checkpoint") is not None:
                 return run
         raise TrainError(
             "No unfinished run with a checkpoint in this workspace; start one with `dcloop train`."
         )
-    run = store_runs.get_run(workspace.store, ref)
+    run = fail_dead_runs(workspace.store, [store_runs.get_run(workspace.store, ref)])[0]
     if run.status == "finished":
         raise TrainError(f"Run {run.id[:12]} already finished; nothing to resume.")
+    if _running_here(run):
+        owner = run.lineage[OWNER]
+        raise TrainError(
+            f"Run {run.id[:12]} is still running (pid {owner['pid']} on {owner['host']}); "
+            "stop that process before resuming it."
+        )
     if latest_checkpoint(Path(run.path) / "checkpoint") is None:
         raise TrainError(f"Run {run.id[:12]} has no checkpoint to resume from; start a new run instead.")
     return run
+
+
+def _running_here(run: RunRecord) -> bool:
+    """A ``running`` run whose owner is alive on this host (``fail_dead_runs`` already ran on it)."""
+    owner = run.lineage.get(OWNER) or {}
+    return run.status == "running" and owner.get("host") == socket.gethostname()
 
 
 def _open_run(
@@ -203,6 +220,7 @@ def _open_run(
         "code": lineage.code_version(Path.cwd()),
         "nproc": nproc,
         "init_from": parent,
+        OWNER: current_owner(),
         **lineage.environment(),
     }
     record = RunRecord(

@@ -7,6 +7,7 @@ from typing import Any
 
 from dcloop.store import RunRecord
 from dcloop.store import runs as store_runs
+from dcloop.train.liveness import fail_dead_runs
 from dcloop.workspace import Workspace
 
 
@@ -40,12 +41,13 @@ def run_summary(run: RunRecord) -> dict[str, Any]:
 
 def list_runs(workspace: Workspace, limit: int = 50, kind: str | None = None) -> list[dict[str, Any]]:
     """Summaries of the newest runs, newest first."""
-    return [run_summary(r) for r in store_runs.recent_runs(workspace.store, limit=limit, kind=kind)]
+    runs = fail_dead_runs(workspace.store, store_runs.recent_runs(workspace.store, limit=limit, kind=kind))
+    return [run_summary(r) for r in runs]
 
 
 def show_run(workspace: Workspace, ref: str) -> dict[str, Any]:
     """Everything recorded about one run: summary, config, lineage, all metrics, per-epoch metrics."""
-    run = store_runs.get_run(workspace.store, ref)
+    run = fail_dead_runs(workspace.store, [store_runs.get_run(workspace.store, ref)])[0]
     epochs = store_runs.list_epochs(workspace.store, run.id)
     return {
         **run_summary(run),
