@@ -73,7 +73,8 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         if value != value or abs(value) == float("inf"):
             return html.escape(str(value))
-        return f"{value:,.0f}" if abs(value) >= 1e4 else f"{value:.4g}"  # 11,515, not 1.152e+04
+        text = f"{value:.4g}"
+        return f"{value:,.0f}" if abs(value) >= 1e4 or "e+" in text else text  # 11,515, not 1.152e+04
     if isinstance(value, int):
         return f"{value:,}" if abs(value) >= 1e5 else str(value)
     if isinstance(value, dict):

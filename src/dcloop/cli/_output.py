@@ -94,7 +94,8 @@ def _is_path(value: Any) -> bool:
 
 def _cell(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:.0f}" if 1e4 <= abs(value) < 1e15 else f"{value:.4g}"  # 14070, not 1.407e+04
+        text = f"{value:.4g}"
+        return f"{value:.0f}" if "e+" in text and abs(value) < 1e15 else text  # 14070, not 1.407e+04
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S")
     if isinstance(value, dict | list):
