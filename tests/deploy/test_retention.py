@@ -140,6 +140,7 @@ def test_the_size_bound_drops_the_oldest_unlabelled_rows_until_the_log_fits(stor
     rows, _ = _history(store, [a / 10 for a in ages], labelled)
     whole, before = _figures(store, None), log_bytes(store)
     bound = before // 2
+    assert enforce_retention(store, max_predictions_mb=before * 1.2 / 2**20).rows_dropped == 0
     done = enforce_retention(store, max_predictions_mb=bound / 2**20)
     assert done.rows_dropped > 0 and done.log_bytes == log_bytes(store)
     if store_url.startswith("sqlite"):  # PostgreSQL's indexes keep their pages until a REINDEX

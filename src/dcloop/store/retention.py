@@ -32,6 +32,7 @@ from dcloop.store._store import Store
 
 __all__ = [
     "BATCH",
+    "HEADROOM",
     "PredictionWindow",
     "RetentionPass",
     "enforce_retention",
@@ -40,7 +41,7 @@ __all__ = [
 ]
 
 BATCH = 2000  # rows per delete transaction
-HEADROOM = 0.9  # a pass over the size bound drops the log to this share of it
+HEADROOM = 0.9  # a pass leaves the log at most this share of its size bound (room until the next)
 CONFIDENCE_BINS = 10  # the monitor's confidence histogram: equal bins over [0, 1]
 _FOLDED = ("model_version_id", "model_name", "model_version", "created_at", "confidence", "pred_label")
 _SUMMED = ("latency_ms", "mean_intensity", "std_intensity")
@@ -85,9 +86,9 @@ def enforce_retention(
     max_predictions_mb: float | None = None,
 ) -> RetentionPass:
     """Clear stored inputs older than ``input_days`` and the oldest beyond ``max_input_mb``; drop the
-    unlabelled predictions older than ``prediction_days`` and, once the log (rows, inputs, labels,
-    windows and their indexes; see ``log_bytes``) is larger than ``max_predictions_mb``, the oldest
-    until it is at most ``HEADROOM`` of that."""
+    unlabelled predictions older than ``prediction_days`` and the oldest until the log (rows, inputs,
+    labels, windows and their indexes; see ``log_bytes``) is at most ``HEADROOM`` of
+    ``max_predictions_mb``."""
     now = datetime.now(UTC)
     cleared = dropped = 0
     if input_days is not None:
@@ -196,13 +197,13 @@ def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 
 
 def _drop_beyond(store: Store, max_bytes: int) -> tuple[int, int]:
-    """Once the log is over ``max_bytes``, drop the oldest unlabelled rows until it is at most
-    ``HEADROOM`` of it, so the rows that arrive before the next pass fill the freed pages instead of
-    growing the file past the bound. Returns the rows dropped and the size after."""
-    dropped, size = 0, log_bytes(store)
-    if size <= max_bytes:
-        return 0, size
+    """Drop the oldest unlabelled rows until the log is at most ``HEADROOM`` of ``max_bytes``, so the
+    rows that arrive before the next pass (up to the rest of the bound) keep it under ``max_bytes``.
+    Returns the rows dropped and the size after."""
     target = int(max_bytes * HEADROOM)
+    dropped, size = 0, log_bytes(store)
+    if size <= target:
+        return 0, size
     # Each round estimates the rows to drop from the mean row size. Rows answered together free whole
     # pages, so one or two rounds do; rows whose ids and times disagree leave pages part-full, so a
     # round drops at least 1% more.
