@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -57,11 +58,16 @@ def _quality(result: MonitorResult) -> Section:
     ax.set_ylim(0, 1.02)
     ax.set_title("accuracy per time bucket")
     if ax.has_data():
-        from matplotlib.dates import DateFormatter
+        from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 
-        ax.xaxis.set_major_formatter(DateFormatter("%m-%d %H:%M:%S"))
+        # ticks at the span's own precision (days ... fractions of a second): never equal labels
+        starts = [b["start"] for v in result.versions for b in v.buckets if b["accuracy"] is not None]
+        if max(starts) - min(starts) < timedelta(seconds=1):  # one moment: a minute around it, not years
+            ax.set_xlim(min(starts) - timedelta(seconds=30), max(starts) + timedelta(seconds=30))
+        locator = AutoDateLocator()
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(ConciseDateFormatter(locator))
         ax.legend()
-        fig.autofmt_xdate()
     return section.figure(fig, alt="accuracy over time")
 
 

@@ -18,7 +18,7 @@ def turn_sections(turn: LoopTurn, cfg: MonitorConfig) -> list[Section]:
     """Steps table, then the monitor's sections when monitoring ran in this process."""
     steps = Section("Steps")
     rows = [
-        [s.name, s.status + (" (earlier run)" if s.reused else ""), s.wall_s, s.brief(300)]
+        [s.name, s.status + (" (earlier run)" if s.reused else ""), round(s.wall_s, 2), _readable(s.outputs)]
         for s in turn.steps
     ]
     steps.table(["step", "status", "seconds", "outputs"], rows)
@@ -46,6 +46,21 @@ def turn_sections(turn: LoopTurn, cfg: MonitorConfig) -> list[Section]:
 
 def write_turn_report(path: Path, turn: LoopTurn, cfg: MonitorConfig) -> Path:
     return write_report(path, f"dcloop loop turn {turn.number}", turn_sections(turn, cfg), f"turn {turn.id}")
+
+
+def _readable(outputs: dict[str, Any]) -> dict[str, Any]:
+    """A step's outputs for people: content ids cut to 12 characters, long lists summed up (the
+    sections below show them whole); the report links any path to another report."""
+    shown: dict[str, Any] = {}
+    for key, value in outputs.items():
+        if isinstance(value, str) and len(value) in (32, 64) and all(c in "0123456789abcdef" for c in value):
+            value = value[:12]
+        elif isinstance(value, list) and len(value) > 2:
+            value = f"{len(value)} (below)"
+        elif isinstance(value, dict):
+            value = _readable(value)
+        shown[key.replace("_", " ")] = value
+    return shown
 
 
 def _result(output: Monitored | Retrained | None) -> Any:
