@@ -436,6 +436,71 @@ class MonitorConfig(_Section):
     )
 
 
+class LoopTriggersConfig(_Section):
+    """When `dcloop loop --watch` starts a turn: any one trigger is enough; each is off by default."""
+
+    min_new_labels: int = Field(
+        0, ge=0, description="Start a turn once this many labels arrived since the last turn began (0: off)."
+    )
+    alert_held_s: float | None = Field(
+        None,
+        ge=0.0,
+        description="Start a turn when a monitor alert (accuracy, drift) has held this many seconds (null: off).",
+    )
+    interval_s: float | None = Field(
+        None, gt=0.0, description="Start a turn this many seconds after the last one began (null: off)."
+    )
+    cron: str | None = Field(
+        None, description="Start a turn at these times: a 5-field cron expression in UTC, e.g. '0 3 * * *'."
+    )
+
+    @field_validator("cron")
+    @classmethod
+    def _cron_parses(cls, value: str | None) -> str | None:
+        if value is not None:
+            from datetime import UTC, datetime
+
+            from cronsim import CronSim, CronSimError
+
+            try:
+                CronSim(value, datetime.now(UTC))
+            except CronSimError as exc:
+                raise ValueError(f"be a 5-field cron expression such as '0 3 * * *' ({exc})") from None
+        return value
+
+
+class LoopPolicyConfig(_Section):
+    """What may hold a fired trigger back; a held-back trigger is recorded with its reason."""
+
+    cooldown_s: float = Field(
+        3600.0, ge=0.0, description="Seconds after a turn ends before a trigger may start the next."
+    )
+    max_turns_per_day: int | None = Field(
+        None, ge=1, description="Turns that may start in any 24 hours (null: no limit)."
+    )
+    quiet_hours: str | None = Field(
+        None,
+        description="UTC hours when no turn starts, 'HH:MM-HH:MM' (may span midnight, e.g. '22:00-06:00').",
+    )
+    poll_s: float = Field(
+        30.0, gt=0.0, le=86400.0, description="Seconds between the controller's looks at the store."
+    )
+    lease_s: float = Field(
+        300.0,
+        ge=10.0,
+        description="A turn's lease lasts this long unless renewed (a dead controller's lease expires).",
+    )
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _hours_parse(cls, value: str | None) -> str | None:
+        import re
+
+        if value is not None and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d", value):
+            raise ValueError("be two UTC times 'HH:MM-HH:MM', e.g. '22:00-06:00'")
+        return value
+
+
 class LoopConfig(_Section):
     """One turn of the loop (`dcloop loop`): which source, model name and methods it uses."""
 
@@ -452,6 +517,12 @@ class LoopConfig(_Section):
         50, ge=1, description="Labelled feedback with stored inputs needed before a turn retrains."
     )
     warm_start: bool = Field(True, description="Start the challenger from the champion's weights.")
+    triggers: LoopTriggersConfig = Field(
+        default_factory=LoopTriggersConfig, description="When `dcloop loop --watch` starts a turn."
+    )
+    policy: LoopPolicyConfig = Field(
+        default_factory=LoopPolicyConfig, description="Cooldown, daily budget and quiet hours of the controller."
+    )
 
 
 class EnergyConfig(_Section):

@@ -231,3 +231,38 @@ prediction_windows = Table(
     Column("mean_intensity_sum", Float, nullable=False),
     Column("std_intensity_sum", Float, nullable=False),
 )
+
+# -- the loop controller: one lease per model, the decisions it made, the turns people asked for -----
+
+loop_leases = Table(
+    "loop_leases",
+    metadata,
+    Column("name", String(200), primary_key=True),  # the model whose turns the lease guards
+    Column("owner", String(200), nullable=False),  # host:pid:token of the holder
+    Column("acquired_at", UTCDateTime(), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),  # free for anyone after this unless renewed
+)
+
+loop_decisions = Table(
+    "loop_decisions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime(), nullable=False, index=True),
+    Column("model", String(200), nullable=False),
+    Column("trigger", String(32), nullable=False),  # labels, alert, interval, cron, request, turn
+    Column("outcome", String(32), nullable=False),  # started, resumed, not_started, finished, failed, ...
+    Column("reason", Text, nullable=False),  # one line: what fired, or why nothing started
+    Column("figures", JSON, nullable=False),  # the numbers behind it (labels, alert value, cost, gate)
+    Column("turn_id", String(32), nullable=True),
+    Column("owner", String(200), nullable=False),  # the controller (or person) that decided
+)
+
+loop_requests = Table(
+    "loop_requests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("handled_at", UTCDateTime(), nullable=True),  # when a controller started a turn for it
+)
