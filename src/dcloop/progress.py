@@ -24,6 +24,11 @@ def enable(on: bool = True, console: Any = None) -> None:
         _console = console
 
 
+def is_enabled() -> bool:
+    """Whether bars are shown (a child process that reports progress turns them on alike)."""
+    return _enabled
+
+
 def _stderr() -> Any:
     global _console
     if _console is None:

@@ -113,17 +113,29 @@ def _recipe(run_config: dict[str, Any], **changes: Any) -> TrainConfig:
     return TrainConfig.model_validate({**run_config, "early_stopping_patience": 0, **changes})
 
 
+def _hint(method: str) -> str:
+    return (
+        "Retry with `train.threads: 1` or `train.channels_last: false` in the run's recipe, "
+        f"or leave {method} out with --methods."
+    )
+
+
 def _prune(
     model: nn.Module, run_config: dict[str, Any], data: PreparedDataset, cfg: OptimizeConfig, staging: Path
 ) -> Candidate:
     from dcloop.optimize._prune import count_macs_params, prune_channels
     from dcloop.train import fit_model
+    from dcloop.train.isolated import call_isolated
 
     pruned = prune_channels(model, data.image_shape, cfg.prune_flops, cfg.prune_norm, cfg.prune_round_to)
     tuned = pruned.model
     if cfg.finetune_epochs:
         recipe = _recipe(run_config, epochs=cfg.finetune_epochs, lr=cfg.finetune_lr, warmup_epochs=0.0)
-        tuned = fit_model(pruned.model, data, recipe, progress_label="fine-tune pruned").model.cpu().eval()
+        hint = _hint("prune")
+        fit = call_isolated(
+            "prune fine-tune", hint, fit_model, pruned.model, data, recipe, progress_label="fine-tune pruned"
+        )
+        tuned = fit.model.cpu().eval()
     macs, num_params = count_macs_params(tuned, data.image_shape)
     params = {
         "keep_flops": cfg.prune_flops,
@@ -140,10 +152,9 @@ def _prune(
 def _distill(
     teacher: nn.Module, run_config: dict[str, Any], data: PreparedDataset, cfg: OptimizeConfig, staging: Path
 ) -> Candidate:
-    from dcloop.optimize._distill import distillation_loss
+    from dcloop.optimize._distill import fit_student
     from dcloop.optimize._prune import count_macs_params
-    from dcloop.train import fit_model
-    from dcloop.train.loop import resolve_device
+    from dcloop.train.isolated import call_isolated
     from dcloop.train.models import create_model
 
     channels, height, _ = data.image_shape
@@ -155,14 +166,8 @@ def _distill(
         epochs=cfg.distill_epochs,
         loss="cross_entropy",
     )
-    # fit_model moves only the student; the teacher must sit on the same device to see its batches
-    teacher.to(resolve_device(recipe.device))
-    loss_fn = distillation_loss(teacher, cfg.temperature, cfg.alpha)
-    try:
-        fit = fit_model(student, data, recipe, loss_fn=loss_fn, progress_label="distill")
-    finally:
-        teacher.cpu()
-    trained = fit.model.cpu().eval()
+    args = (student, teacher, data, recipe, cfg.temperature, cfg.alpha)
+    trained = call_isolated("distill", _hint("distill"), fit_student, *args).model.cpu().eval()
     macs, num_params = count_macs_params(trained, data.image_shape)
     params = {
         "student": cfg.student,

@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from torch import Tensor, nn
 
+    from dcloop.config import TrainConfig
+    from dcloop.data import PreparedDataset
+    from dcloop.train.loop import FitResult
     from dcloop.train.recipe import LossFn
 
 
@@ -41,3 +44,23 @@ def distillation_loss(teacher: nn.Module, temperature: float, alpha: float) -> L
         return alpha * temperature**2 * soft + (1.0 - alpha) * hard
 
     return loss_fn
+
+
+def fit_student(
+    student: nn.Module,
+    teacher: nn.Module,
+    data: PreparedDataset,
+    recipe: TrainConfig,
+    temperature: float,
+    alpha: float,
+) -> FitResult:
+    """Train ``student`` on ``data`` with ``recipe`` against ``teacher``'s softened outputs."""
+    from dcloop.train.loop import fit_model, resolve_device
+
+    # fit_model moves only the student; the teacher must sit on the same device to see its batches
+    teacher.to(resolve_device(recipe.device))
+    loss_fn = distillation_loss(teacher, temperature, alpha)
+    try:
+        return fit_model(student, data, recipe, loss_fn=loss_fn, progress_label="distill")
+    finally:
+        teacher.cpu()

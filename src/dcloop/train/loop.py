@@ -67,14 +67,29 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+# oneDNN ISA caps (ONEDNN_MAX_CPU_ISA) under which its CPU kernels still compute bf16 natively
+_BF16_ISAS = ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX10_", "ALL", "DEFAULT")
+
+
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto``: bf16 where ``device`` computes it natively, else fp32 (emulated bf16 is slower)."""
+    """``auto``: bf16 where ``device`` computes it natively, else fp32 (emulated bf16 is slower).
+
+    On CPU, native means the CPU has AVX-512 BF16 or AMX and oneDNN is not capped below them
+    (``ONEDNN_MAX_CPU_ISA``, which also lets a bf16 machine act as one without it).
+    """
     if precision != "auto":
         return precision
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    return "bf16" if device.type == "cpu" and native else "fp32"
+    return "bf16" if device.type == "cpu" and native and _onednn_allows_bf16() else "fp32"
+
+
+def _onednn_allows_bf16() -> bool:
+    import os
+
+    cap = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "ALL").upper()
+    return cap.startswith(_BF16_ISAS)
 
 
 def fit_model(
