@@ -7,7 +7,7 @@ DEMO_DIR ?= demo-workspace
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 
-.PHONY: setup demo test lint typecheck unit slow bench clean
+.PHONY: setup demo test lint typecheck unit cpu-paths slow bench clean
 
 setup: $(STAMP)
 
@@ -38,7 +38,11 @@ typecheck: setup
 unit: setup
 	$(BIN)/pytest -q
 
-test: lint typecheck unit
+test: lint typecheck unit cpu-paths
+
+# training, pruned fine-tune and distillation under every CPU code path torch and oneDNN can emulate
+cpu-paths: setup
+	$(BIN)/pytest -q -m slow tests/train/test_cpu_paths.py
 
 slow: setup
 	$(BIN)/pytest -q -m slow
