@@ -137,7 +137,8 @@ def _write_report(result: TuneResult, study: optuna.Study, trials: list[Any]) ->
             ]
         ],
     )
-    summary.text(f"Best parameters: {result.best_params}. Config fragment: {result.best_config_path.name}.")
+    summary.table(["best parameter", "value"], [[k, v] for k, v in result.best_params.items()])
+    summary.link(f"config fragment with them: {result.best_config_path.name}", result.best_config_path)
     history = Section("Optimization history").figure(_history(trials, result.metric, study), "history")
     importance = Section("Parameter importance")
     try:
