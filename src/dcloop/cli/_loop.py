@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from dcloop.cli import _controller
 from dcloop.cli._output import Format, note, print_json, print_mapping, print_table
 
 _FORMAT = typer.Option(Format.table, "--format", help="table or json.")
@@ -122,17 +123,36 @@ def retrain(
 
 
 def loop(
+    ctx: typer.Context,
     resume: bool = typer.Option(
         False, "--resume", help="Finish the newest unfinished turn, skipping its finished steps."
     ),
     until: str = typer.Option(None, "--until", help="Pause the turn after this step (resume with --resume)."),
+    watch: bool = typer.Option(
+        False, "--watch", help="Run the controller: start turns when loop.triggers fire, until stopped."
+    ),
+    request: str = typer.Option(None, "--request", help="Ask the controller for a turn, giving a reason."),
     fmt: Format = _FORMAT,
 ) -> None:
     """One turn: prepare, train, optimize, register, gate, deploy, feedback, monitor, retrain.
 
     Examples: dcloop loop
               dcloop loop --until register && dcloop loop --resume
+              dcloop loop --watch          (the controller; dcloop loop history shows its decisions)
+              dcloop loop --request "labels from the night shift"
     """
+    if ctx.invoked_subcommand is not None:
+        return
+    if request is not None or watch:
+        if request is not None:
+            _controller.request(request)
+        if watch:
+            _controller.watch_loop(fmt)
+        return
+    from dcloop.loop.controller import turn_lease
+    from dcloop.workspace import open_workspace as _open
+
+    ctx.with_resource(turn_lease(_open()))  # no controller starts a turn of this model meanwhile
     from dcloop.loop import run_loop
     from dcloop.workspace import open_workspace
 
@@ -198,5 +218,8 @@ def _print_step(step: Any) -> None:
 def register(app: typer.Typer) -> None:
     app.command("monitor")(monitor)
     app.command("retrain")(retrain)
-    app.command("loop")(loop)
+    loop_app = typer.Typer(context_settings={"help_option_names": ["-h", "--help"]})
+    loop_app.callback(invoke_without_command=True)(loop)
+    loop_app.command("history")(_controller.history)
+    app.add_typer(loop_app, name="loop")
     app.command("demo")(demo)

@@ -11,7 +11,7 @@ function takes a Store and runs one transaction; returned records are frozen.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, case, func, select, update
@@ -208,3 +208,35 @@ def prediction_mark(store: Store, model: str) -> tuple[int, int]:
             select(func.count()).select_from(s.predictions).where(s.predictions.c.model_name == model)
         ).scalar()
     return int(predictions or 0), labels_since(store, model, None)
+
+
+@dataclass(frozen=True)
+class TurnMark:
+    """The newest loop turn as the controller sees it."""
+
+    id: str
+    number: int
+    status: str  # running, paused, finished, failed
+    started_at: datetime
+    ended_at: datetime | None  # finished or failed at; a paused turn: its last step; running: None
+
+
+def newest_turn(store: Store) -> TurnMark | None:
+    turns, steps = s.loop_turns, s.loop_steps
+    with store.connect() as conn:
+        row = conn.execute(select(turns).order_by(turns.c.number.desc()).limit(1)).mappings().first()
+        if row is None:
+            return None
+        ended = row["finished_at"]
+        if ended is None and row["status"] != "running":
+            last_step = select(func.max(steps.c.finished_at)).where(steps.c.turn_id == row["id"])
+            ended = conn.execute(last_step).scalar() or row["started_at"]
+    if ended is not None and ended.tzinfo is None:  # max() of a SQLite column skips the column type
+        ended = ended.replace(tzinfo=UTC)
+    return TurnMark(row["id"], row["number"], row["status"], row["started_at"], ended)
+
+
+def turns_started_since(store: Store, since: datetime) -> int:
+    query = select(func.count()).select_from(s.loop_turns).where(s.loop_turns.c.started_at >= since)
+    with store.connect() as conn:
+        return int(conn.execute(query).scalar() or 0)

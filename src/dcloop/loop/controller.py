@@ -1,0 +1,383 @@
+"""`watch`: the loop controller. It looks at the workspace store every ``loop.policy.poll_s`` seconds,
+evaluates ``loop.triggers`` against ``loop.policy`` (``dcloop.loop.triggers``), and runs the same turn
+``dcloop loop`` runs, under the model's lease, so no two turns of one model ever run at once.
+
+Every decision is recorded in the store (``dcloop loop history``): a trigger that started or resumed a
+turn with its figures, what the turn did (gate, promotion, cost), and a trigger held back with its
+reason (cooldown, budget, quiet hours, lease held). A held-back trigger is recorded once per reason,
+not once per look. SIGTERM stops it after the step in progress; the turn is left for the next start to
+resume, as a turn killed outright is once its lease expires.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from dcloop.errors import DcloopError, NotFoundError
+from dcloop.loop._steps import Traffic
+from dcloop.loop.triggers import Firing, Observation, fired, held_back
+from dcloop.store import controller as q
+from dcloop.workspace import Workspace
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_owner() -> str:
+    """Who holds a lease: host, process and a token (two controllers in one process differ too)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def lease_name(ws: Workspace) -> str:
+    """The model whose turns the lease guards: ``loop.model``, else the only registered model."""
+    from dcloop.deploy.registry import resolve_model_name
+
+    if ws.config.loop.model:
+        return ws.config.loop.model
+    try:
+        return resolve_model_name(ws, None)
+    except NotFoundError:
+        return ws.config.name  # nothing registered yet: the workspace's one model-to-be
+
+
+@dataclass
+class _Watching:
+    """What one controller remembers between looks: alerts and since when they hold, what it last said."""
+
+    since: datetime
+    alerts: dict[str, datetime] = field(default_factory=dict)
+    mark: tuple[int, int] | None = None  # (predictions, labels) when the monitor last ran
+    said: str | None = None  # the last held-back reason recorded, so it is recorded once
+
+
+class _Stopped(Exception):
+    """Raised between steps after SIGTERM: the turn stays open for the next start to resume."""
+
+
+def watch(
+    ws: Workspace,
+    *,
+    polls: int | None = None,
+    clock: Clock = utc_now,
+    wait: Callable[[float], bool] | None = None,
+    stop: threading.Event | None = None,
+    owner: str | None = None,
+    traffic: Traffic | None = None,
+    on_decision: Callable[[q.Decision], None] | None = None,
+) -> list[q.Decision]:
+    """Watch the store and run turns when triggers fire, until SIGTERM/SIGINT, ``stop`` is set, or
+    ``polls`` looks are done; returns the decisions this call recorded (``on_decision`` sees each
+    after the look that made it).
+
+    ``clock`` gives the time decisions are made at, ``wait(seconds)`` waits between looks and returns
+    True to stop (default: ``stop.wait``); tests inject both instead of sleeping.
+    """
+    stop = stop or threading.Event()
+    wait = wait or stop.wait
+    owner = owner or new_owner()
+    model = lease_name(ws)
+    state = _Watching(since=clock(), alerts=_held_alerts(ws, model))
+    decisions: list[q.Decision] = []
+    restore = _on_sigterm(stop)
+    try:
+        looks = 0
+        while not stop.is_set():
+            made = look(ws, model, owner, state, clock, stop, traffic)
+            decisions += made
+            if on_decision is not None:
+                for decision in made:
+                    on_decision(decision)
+            looks += 1
+            if (polls is not None and looks >= polls) or wait(ws.config.loop.policy.poll_s):
+                break
+    finally:
+        restore()
+    return decisions
+
+
+def look(
+    ws: Workspace,
+    model: str,
+    owner: str,
+    state: _Watching,
+    clock: Clock,
+    stop: threading.Event,
+    traffic: Traffic | None = None,
+) -> list[q.Decision]:
+    """One look at the store: resume an interrupted turn, or evaluate triggers and maybe run a turn."""
+    cfg = ws.config.loop
+    now = clock()
+    newest = q.newest_turn(ws.store)
+    decisions = _watch_alerts(ws, model, owner, state, now) if cfg.triggers.alert_held_s is not None else []
+    if newest is not None and newest.status == "running":
+        lease = q.acquire_lease(ws.store, model, owner, cfg.policy.lease_s, now)
+        if lease.owner == owner:  # a running turn nobody holds: its controller died or was stopped
+            firing = Firing("resume", f"turn {newest.number} was interrupted; resuming it", {})
+            return [*decisions, *_run(ws, model, owner, firing, True, clock, stop, traffic)]
+    requests = q.pending_requests(ws.store, model)
+    obs = Observation(
+        now=now,
+        since=state.since,
+        last_start=newest.started_at if newest else None,
+        last_end=newest.ended_at if newest else None,
+        new_labels=q.labels_since(ws.store, model, newest.ended_at if newest else None),
+        alerts=state.alerts,
+        requests=[r.reason for r in requests],
+        turns_today=q.turns_started_since(ws.store, now - timedelta(days=1)),
+    )
+    firings = fired(obs, **cfg.triggers.model_dump())
+    if not firings:
+        state.said = None
+        return decisions
+    firing = firings[0]
+    reason = held_back(obs, firing, **cfg.policy.model_dump(exclude={"poll_s", "lease_s"}))
+    if reason is None:
+        lease = q.acquire_lease(ws.store, model, owner, cfg.policy.lease_s, now)
+        if lease.owner != owner:
+            reason = f"lease held by {lease.owner} until {lease.expires_at:%H:%M:%S} UTC"
+    if reason is not None:
+        key = f"{firing.trigger}/{reason.split(':')[0]}"
+        if key == state.said:
+            return decisions
+        state.said = key
+        return [*decisions, _decide(ws, model, owner, now, firing, "not_started", f"not started: {reason}")]
+    state.said = None
+    resume = newest is not None and newest.status != "finished"
+    state.alerts.clear()  # an alert must hold again after this turn before it starts another
+    try:
+        return [*decisions, *_run(ws, model, owner, firing, resume, clock, stop, traffic)]
+    finally:  # pending while the turn runs, so another controller says why it did not start one
+        if requests:
+            q.mark_handled(ws.store, [r.id for r in requests], clock())
+
+
+def _run(
+    ws: Workspace,
+    model: str,
+    owner: str,
+    firing: Firing,
+    resume: bool,
+    clock: Clock,
+    stop: threading.Event,
+    traffic: Traffic | None,
+) -> list[q.Decision]:
+    """Run (or resume) a turn under the lease, renewed while it runs; record what it did."""
+    from dcloop.loop._turn import run_loop
+
+    outcome = "resumed" if resume else "started"
+    first = _decide(ws, model, owner, clock(), firing, outcome, firing.reason)
+    renewing = _renew_while_running(ws, model, owner, clock)
+    cpu, wall = time.process_time(), time.perf_counter()
+
+    def between_steps(step: Any) -> None:
+        if stop.is_set():
+            raise _Stopped(step.name)
+
+    try:
+        turn = run_loop(ws, resume=resume, traffic=traffic, on_step=between_steps)
+    except _Stopped as exc:
+        reason = f"stopped after {exc}; the next start resumes the turn"
+        return [first, _decide(ws, model, owner, clock(), firing, "stopped", reason, _cost(cpu, wall))]
+    except Exception as exc:  # a failed turn is recorded and resumed later; the controller goes on
+        log.error("loop turn failed: %s", exc, exc_info=not isinstance(exc, DcloopError))
+        figures = _cost(cpu, wall)
+        return [
+            first,
+            _decide(ws, model, owner, clock(), firing, "failed", f"{type(exc).__name__}: {exc}", figures),
+        ]
+    finally:
+        renewing.set()
+        q.release_lease(ws.store, model, owner)
+    figures = {**_cost(cpu, wall), **_turn_figures(turn.outputs), "turn": turn.number}
+    last = _decide(
+        ws, model, owner, clock(), firing, turn.status, _turn_reason(turn.outputs), figures, turn.id
+    )
+    return [first, last]
+
+
+def _turn_figures(outputs: dict[str, Any]) -> dict[str, Any]:
+    keys = ("registered", "gate_passed", "champion", "challenger", "retrain_promoted", "champion_after")
+    return {k: outputs[k] for k in keys if k in outputs} | {
+        "reasons": [*outputs.get("gate_reasons", []), *outputs.get("retrain_reasons", [])]
+    }
+
+
+def _turn_reason(outputs: dict[str, Any]) -> str:
+    """What the turn did, in one line: the retrain gate's decision when it retrained."""
+    if outputs.get("challenger"):
+        verdict = "promoted" if outputs.get("retrain_promoted") else "refused"
+        why = "; ".join(outputs.get("retrain_reasons") or [])
+        return f"challenger {outputs['challenger']} {verdict}" + (f": {why}" if why else "")
+    note = outputs.get("retrain_note")
+    return (
+        f"champion {outputs.get('champion')}; no retrain: {note}"
+        if note
+        else f"champion {outputs.get('champion')}"
+    )
+
+
+def _cost(cpu: float, wall: float) -> dict[str, float]:
+    return {"wall_s": round(time.perf_counter() - wall, 2), "cpu_s": round(time.process_time() - cpu, 2)}
+
+
+def _decide(
+    ws: Workspace,
+    model: str,
+    owner: str,
+    at: datetime,
+    firing: Firing,
+    outcome: str,
+    reason: str,
+    extra: dict[str, Any] | None = None,
+    turn_id: str | None = None,
+) -> q.Decision:
+    figures = {**firing.figures, **(extra or {})}
+    log.info("%s: %s (%s)", outcome, reason, firing.trigger)
+    return q.record_decision(
+        ws.store,
+        at=at,
+        model=model,
+        trigger=firing.trigger,
+        outcome=outcome,
+        reason=reason,
+        figures=figures,
+        owner=owner,
+        turn_id=turn_id,
+    )
+
+
+# -- alerts: held since their first sighting, which is recorded so a restart keeps counting --------
+
+
+def _watch_alerts(ws: Workspace, model: str, owner: str, state: _Watching, now: datetime) -> list[q.Decision]:
+    """Run the monitor when predictions or labels moved; record alerts that appear and clear."""
+    mark = q.prediction_mark(ws.store, model)
+    if mark == state.mark:
+        return []
+    state.mark = mark
+    firing = _champion_alerts(ws, model)
+    decisions = []
+    for name, message in firing.items():
+        if name not in state.alerts:
+            state.alerts[name] = now
+            decisions.append(
+                _decide(
+                    ws, model, owner, now, Firing("alert", message, {"alert": name}), "alert_seen", message
+                )
+            )
+    for name in [n for n in state.alerts if n not in firing]:
+        del state.alerts[name]
+        cleared = Firing("alert", f"alert {name} cleared", {"alert": name})
+        decisions.append(_decide(ws, model, owner, now, cleared, "alert_cleared", cleared.reason))
+    return decisions
+
+
+def _champion_alerts(ws: Workspace, model: str) -> dict[str, str]:
+    """The alerts about the serving champion (an older version's record is no reason for a turn)."""
+    from dcloop.deploy.registry import get_model_version
+    from dcloop.feedback.monitor import monitor
+
+    try:
+        champion = get_model_version(ws, f"{model}@champion").ref
+        result = monitor(ws, model, export_alerts=False)
+    except NotFoundError:
+        return {}
+    return {a.name: a.message for a in result.alerts if a.subject == champion}
+
+
+def _held_alerts(ws: Workspace, model: str) -> dict[str, datetime]:
+    """Alerts seen and not cleared since the newest turn began, from the decisions recorded."""
+    newest = q.newest_turn(ws.store)
+    held: dict[str, datetime] = {}
+    for d in q.list_decisions(ws.store, model, limit=500):
+        if newest is not None and d.at < newest.started_at:
+            continue
+        if d.outcome == "alert_seen":
+            held.setdefault(d.figures["alert"], d.at)
+        elif d.outcome == "alert_cleared":
+            held.pop(d.figures["alert"], None)
+    return held
+
+
+# -- the lease while a turn runs, and SIGTERM ------------------------------------------------------
+
+
+def _renew_while_running(ws: Workspace, model: str, owner: str, clock: Clock) -> threading.Event:
+    """Renew the lease every third of its length from a daemon thread; set the event to stop."""
+    done = threading.Event()
+    ttl = ws.config.loop.policy.lease_s
+
+    def renew() -> None:
+        while not done.wait(ttl / 3):
+            if not q.renew_lease(ws.store, model, owner, ttl, clock()):
+                log.error("lost the loop lease of %s (renewal came after it expired)", model)
+
+    threading.Thread(target=renew, name="dcloop-lease", daemon=True).start()
+    return done
+
+
+def _on_sigterm(stop: threading.Event) -> Callable[[], None]:
+    """SIGTERM and SIGINT set ``stop`` (main thread only); returns what puts the old handlers back."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def handler(signum: int, _frame: Any) -> None:
+        log.info("signal %d: stopping after the step in progress", signum)
+        stop.set()
+
+    for sig in previous:
+        signal.signal(sig, handler)
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    return restore
+
+
+@contextmanager
+def turn_lease(ws: Workspace, clock: Clock = utc_now) -> Iterator[str]:
+    """Hold the model's lease while a person runs a turn (``dcloop loop``), so no controller starts one."""
+    model, owner, ttl = lease_name(ws), new_owner(), ws.config.loop.policy.lease_s
+    lease = q.acquire_lease(ws.store, model, owner, ttl, clock())
+    if lease.owner != owner:
+        raise DcloopError(
+            f"A loop turn of {model!r} is running (lease held by {lease.owner} until "
+            f"{lease.expires_at:%Y-%m-%d %H:%M:%S} UTC); wait for it, or stop that controller."
+        )
+    renewing = _renew_while_running(ws, model, owner, clock)
+    try:
+        yield owner
+    finally:
+        renewing.set()
+        q.release_lease(ws.store, model, owner)
+
+
+def request_turn(ws: Workspace, reason: str, clock: Clock = utc_now) -> q.TurnRequest:
+    """Ask the controller for a turn (``dcloop loop --request "reason"``); it runs at its next look."""
+    if not reason.strip():
+        raise DcloopError(
+            '--request needs a reason, e.g. dcloop loop --request "labels from the night shift".'
+        )
+    return q.add_request(ws.store, lease_name(ws), reason.strip(), clock())
+
+
+def history(ws: Workspace, limit: int | None = None) -> list[q.Decision]:
+    """The controller's decisions about this workspace's model, oldest first (the newest ``limit``)."""
+    return q.list_decisions(ws.store, lease_name(ws), limit=limit)
