@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -34,7 +35,7 @@ from dcloop.workspace import open_workspace
 root = Path(sys.argv[1])
 ws = open_workspace(root, config.load(root / "dcloop.yaml"))
 recipe = TrainConfig.model_validate_json(sys.argv[2])
-train(ws, recipe, on_epoch=lambda epoch, metrics: os.kill(os.getpid(), signal.SIGKILL))
+train(ws, recipe, on_epoch=lambda epoch, metrics: os.kill(os.getpid(), int(sys.argv[3])))
 """
 
 
@@ -83,7 +84,7 @@ def test_listing_fails_dead_runs_and_leaves_live_and_foreign_ones(blob_workspace
     rows = {r["run"]: r for r in list_runs(workspace)}
     assert rows[dead.id]["status"] == "failed"
     assert f"pid {dead.lineage[OWNER]['pid']}" in rows[dead.id]["error"]
-    assert "--resume" in rows[dead.id]["error"]
+    assert "start it again with `dcloop train`" in rows[dead.id]["error"]  # no checkpoint
     assert store_runs.get_run(workspace.store, dead.id).finished_at is not None
     assert [rows[r.id]["status"] for r in (live, foreign, legacy)] == ["running"] * 3
     assert show_run(workspace, live.id)["status"] == "running"
@@ -96,22 +97,33 @@ def test_resume_refuses_a_run_still_running_here(blob_workspace) -> None:
         train(workspace, RECIPE, resume=live.id)
 
 
-@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals")
-def test_a_killed_training_process_leaves_a_failed_run_that_resumes(blob_workspace) -> None:
+@pytest.mark.parametrize(
+    ("sig", "reason"),
+    [
+        (signal.SIGKILL, "ended without closing the run"),
+        (
+            signal.SIGSEGV,
+            r"died of Segmentation fault in dcloop/train/\w+\.py line \d+ in \w+ \(stack in .*crash\.log\)",
+        ),
+    ],
+)
+def test_a_killed_training_process_leaves_a_failed_run_that_resumes(blob_workspace, sig, reason) -> None:
     script = textwrap.dedent(KILLED)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    env.pop("PYTHONFAULTHANDLER", None)
     done = subprocess.run(
-        [sys.executable, "-c", script, str(blob_workspace.root), RECIPE.model_dump_json()],
+        [sys.executable, "-c", script, str(blob_workspace.root), RECIPE.model_dump_json(), str(int(sig))],
         env=env,
         capture_output=True,
         text=True,
         check=False,
     )
-    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert done.returncode == -sig, done.stderr
     (killed,) = store_runs.list_runs(blob_workspace.store)
     assert killed.status == "running" and killed.lineage[OWNER]["pid"] != os.getpid()
     (row,) = list_runs(blob_workspace)
-    assert row["status"] == "failed" and "ended without closing the run" in row["error"]
+    assert row["status"] == "failed" and re.search(reason, row["error"]), row["error"]
+    assert f"--resume {killed.id[:12]}" in row["error"]  # epoch 1 was checkpointed
     resumed = train(blob_workspace, RECIPE, resume="latest")
     assert resumed.id == killed.id and resumed.status == "finished"
     assert resumed.lineage[OWNER]["pid"] == os.getpid()

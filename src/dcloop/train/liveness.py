@@ -13,7 +13,9 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from dcloop.store import RunRecord, Store
@@ -21,6 +23,7 @@ from dcloop.store import runs as store_runs
 
 log = logging.getLogger(__name__)
 OWNER = "owner"  # the key of the owner in a run's lineage
+CRASH_LOG = "crash.log"
 
 
 def current_owner() -> dict[str, Any]:
@@ -45,13 +48,66 @@ def owner_gone(owner: dict[str, Any] | None) -> bool:
     return abs(started - float(owner["started"])) > 1.0
 
 
+@contextmanager
+def crash_log(folder: Path) -> Iterator[None]:
+    """While inside, a fatal signal (segfault, abort) writes its Python stack to ``folder/crash.log``.
+
+    Left alone when faulthandler is already on (``PYTHONFAULTHANDLER``: the user wants it on stderr).
+    The file is removed when the block ends, so one that remains is the stack of the crash.
+    """
+    import faulthandler
+
+    if faulthandler.is_enabled():
+        yield
+        return
+    path = folder / CRASH_LOG
+    with open(path, "w", encoding="utf-8") as out:  # stays open: faulthandler writes to its descriptor
+        faulthandler.enable(file=out)
+        try:
+            yield
+        finally:
+            faulthandler.disable()
+            path.unlink(missing_ok=True)
+
+
 def dead_reason(run: RunRecord) -> str:
+    """One line: how the owner ended (the crash and its innermost dcloop frame when logged), what next."""
+    from dcloop.train.checkpoint import latest_checkpoint
+
     owner = run.lineage[OWNER]
-    return (
-        f"its process (pid {owner['pid']} on {owner['host']}) ended without closing the run: killed, "
-        "or a native crash in training (a crashing CPU kernel is avoided with `train.threads: 1` or "
-        f"`train.channels_last: false`); continue it with `dcloop train --resume {run.id[:12]}`"
+    folder = Path(run.path)
+    how = "ended without closing the run: killed, or a native crash"
+    crash = _crash_summary(folder / CRASH_LOG)
+    if crash:
+        how = f"died of {crash} (stack in {folder / CRASH_LOG})"
+    again = (
+        f"continue it with `dcloop train --resume {run.id[:12]}`"
+        if latest_checkpoint(folder / "checkpoint") is not None
+        else "start it again with `dcloop train`"
     )
+    return (
+        f"its process (pid {owner['pid']} on {owner['host']}) {how}; a crashing CPU kernel is avoided "
+        f"with `train.threads: 1` or `train.channels_last: false`; {again}"
+    )
+
+
+def _crash_summary(path: Path) -> str | None:
+    """``Segmentation fault in dcloop/train/loop.py line 270 in _step`` from a faulthandler log."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    fatal = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("Fatal Python error:")), None)
+    if fatal is None:
+        return None
+    # the crashing thread's stack follows "Current thread ..."; other threads are listed before it
+    current = next((i for i, ln in enumerate(lines) if ln.startswith("Current thread")), 0)
+    frames = (ln.strip() for ln in lines[current:] if ln.strip().startswith("File "))
+    frame = next((f for f in frames if "/dcloop/" in f), None)
+    if frame is None:
+        return fatal
+    file, _, where = frame.removeprefix("File ").partition(", ")
+    return f"{fatal} in dcloop{file.strip(chr(34)).rpartition('/dcloop')[2]} {where}"
 
 
 def fail_dead_runs(store: Store, runs: Iterable[RunRecord]) -> list[RunRecord]:

@@ -26,7 +26,7 @@ from dcloop.meter import meter_for
 from dcloop.store import RunRecord
 from dcloop.store import runs as store_runs
 from dcloop.train import lineage
-from dcloop.train.liveness import OWNER, current_owner, fail_dead_runs
+from dcloop.train.liveness import OWNER, crash_log, current_owner, fail_dead_runs
 from dcloop.train.trained import (
     SPEC,
     WEIGHTS,
@@ -98,7 +98,8 @@ def train(
 
                 launch(workspace.root, run.id, resume is not None, nproc, launch_args)
             else:
-                run_training(workspace, run, data, recipe, resume=resume is not None, on_epoch=stopped)
+                with crash_log(Path(run.path)):
+                    run_training(workspace, run, data, recipe, resume=resume is not None, on_epoch=stopped)
         except BaseException as exc:
             status = "stopped" if stopped.raised or isinstance(exc, KeyboardInterrupt) else "failed"
             store_runs.update_run(
