@@ -96,10 +96,13 @@ def retrain(
     Exits 0 when promoted and 3 when the gate refuses. Example: dcloop retrain --warm-start
     """
     from dcloop.deploy.gate import EVIDENCE_COLUMNS, evidence_rows
+    from dcloop.deploy.mirror import mirror_registry
     from dcloop.feedback.retrain import retrain as run_retrain
     from dcloop.workspace import open_workspace
 
-    result = run_retrain(open_workspace(), model, warm_start=warm_start, since=_since(since))
+    ws = open_workspace()
+    result = run_retrain(ws, model, warm_start=warm_start, since=_since(since))
+    mirror_registry(ws, result.model)  # the challenger version, and the champion alias if it moved
     if fmt is Format.json:
         print_json(result.to_dict())
     else:
@@ -153,11 +156,16 @@ def loop(
     from dcloop.workspace import open_workspace as _open
 
     ctx.with_resource(turn_lease(_open()))  # no controller starts a turn of this model meanwhile
+    from dcloop.deploy.mirror import mirror_registry
     from dcloop.loop import run_loop
     from dcloop.workspace import open_workspace
 
     printer = None if fmt is Format.json else _print_step
-    turn = run_loop(open_workspace(), resume=resume, stop_after=until, on_step=printer)
+    ws = open_workspace()
+    turn = run_loop(ws, resume=resume, stop_after=until, on_step=printer)
+    model = turn.outputs.get("model")
+    if isinstance(model, str):  # the turn registered (and maybe promoted) versions of it
+        mirror_registry(ws, model)
     if fmt is Format.json:
         print_json(turn.to_dict())
         return

@@ -34,18 +34,12 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
     cells = [[_cell(v) for v in row] for row in rows]
     headers = [name.replace("_", " ") for name in columns]  # headers wrap at words, not mid-word
     # no vertical rules: two spaces between columns leave room for more columns at 80
-    table = Table(
-        title=title,
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        show_edge=False,
-        pad_edge=False,
-        collapse_padding=True,
-    )
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, collapse_padding=True)
     for header, (low, high) in zip(headers, _widths(headers, cells, console.width), strict=True):
         table.add_column(header, overflow="fold", min_width=low, max_width=high)
     for row in cells:
         table.add_row(*(Text(c) for c in row))  # plain text: a "[" in a file name is no markup
+    console.print(Text(title, style="italic"), soft_wrap=True)  # never squeezed to the table's width
     console.print(table)
 
 
