@@ -146,3 +146,49 @@ def test_loop_cli_requests_a_turn_refuses_while_the_lease_is_held_and_shows_hist
     assert shown.exit_code == 0, shown.output
     [decision] = json.loads(shown.output)
     assert decision["trigger"] == "request" and decision["outcome"] == "not_started"
+
+
+KILLED_MID_TURN = """
+import os, signal, sys
+from pathlib import Path
+from dcloop.loop.controller import request_turn, watch
+from dcloop.workspace import open_workspace
+
+ws = open_workspace(Path(sys.argv[1]))
+request_turn(ws, "before the kill")
+
+def die(ws, model_ref):  # called by the feedback step: the controller dies like `kill -9`
+    os.kill(os.getpid(), signal.SIGKILL)
+
+watch(ws, polls=1, traffic=die)
+"""
+
+
+def test_a_controller_killed_mid_turn_is_resumed_by_the_next_one(champion_ws, tmp_path) -> None:
+    import subprocess
+    import sys
+
+    from dcloop.store import controller as q
+
+    script = tmp_path / "killed.py"
+    script.write_text(KILLED_MID_TURN)
+    done = subprocess.run(
+        [sys.executable, str(script), str(champion_ws.root)], capture_output=True, text=True
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    [turn] = list_turns(champion_ws)
+    assert turn.status == "running" and [s.step for s in turn.steps][-1] == "deploy"
+    dead = q.get_lease(champion_ws.store, "animals")
+    assert dead is not None and dead.expires_at > datetime.now(UTC), "a dead holder's lease outlives it"
+
+    resumed, finished = watch(champion_ws, polls=1)  # the dead holder's lease has not expired yet
+    assert (resumed.trigger, resumed.outcome) == ("resume", "resumed")
+    assert finished.outcome == "finished" and finished.turn_id == turn.id
+    [turn] = list_turns(champion_ws)
+    assert turn.status == "finished" and [s.step for s in turn.steps][-3:] == [
+        "feedback",
+        "monitor",
+        "retrain",
+    ]
+    assert q.get_lease(champion_ws.store, "animals") is None, "released after the turn"
+    assert [d.outcome for d in history(champion_ws)] == ["resumed", "resumed", "finished"]

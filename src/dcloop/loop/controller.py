@@ -43,6 +43,29 @@ def new_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
+def take_lease(ws: Workspace, model: str, owner: str, now: datetime) -> q.Lease:
+    """Acquire the model's lease; a holder on this host whose process is gone (``kill -9``) is taken
+    over at once instead of after its lease expires. The caller holds it if the owner is ``owner``."""
+    ttl = ws.config.loop.policy.lease_s
+    lease = q.acquire_lease(ws.store, model, owner, ttl, now)
+    if (
+        lease.owner != owner
+        and _dead(lease.owner)
+        and q.take_over_lease(ws.store, model, lease.owner, owner, ttl, now)
+    ):
+        log.info("took over the loop lease of %s from %s (its process is gone)", model, lease.owner)
+        return q.Lease(model, owner, now, now + timedelta(seconds=ttl))
+    return lease
+
+
+def _dead(owner: str) -> bool:
+    import psutil
+
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    return host == socket.gethostname() and pid.isdigit() and not psutil.pid_exists(int(pid))
+
+
 def lease_name(ws: Workspace) -> str:
     """The model whose turns the lease guards: ``loop.model``, else the only registered model."""
     from dcloop.deploy.registry import resolve_model_name
@@ -125,7 +148,7 @@ def look(
     newest = q.newest_turn(ws.store)
     decisions = _watch_alerts(ws, model, owner, state, now) if cfg.triggers.alert_held_s is not None else []
     if newest is not None and newest.status == "running":
-        lease = q.acquire_lease(ws.store, model, owner, cfg.policy.lease_s, now)
+        lease = take_lease(ws, model, owner, now)
         if lease.owner == owner:  # a running turn nobody holds: its controller died or was stopped
             firing = Firing("resume", f"turn {newest.number} was interrupted; resuming it", {})
             return [*decisions, *_run(ws, model, owner, firing, True, clock, stop, traffic)]
@@ -147,7 +170,7 @@ def look(
     firing = firings[0]
     reason = held_back(obs, firing, **cfg.policy.model_dump(exclude={"poll_s", "lease_s"}))
     if reason is None:
-        lease = q.acquire_lease(ws.store, model, owner, cfg.policy.lease_s, now)
+        lease = take_lease(ws, model, owner, now)
         if lease.owner != owner:
             reason = f"lease held by {lease.owner} until {lease.expires_at:%H:%M:%S} UTC"
     if reason is not None:
@@ -354,8 +377,8 @@ def _on_sigterm(stop: threading.Event) -> Callable[[], None]:
 @contextmanager
 def turn_lease(ws: Workspace, clock: Clock = utc_now) -> Iterator[str]:
     """Hold the model's lease while a person runs a turn (``dcloop loop``), so no controller starts one."""
-    model, owner, ttl = lease_name(ws), new_owner(), ws.config.loop.policy.lease_s
-    lease = q.acquire_lease(ws.store, model, owner, ttl, clock())
+    model, owner = lease_name(ws), new_owner()
+    lease = take_lease(ws, model, owner, clock())
     if lease.owner != owner:
         raise DcloopError(
             f"A loop turn of {model!r} is running (lease held by {lease.owner} until "

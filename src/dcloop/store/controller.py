@@ -89,6 +89,18 @@ def _insert_if_absent(conn: Connection, values: dict[str, Any]) -> Any:
     return dialect.insert(s.loop_leases).values(**values).on_conflict_do_nothing(index_elements=["name"])
 
 
+def take_over_lease(store: Store, name: str, holder: str, owner: str, ttl_s: float, now: datetime) -> bool:
+    """Take the lease from ``holder`` before it expires (it is known dead); False if it moved meanwhile."""
+    table = s.loop_leases
+    with store.transaction() as conn:
+        taken = conn.execute(
+            update(table)
+            .where((table.c.name == name) & (table.c.owner == holder))
+            .values(owner=owner, acquired_at=now, expires_at=now + timedelta(seconds=ttl_s))
+        )
+    return taken.rowcount == 1
+
+
 def renew_lease(store: Store, name: str, owner: str, ttl_s: float, now: datetime) -> bool:
     """Extend a lease ``owner`` holds; False when it lost it (expired and taken by another)."""
     table = s.loop_leases
