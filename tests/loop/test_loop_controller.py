@@ -192,3 +192,30 @@ def test_a_controller_killed_mid_turn_is_resumed_by_the_next_one(champion_ws, tm
     ]
     assert q.get_lease(champion_ws.store, "animals") is None, "released after the turn"
     assert [d.outcome for d in history(champion_ws)] == ["resumed", "resumed", "finished"]
+
+
+def test_an_alert_held_long_enough_starts_a_turn_and_a_restart_keeps_counting(
+    champion_ws, traffic, world
+) -> None:
+    ws = set_config(champion_ws, "gate", min_improvement=-100.0, max_class_regression=100.0)
+    ws = set_config(ws, "loop", triggers={"alert_held_s": 300.0})
+    send_labelled(traffic, world, 0, 200)  # negatives: the champion's live accuracy collapses
+
+    seen = watch(ws, polls=2, clock=Clock(timedelta(hours=2)), wait=lambda s: False)
+    assert {(d.trigger, d.outcome) for d in seen} == {("alert", "alert_seen")}
+    assert [d.figures["alert"] for d in seen] == [
+        "low_accuracy:animals@1",
+        "pixel_drift:animals@1",
+        "embedding_drift:animals@1",
+    ], "each alert recorded once, though the controller looked twice"
+    assert (
+        seen[0].reason.startswith("animals@1: accuracy") and "on 200 labelled predictions" in seen[0].reason
+    )
+    assert list_turns(ws)[0].status == "paused", "held 0 s of 300: no turn yet"
+
+    later = Clock(timedelta(hours=2, seconds=301))  # a new controller: the sighting is read back
+    started, finished = watch(ws, polls=1, clock=later)
+    assert (started.trigger, started.outcome) == ("alert", "resumed")
+    assert started.figures["alert"] == "low_accuracy:animals@1" and started.figures["held_s"] >= 300
+    assert finished.figures["champion_after"] == "animals@2"
+    assert get_model_version(ws, "animals@champion").ref == "animals@2"
