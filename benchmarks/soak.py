@@ -10,6 +10,7 @@ off under ``--max-predictions-mb`` (plus the WAL and the aggregates of dropped r
 
 Usage: .venv/bin/python benchmarks/soak.py [--minutes 30] [--clients 16] [--every 60]
        [--max-predictions-mb 256] [--max-input-mb 128] [--retention-every 10] [--model seed-cnn]
+       [--pg-url postgresql+psycopg://postgres@127.0.0.1:5432/test]   (the store on PostgreSQL)
 """
 
 from __future__ import annotations
@@ -89,8 +90,27 @@ def _rss_mb(pid: int) -> float:
     return sum(p.memory_info().rss for p in tree) / 2**20
 
 
-def _db_state(db: Path) -> tuple[float, float, int]:
-    """The database file and its WAL (MB), and the prediction rows kept (a read-only look)."""
+def _db_state(db: Path | str) -> tuple[float, float, int]:
+    """The database file and its WAL (MB), and the prediction rows kept (a read-only look).
+
+    PostgreSQL (``db`` a URL): the tables of the prediction log with their indexes and TOAST, no WAL.
+    """
+    if isinstance(db, str):
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(db)
+        try:
+            with engine.connect() as conn:
+                size = conn.execute(
+                    sqlalchemy.text(
+                        "SELECT pg_total_relation_size('predictions') + pg_total_relation_size('feedback') "
+                        "+ pg_total_relation_size('prediction_windows')"
+                    )
+                ).scalar()
+                rows = conn.execute(sqlalchemy.text("SELECT count(*) FROM predictions")).scalar()
+        finally:
+            engine.dispose()
+        return int(size or 0) / 2**20, 0.0, int(rows or 0)
     files = [db, db.with_name(db.name + "-wal")]
     sizes = [f.stat().st_size / 2**20 if f.exists() else 0.0 for f in files]
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
@@ -124,17 +144,20 @@ def _workspace(args) -> Path:
     from dcloop.deploy import promote, register_model_version
     from dcloop.optimize import export_onnx
     from dcloop.train.models import create_model
-    from dcloop.workspace import init_workspace
+    from dcloop.workspace import init_workspace, open_workspace
 
     tmp = Path(tempfile.mkdtemp(prefix="dcloop-soak-"))
     ws = init_workspace(tmp / "ws")
     config = ws.config.model_dump(mode="json")
+    if args.store_url:
+        config["store"]["url"] = args.store_url
     config["feedback"].update(
         max_predictions_mb=args.max_predictions_mb,
         max_input_mb=args.max_input_mb,
         retention_every_s=args.retention_every,
     )
     (ws.root / "dcloop.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    ws = open_workspace(ws.root)
     torch.manual_seed(0)
     onnx_path = export_onnx(create_model(args.model, 1, 10, 28), tmp / "model.onnx", input_shape=(1, 28, 28))
     register_model_version(ws, onnx_path, name="soak", classes=CLASSES)
@@ -142,7 +165,7 @@ def _workspace(args) -> Path:
     return ws.root
 
 
-async def _soak(url: str, pid: int, db: Path, args) -> list[list[float]]:
+async def _soak(url: str, pid: int, db: Path | str, args) -> list[list[float]]:
     rng = np.random.default_rng(0)
     bodies = [json.dumps({"pixels": rng.integers(0, 256, (28, 28)).tolist()}).encode() for _ in range(64)]
     load = Load(url, bodies, args.clients)
@@ -183,8 +206,46 @@ def main() -> None:
     parser.add_argument("--max-input-mb", type=float, default=128.0, help="feedback.max_input_mb.")
     parser.add_argument("--retention-every", type=float, default=10.0, help="feedback.retention_every_s.")
     parser.add_argument("--model", default="seed-cnn", help="Zoo model to export (random weights).")
+    parser.add_argument(
+        "--pg-url", help="Run on PostgreSQL: a server URL; the soak uses a fresh schema there and drops it."
+    )
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    args.store_url, schema = None, None
+    if args.pg_url:
+        schema = _create_schema(args.pg_url)
+        sep = "&" if "?" in args.pg_url else "?"
+        args.store_url = f"{args.pg_url}{sep}options=-csearch_path%3D{schema}"
+    try:
+        _run(args)
+    finally:
+        if schema is not None:
+            _drop_schema(args.pg_url, schema)
+
+
+def _create_schema(url: str) -> str:
+    import uuid
+
+    import sqlalchemy
+
+    schema = f"soak_{uuid.uuid4().hex[:8]}"
+    engine = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
+    engine.dispose()
+    return schema
+
+
+def _drop_schema(url: str, schema: str) -> None:
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()
+
+
+def _run(args) -> None:
     root = _workspace(args)
     port = _free_port()
     cmd = [sys.executable, "-m", "dcloop.cli", "serve", "--model", "soak@champion", "--port", str(port)]
@@ -193,12 +254,13 @@ def main() -> None:
     print(
         f"model {args.model}; {args.clients} clients for {args.minutes:g} min; {os.cpu_count()} CPUs; bounds: "
         f"max_predictions_mb {args.max_predictions_mb:g}, max_input_mb {args.max_input_mb:g}, "
-        f"every {args.retention_every:g} s; workspace {root}",
+        f"every {args.retention_every:g} s; store {'PostgreSQL' if args.store_url else 'SQLite'}; workspace {root}",
         flush=True,
     )
     try:
         _wait_ready(url)
-        rows = asyncio.run(_soak(url, server.pid, root / ".dcloop" / "dcloop.db", args))
+        db = args.store_url or root / ".dcloop" / "dcloop.db"
+        rows = asyncio.run(_soak(url, server.pid, db, args))
     finally:
         server.terminate()
         server.wait(timeout=60)

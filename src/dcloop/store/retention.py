@@ -11,7 +11,8 @@ Rows go in batches of ``BATCH``, one short transaction each, so the server's ins
 long pass instead of waiting behind it. SQLite reuses the pages freed by a pass for new rows, so the file
 stops growing once the bound is reached; a store created with incremental auto-vacuum also gives the
 free pages back to the file system when they exceed a quarter of the file (after a lowered bound or a
-large ``forget``). PostgreSQL's autovacuum makes the deleted rows' space reusable the same way.
+large ``forget``). On PostgreSQL a pass that dropped rows VACUUMs the log's tables, which makes the
+deleted rows' space reusable without locking inserts out.
 """
 
 from __future__ import annotations
@@ -256,8 +257,18 @@ def _sqlite_log_bytes(conn: Connection) -> int:
 
 def _give_back(store: Store) -> int:
     """SQLite with incremental auto-vacuum: truncate the free pages once they are over a quarter of the
-    file (below that, new rows reuse them). Returns the bytes given back."""
-    if not store.url.startswith("sqlite"):
+    file (below that, new rows reuse them). Returns the bytes given back.
+
+    PostgreSQL: a plain VACUUM of the log's tables, so new rows reuse the space of those just deleted
+    instead of extending the files until autovacuum comes round (it takes no lock inserts wait for).
+    """
+    if store.engine.dialect.name == "postgresql":
+        with store.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(
+                "VACUUM " + ", ".join(_LOG_TABLES)
+            )
+        return 0
+    if store.engine.dialect.name != "sqlite":
         return 0
     with store.connect() as conn:
         mode, pages, free, size = (
