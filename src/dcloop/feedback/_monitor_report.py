@@ -98,7 +98,7 @@ def _drift(result: MonitorResult, cfg: MonitorConfig) -> list[Section]:
             fig, ax = new_figure(7, 3.0)
             names = list(d.psi)
             ax.bar(
-                names,
+                [n.replace("_", "\n") for n in names],  # "mean\nintensity": labels side by side never overlap
                 [d.psi[n] for n in names],
                 color=["#b00020" if d.psi[n] > cfg.psi_threshold else "#4a7" for n in names],
             )
