@@ -501,6 +501,27 @@ class LoopPolicyConfig(_Section):
         return value
 
 
+class LoopRollbackConfig(_Section):
+    """`loop.auto_rollback`: the controller moves the champion back when a promotion made it worse."""
+
+    enabled: bool = Field(False, description="Roll back by itself (dcloop models rollback does it by hand).")
+    margin: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        description="Live accuracy must fall below the previous champion's by more than this.",
+    )
+    p_value: float = Field(
+        0.05,
+        gt=0.0,
+        lt=1.0,
+        description="... significantly: a one-sided two-proportion z-test p-value below this.",
+    )
+    min_labels: int = Field(
+        30, ge=1, description="Labelled predictions each version needs before it is judged."
+    )
+
+
 class LoopConfig(_Section):
     """One turn of the loop (`dcloop loop`): which source, model name and methods it uses."""
 
@@ -521,7 +542,11 @@ class LoopConfig(_Section):
         default_factory=LoopTriggersConfig, description="When `dcloop loop --watch` starts a turn."
     )
     policy: LoopPolicyConfig = Field(
-        default_factory=LoopPolicyConfig, description="Cooldown, daily budget and quiet hours of the controller."
+        default_factory=LoopPolicyConfig,
+        description="Cooldown, daily budget and quiet hours of the controller.",
+    )
+    auto_rollback: LoopRollbackConfig = Field(
+        default_factory=LoopRollbackConfig, description="When the controller rolls a new champion back."
     )
 
 

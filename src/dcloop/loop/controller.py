@@ -11,6 +11,7 @@ resume, as a turn killed outright is once its lease expires.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -85,6 +86,7 @@ class _Watching:
     since: datetime
     alerts: dict[str, datetime] = field(default_factory=dict)
     mark: tuple[int, int] | None = None  # (predictions, labels) when the monitor last ran
+    rollback_mark: tuple[int, int] | None = None  # ... when auto-rollback last found nothing to do
     said: str | None = None  # the last held-back reason recorded, so it is recorded once
 
 
@@ -147,6 +149,8 @@ def look(
     now = clock()
     newest = q.newest_turn(ws.store)
     decisions = _watch_alerts(ws, model, owner, state, now) if cfg.triggers.alert_held_s is not None else []
+    if cfg.auto_rollback.enabled and (newest is None or newest.status != "running"):
+        decisions += _auto_rollback(ws, model, owner, state, now)
     if newest is not None and newest.status == "running":
         lease = take_lease(ws, model, owner, now)
         if lease.owner == owner:  # a running turn nobody holds: its controller died or was stopped
@@ -335,6 +339,37 @@ def _held_alerts(ws: Workspace, model: str) -> dict[str, datetime]:
         elif d.outcome == "alert_cleared":
             held.pop(d.figures["alert"], None)
     return held
+
+
+def _auto_rollback(
+    ws: Workspace, model: str, owner: str, state: _Watching, now: datetime
+) -> list[q.Decision]:
+    """Move the champion back when its live accuracy fell significantly below its predecessor's."""
+    from dcloop.deploy.registry import rollback
+    from dcloop.loop.rollback import check_rollback
+
+    cfg = ws.config.loop.auto_rollback
+    mark = q.prediction_mark(ws.store, model)
+    if mark == state.rollback_mark:
+        return []
+    try:
+        check = check_rollback(ws, model, cfg.margin, cfg.min_labels)
+    except NotFoundError:  # nothing registered yet
+        check = None
+    if check is None or check.p_value >= cfg.p_value:
+        state.rollback_mark = mark
+        return []
+    if take_lease(ws, model, owner, now).owner != owner:
+        return []  # a turn is running: look again next time
+    try:
+        move = rollback(
+            ws, model, reason=f"auto rollback: {check.reason}", actor=f"dcloop loop --watch ({owner})"
+        )
+    finally:
+        q.release_lease(ws.store, model, owner)
+    firing = Firing("rollback", check.reason, dataclasses.asdict(check))
+    reason = f"champion back to {model}@{move.to_version}: {check.reason}"
+    return [_decide(ws, model, owner, now, firing, "rolled_back", reason)]
 
 
 # -- the lease while a turn runs, and SIGTERM ------------------------------------------------------
