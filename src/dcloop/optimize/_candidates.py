@@ -114,10 +114,9 @@ def _recipe(run_config: dict[str, Any], **changes: Any) -> TrainConfig:
 
 
 def _hint(method: str) -> str:
-    return (
-        "Retry with `train.threads: 1` or `train.channels_last: false` in the run's recipe, "
-        f"or leave {method} out with --methods."
-    )
+    # the step trains with the run's recorded recipe; with `train.threads: 0` (the default) torch
+    # takes its thread count from OMP_NUM_THREADS, and one thread avoids the known kernel crashes
+    return f"Retry with OMP_NUM_THREADS=1 set, or leave {method} out with --methods."
 
 
 def _prune(
