@@ -61,7 +61,9 @@ def test_report_counts_and_examples() -> None:
     assert report["input"] == 8 and report["kept"] == 2
     assert [e["path"] for e in report["examples"]["conflict"]] == ["f3.png", "f4.png"]
     assert report["examples"]["undecodable"][0]["reason"] == "cannot decode: truncated"
-    assert report["quarantined"] == [{"rule": "undecodable", "path": "bad.png", "reason": "cannot decode: truncated"}]
+    assert report["quarantined"] == [
+        {"rule": "undecodable", "path": "bad.png", "reason": "cannot decode: truncated"}
+    ]
 
 
 def test_preferred_copy_is_kept_and_known_images_count() -> None:
