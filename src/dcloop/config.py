@@ -478,6 +478,11 @@ class LoopPolicyConfig(_Section):
     max_turns_per_day: int | None = Field(
         None, ge=1, description="Turns that may start in any 24 hours (null: no limit)."
     )
+    max_cpu_hours_per_day: float | None = Field(
+        None,
+        gt=0.0,
+        description="CPU-hours the controller's turns may take in any 24 hours (null: no limit).",
+    )
     quiet_hours: str | None = Field(
         None,
         description="UTC hours when no turn starts, 'HH:MM-HH:MM' (may span midnight, e.g. '22:00-06:00').",

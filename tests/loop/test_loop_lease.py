@@ -75,7 +75,19 @@ def test_decisions_and_requests_round_trip(store_url: str) -> None:
             figures={"new_labels": 30 + i},
             owner="me",
         )
-    decisions = c.list_decisions(store, "animals")
+    for at, outcome, cpu_s in [(-2, "finished", 3600.0), (0, "failed", 1800.0), (1, "resumed", 999.0)]:
+        c.record_decision(
+            store,
+            at=T0 + timedelta(days=at),
+            model="animals",
+            trigger="labels",
+            outcome=outcome,
+            reason="r",
+            figures={"cpu_s": cpu_s},
+            owner="me",
+        )
+    assert c.cpu_hours_since(store, "animals", T0 - timedelta(days=1)) == 0.5, "ended turns of the last day"
+    decisions = c.list_decisions(store, "animals")[:2]
     assert [d.outcome for d in decisions] == ["not_started", "started"]
     assert decisions[1].figures == {"new_labels": 31} and decisions[0].at == T0
-    assert [d.reason for d in c.list_decisions(store, limit=1)] == ["r1"]
+    assert [d.outcome for d in c.list_decisions(store, limit=1)] == ["resumed"]

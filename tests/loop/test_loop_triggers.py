@@ -98,3 +98,12 @@ def test_a_request_comes_first_and_carries_its_reason() -> None:
 def test_a_running_turn_holds_back_a_trigger() -> None:
     obs = Observation(now=T0, since=T0, last_start=T0 - timedelta(minutes=5))
     assert held_back(obs, Firing("labels", "x")) == "a turn is still running"
+
+
+@given(spent=st.floats(0, 10), budget=st.floats(0.01, 10), trigger=st.sampled_from(["alert", "request"]))
+def test_the_cpu_budget_binds_everyone(spent: float, budget: float, trigger: str) -> None:
+    obs = Observation(now=T0, since=T0, cpu_hours_today=spent)
+    reason = held_back(obs, Firing(trigger, "x"), max_cpu_hours_per_day=budget)
+    assert (reason is not None) == (spent >= budget)
+    if reason is not None:
+        assert reason.startswith("budget: turns took") and "CPU-hours" in reason

@@ -166,6 +166,7 @@ def look(
         alerts=state.alerts,
         requests=[r.reason for r in requests],
         turns_today=q.turns_started_since(ws.store, now - timedelta(days=1)),
+        cpu_hours_today=q.cpu_hours_since(ws.store, model, now - timedelta(days=1)),
     )
     firings = fired(obs, **cfg.triggers.model_dump())
     if not firings:

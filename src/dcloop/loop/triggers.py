@@ -27,6 +27,7 @@ class Observation:
     alerts: Mapping[str, datetime] = field(default_factory=dict)  # firing alert -> held since
     requests: Sequence[str] = ()  # reasons of the pending manual requests
     turns_today: int = 0  # turns started in the 24 hours before ``now``
+    cpu_hours_today: float = 0.0  # CPU time the controller's turns took in those 24 hours
 
 
 @dataclass(frozen=True)
@@ -82,11 +83,17 @@ def held_back(
     *,
     cooldown_s: float = 0.0,
     max_turns_per_day: int | None = None,
+    max_cpu_hours_per_day: float | None = None,
     quiet_hours: str | None = None,
 ) -> str | None:
     """Why the policies keep ``firing`` from starting a turn now (one line), or None when it may start."""
     if max_turns_per_day is not None and obs.turns_today >= max_turns_per_day:
         return f"budget: {obs.turns_today} turns in the last 24 h (loop.policy.max_turns_per_day {max_turns_per_day})"
+    if max_cpu_hours_per_day is not None and obs.cpu_hours_today >= max_cpu_hours_per_day:
+        return (
+            f"budget: turns took {obs.cpu_hours_today:.2f} CPU-hours in the last 24 h "
+            f"(loop.policy.max_cpu_hours_per_day {max_cpu_hours_per_day:g})"
+        )
     if firing.trigger == "request":
         return None
     if obs.last_start is not None and obs.last_end is None:

@@ -156,6 +156,18 @@ def record_decision(
     return Decision(id=decision_id, **values)  # type: ignore[arg-type]
 
 
+def cpu_hours_since(store: Store, model: str, since: datetime) -> float:
+    """CPU-hours of the turns whose end was recorded at or after ``since`` (their ``cpu_s`` figure)."""
+    table = s.loop_decisions
+    query = select(table.c.figures).where(
+        (table.c.model == model)
+        & (table.c.at >= since)
+        & table.c.outcome.in_(["finished", "paused", "failed", "stopped"])
+    )
+    with store.connect() as conn:
+        return sum(float(f.get("cpu_s") or 0.0) for f in conn.execute(query).scalars()) / 3600
+
+
 def list_decisions(store: Store, model: str | None = None, limit: int | None = None) -> list[Decision]:
     """Decisions oldest first (the newest ``limit`` of them)."""
     table = s.loop_decisions
