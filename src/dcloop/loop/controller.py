@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dcloop.errors import DcloopError, NotFoundError
+from dcloop.errors import DcloopError, NotFoundError, StoreError
 from dcloop.loop._steps import Traffic
 from dcloop.loop.triggers import Firing, Observation, fired, held_back
 from dcloop.store import controller as q
@@ -122,7 +122,11 @@ def watch(
     try:
         looks = 0
         while not stop.is_set():
-            made = look(ws, model, owner, state, clock, stop, traffic)
+            try:
+                made = look(ws, model, owner, state, clock, stop, traffic)
+            except StoreError as exc:  # the database is away for a moment: look again next time
+                log.error("loop controller: %s", exc)
+                made = []
             decisions += made
             if on_decision is not None:
                 for decision in made:
