@@ -142,10 +142,16 @@ def test_loop_cli_requests_a_turn_refuses_while_the_lease_is_held_and_shows_hist
     [held] = watch(champion_ws, polls=1)
     assert held.reason.startswith("not started: lease held by other-host:1:abc")
 
+    q.release_lease(champion_ws.store, "animals", "other-host:1:abc")
+    done = runner.invoke(app, ["loop", "--resume", "--until", "deploy"])
+    assert done.exit_code == 0, done.output
     shown = runner.invoke(app, ["loop", "history", "--format", "json"])
     assert shown.exit_code == 0, shown.output
-    [decision] = json.loads(shown.output)
-    assert decision["trigger"] == "request" and decision["outcome"] == "not_started"
+    held, started, paused = json.loads(shown.output)
+    assert held["trigger"] == "request" and held["outcome"] == "not_started"
+    assert (started["trigger"], started["outcome"]) == ("manual", "started")
+    assert (paused["outcome"], paused["reason"]) == ("paused", "turn 1 paused")
+    assert paused["turn_id"] == turn.id and paused["figures"]["wall_s"] > 0
 
 
 KILLED_MID_TURN = """

@@ -424,12 +424,19 @@ def turn_lease(ws: Workspace, clock: Clock = utc_now) -> Iterator[str]:
             f"A loop turn of {model!r} is running (lease held by {lease.owner} until "
             f"{lease.expires_at:%Y-%m-%d %H:%M:%S} UTC); wait for it, or stop that controller."
         )
+    by_hand = Firing("manual", "dcloop loop run by hand")
+    _decide(ws, model, owner, clock(), by_hand, "started", by_hand.reason)
     renewing = _renew_while_running(ws, model, owner, clock)
+    cpu, wall = time.process_time(), time.perf_counter()
     try:
         yield owner
     finally:
         renewing.set()
         q.release_lease(ws.store, model, owner)
+        turn = q.newest_turn(ws.store)
+        if turn is not None:  # finished, paused (--until) or failed: the turn's record says which
+            reason = f"turn {turn.number} {turn.status}"
+            _decide(ws, model, owner, clock(), by_hand, turn.status, reason, _cost(cpu, wall), turn.id)
 
 
 def request_turn(ws: Workspace, reason: str, clock: Clock = utc_now) -> q.TurnRequest:
