@@ -227,7 +227,6 @@ class FeedbackConfig(_Section):
     max_input_mb: float | None = Field(
         1024.0, gt=0.0, description="Delete the oldest stored inputs beyond this total size (null: no cap)."
     )
-
     prediction_days: float | None = Field(
         365.0,
         gt=0.0,
