@@ -482,6 +482,11 @@ class LoopPolicyConfig(_Section):
         gt=0.0,
         description="CPU-hours the controller's turns may take in any 24 hours (null: no limit).",
     )
+    max_kwh_per_day: float | None = Field(
+        None,
+        gt=0.0,
+        description="Energy (kWh, before PUE) the turns may take in any 24 hours (null: no limit).",
+    )
     quiet_hours: str | None = Field(
         None,
         description="UTC hours when no turn starts, 'HH:MM-HH:MM' (may span midnight, e.g. '22:00-06:00').",

@@ -107,3 +107,12 @@ def test_the_cpu_budget_binds_everyone(spent: float, budget: float, trigger: str
     assert (reason is not None) == (spent >= budget)
     if reason is not None:
         assert reason.startswith("budget: turns took") and "CPU-hours" in reason
+
+
+@given(spent=st.floats(0, 100), budget=st.floats(0.001, 100), trigger=st.sampled_from(["alert", "request"]))
+def test_the_energy_budget_binds_everyone(spent: float, budget: float, trigger: str) -> None:
+    obs = Observation(now=T0, since=T0, cpu_hours_today=0.0, kwh_today=spent)
+    reason = held_back(obs, Firing(trigger, "x"), max_cpu_hours_per_day=1.0, max_kwh_per_day=budget)
+    assert (reason is not None) == (spent >= budget)
+    if reason is not None:
+        assert reason.startswith("budget: turns took") and "loop.policy.max_kwh_per_day" in reason

@@ -18,7 +18,8 @@ def _row(d: Any) -> list[Any]:
 
 def watch_loop(fmt: Format) -> None:
     """Run the controller until SIGTERM or Ctrl-C, printing each decision."""
-    from dcloop.loop.controller import lease_name, watch
+    from dcloop.loop.controller import watch
+    from dcloop.loop.lease import lease_name
     from dcloop.workspace import open_workspace
 
     ws = open_workspace()

@@ -13,70 +13,23 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import signal
-import socket
 import threading
-import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from dcloop.errors import DcloopError, NotFoundError, StoreError
 from dcloop.loop._steps import Traffic
+from dcloop.loop.lease import Clock, lease_name, new_owner, renew_while_running, take_lease, utc_now
 from dcloop.loop.triggers import Firing, Observation, fired, held_back
+from dcloop.meter import JobMeter, meter_for
 from dcloop.store import controller as q
 from dcloop.workspace import Workspace
 
 log = logging.getLogger(__name__)
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def new_owner() -> str:
-    """Who holds a lease: host, process and a token (two controllers in one process differ too)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
-def take_lease(ws: Workspace, model: str, owner: str, now: datetime) -> q.Lease:
-    """Acquire the model's lease; a holder on this host whose process is gone (``kill -9``) is taken
-    over at once instead of after its lease expires. The caller holds it if the owner is ``owner``."""
-    ttl = ws.config.loop.policy.lease_s
-    lease = q.acquire_lease(ws.store, model, owner, ttl, now)
-    if (
-        lease.owner != owner
-        and _dead(lease.owner)
-        and q.take_over_lease(ws.store, model, lease.owner, owner, ttl, now)
-    ):
-        log.info("took over the loop lease of %s from %s (its process is gone)", model, lease.owner)
-        return q.Lease(model, owner, now, now + timedelta(seconds=ttl))
-    return lease
-
-
-def _dead(owner: str) -> bool:
-    import psutil
-
-    host, _, rest = owner.partition(":")
-    pid = rest.partition(":")[0]
-    return host == socket.gethostname() and pid.isdigit() and not psutil.pid_exists(int(pid))
-
-
-def lease_name(ws: Workspace) -> str:
-    """The model whose turns the lease guards: ``loop.model``, else the only registered model."""
-    from dcloop.deploy.registry import resolve_model_name
-
-    if ws.config.loop.model:
-        return ws.config.loop.model
-    try:
-        return resolve_model_name(ws, None)
-    except NotFoundError:
-        return ws.config.name  # nothing registered yet: the workspace's one model-to-be
 
 
 @dataclass
@@ -171,6 +124,7 @@ def look(
         requests=[r.reason for r in requests],
         turns_today=q.turns_started_since(ws.store, now - timedelta(days=1)),
         cpu_hours_today=q.cpu_hours_since(ws.store, model, now - timedelta(days=1)),
+        kwh_today=q.energy_kwh_since(ws.store, model, now - timedelta(days=1)),
     )
     firings = fired(obs, **cfg.triggers.model_dump())
     if not firings:
@@ -213,8 +167,8 @@ def _run(
 
     outcome = "resumed" if resume else "started"
     first = _decide(ws, model, owner, clock(), firing, outcome, firing.reason)
-    renewing = _renew_while_running(ws, model, owner, clock)
-    cpu, wall = time.process_time(), time.perf_counter()
+    renewing = renew_while_running(ws, model, owner, clock)
+    meter = meter_for(ws).__enter__()  # CPU time counts child processes; energy from counters
 
     def between_steps(step: Any) -> None:
         if stop.is_set():
@@ -224,18 +178,19 @@ def _run(
         turn = run_loop(ws, resume=resume, traffic=traffic, on_step=between_steps)
     except _Stopped as exc:
         reason = f"stopped after {exc}; the next start resumes the turn"
-        return [first, _decide(ws, model, owner, clock(), firing, "stopped", reason, _cost(cpu, wall))]
+        return [first, _decide(ws, model, owner, clock(), firing, "stopped", reason, _cost(meter))]
     except Exception as exc:  # a failed turn is recorded and resumed later; the controller goes on
         log.error("loop turn failed: %s", exc, exc_info=not isinstance(exc, DcloopError))
-        figures = _cost(cpu, wall)
+        figures = _cost(meter)
         return [
             first,
             _decide(ws, model, owner, clock(), firing, "failed", f"{type(exc).__name__}: {exc}", figures),
         ]
     finally:
+        meter.__exit__(None, None, None)
         renewing.set()
         q.release_lease(ws.store, model, owner)
-    figures = {**_cost(cpu, wall), **_turn_figures(turn.outputs), "turn": turn.number}
+    figures = {**_cost(meter), **_turn_figures(turn.outputs), "turn": turn.number}
     last = _decide(
         ws, model, owner, clock(), firing, turn.status, _turn_reason(turn.outputs), figures, turn.id
     )
@@ -263,8 +218,15 @@ def _turn_reason(outputs: dict[str, Any]) -> str:
     )
 
 
-def _cost(cpu: float, wall: float) -> dict[str, float]:
-    return {"wall_s": round(time.perf_counter() - wall, 2), "cpu_s": round(time.process_time() - cpu, 2)}
+def _cost(meter: JobMeter) -> dict[str, Any]:
+    """A turn's cost as recorded with its decision: what the daily budgets add up."""
+    cost = meter.result()
+    return {
+        "wall_s": round(cost.wall_s, 2),
+        "cpu_s": round(cost.cpu_s, 2),
+        "energy_kwh": round(cost.energy_kwh, 9),
+        "energy_source": cost.energy_source,
+    }
 
 
 def _decide(
@@ -377,21 +339,7 @@ def _auto_rollback(
     return [_decide(ws, model, owner, now, firing, "rolled_back", reason)]
 
 
-# -- the lease while a turn runs, and SIGTERM ------------------------------------------------------
-
-
-def _renew_while_running(ws: Workspace, model: str, owner: str, clock: Clock) -> threading.Event:
-    """Renew the lease every third of its length from a daemon thread; set the event to stop."""
-    done = threading.Event()
-    ttl = ws.config.loop.policy.lease_s
-
-    def renew() -> None:
-        while not done.wait(ttl / 3):
-            if not q.renew_lease(ws.store, model, owner, ttl, clock()):
-                log.error("lost the loop lease of %s (renewal came after it expired)", model)
-
-    threading.Thread(target=renew, name="dcloop-lease", daemon=True).start()
-    return done
+# -- SIGTERM, and the lease while a person runs a turn ------------------------------------------------------
 
 
 def _on_sigterm(stop: threading.Event) -> Callable[[], None]:
@@ -426,17 +374,18 @@ def turn_lease(ws: Workspace, clock: Clock = utc_now) -> Iterator[str]:
         )
     by_hand = Firing("manual", "dcloop loop run by hand")
     _decide(ws, model, owner, clock(), by_hand, "started", by_hand.reason)
-    renewing = _renew_while_running(ws, model, owner, clock)
-    cpu, wall = time.process_time(), time.perf_counter()
+    renewing = renew_while_running(ws, model, owner, clock)
+    meter = meter_for(ws).__enter__()  # CPU time counts child processes; energy from counters
     try:
         yield owner
     finally:
+        meter.__exit__(None, None, None)
         renewing.set()
         q.release_lease(ws.store, model, owner)
         turn = q.newest_turn(ws.store)
         if turn is not None:  # finished, paused (--until) or failed: the turn's record says which
             reason = f"turn {turn.number} {turn.status}"
-            _decide(ws, model, owner, clock(), by_hand, turn.status, reason, _cost(cpu, wall), turn.id)
+            _decide(ws, model, owner, clock(), by_hand, turn.status, reason, _cost(meter), turn.id)
 
 
 def request_turn(ws: Workspace, reason: str, clock: Clock = utc_now) -> q.TurnRequest:

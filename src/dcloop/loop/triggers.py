@@ -2,9 +2,9 @@
 functions of what the controller observed (no store, no clock), so every rule is tested alone.
 
 Triggers, in the order they are reported: a person's request, a monitor alert held long enough,
-enough new labels, a cron time passed, the interval since the last turn elapsed. Policies: a daily
-budget of turns (binding on everyone), quiet hours and a cooldown after the last turn (a person's
-request is not held back by those two: someone asked for this turn now).
+enough new labels, a cron time passed, the interval since the last turn elapsed. Policies: daily
+budgets of turns, CPU-hours and energy (binding on everyone), quiet hours and a cooldown after the
+last turn (a person's request is not held back by those two: someone asked for this turn now).
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ class Observation:
     alerts: Mapping[str, datetime] = field(default_factory=dict)  # firing alert -> held since
     requests: Sequence[str] = ()  # reasons of the pending manual requests
     turns_today: int = 0  # turns started in the 24 hours before ``now``
-    cpu_hours_today: float = 0.0  # CPU time the controller's turns took in those 24 hours
+    cpu_hours_today: float = 0.0  # CPU time the turns took in those 24 hours (child processes too)
+    kwh_today: float = 0.0  # energy the turns took in those 24 hours (measured or estimated)
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ def held_back(
     cooldown_s: float = 0.0,
     max_turns_per_day: int | None = None,
     max_cpu_hours_per_day: float | None = None,
+    max_kwh_per_day: float | None = None,
     quiet_hours: str | None = None,
 ) -> str | None:
     """Why the policies keep ``firing`` from starting a turn now (one line), or None when it may start."""
@@ -93,6 +95,11 @@ def held_back(
         return (
             f"budget: turns took {obs.cpu_hours_today:.2f} CPU-hours in the last 24 h "
             f"(loop.policy.max_cpu_hours_per_day {max_cpu_hours_per_day:g})"
+        )
+    if max_kwh_per_day is not None and obs.kwh_today >= max_kwh_per_day:
+        return (
+            f"budget: turns took {obs.kwh_today:.4g} kWh in the last 24 h "
+            f"(loop.policy.max_kwh_per_day {max_kwh_per_day:g})"
         )
     if firing.trigger == "request":
         return None

@@ -158,6 +158,15 @@ def record_decision(
 
 def cpu_hours_since(store: Store, model: str, since: datetime) -> float:
     """CPU-hours of the turns whose end was recorded at or after ``since`` (their ``cpu_s`` figure)."""
+    return _turn_figure_sum(store, model, since, "cpu_s") / 3600
+
+
+def energy_kwh_since(store: Store, model: str, since: datetime) -> float:
+    """Energy (kWh, before PUE) of the turns whose end was recorded at or after ``since``."""
+    return _turn_figure_sum(store, model, since, "energy_kwh")
+
+
+def _turn_figure_sum(store: Store, model: str, since: datetime, key: str) -> float:
     table = s.loop_decisions
     query = select(table.c.figures).where(
         (table.c.model == model)
@@ -165,7 +174,7 @@ def cpu_hours_since(store: Store, model: str, since: datetime) -> float:
         & table.c.outcome.in_(["finished", "paused", "failed", "stopped"])
     )
     with store.connect() as conn:
-        return sum(float(f.get("cpu_s") or 0.0) for f in conn.execute(query).scalars()) / 3600
+        return sum(float(f.get(key) or 0.0) for f in conn.execute(query).scalars())
 
 
 def list_decisions(store: Store, model: str | None = None, limit: int | None = None) -> list[Decision]:
