@@ -84,6 +84,8 @@ _EXPORTS: dict[str, str] = {
     "RetrainResult": "dcloop.feedback.retrain",
     "run_loop": "dcloop.loop",
     "LoopTurn": "dcloop.loop",
+    "watch": "dcloop.loop",
+    "request_turn": "dcloop.loop",
     "run_demo": "dcloop.demo",
     "DemoResult": "dcloop.demo",
 }

@@ -20,11 +20,16 @@ def test_the_loop_api_is_exported() -> None:
         "RetrainResult",
         "run_loop",
         "LoopTurn",
+        "watch",
+        "request_turn",
         "run_demo",
         "DemoResult",
     ):
         assert name in dcloop.__all__
         assert callable(getattr(dcloop, name))
+    assert dcloop.watch is dcloop.loop.watch is dcloop.loop.controller.watch
+    for name in dcloop.loop.__all__:
+        assert getattr(dcloop.loop, name) is not None, name
 
 
 def test_demo_refuses_a_folder_it_did_not_make(tmp_path: Path) -> None:

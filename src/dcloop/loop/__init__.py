@@ -2,7 +2,8 @@
 
 ``run_loop(ws)`` runs prepare -> train -> optimize -> register -> gate -> deploy -> feedback ->
 monitor -> retrain, recording each step's typed output; ``run_loop(ws, resume=True)`` finishes the
-newest unfinished turn.
+newest unfinished turn. ``watch(ws)`` is the controller that runs turns when ``loop.triggers`` fire;
+``request_turn(ws, reason)`` asks it for one.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dcloop.loop._steps import (
     Trained,
 )
 from dcloop.loop._turn import LoopTurn, StepResult, list_turns, run_loop
+from dcloop.loop.controller import request_turn, watch
 
 __all__ = [
     "STEPS",
@@ -42,7 +44,9 @@ __all__ = [
     "Traffic",
     "Trained",
     "list_turns",
+    "request_turn",
     "run_loop",
     "turn_sections",
+    "watch",
     "write_turn_report",
 ]
