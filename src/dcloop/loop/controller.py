@@ -295,13 +295,16 @@ def _champion_alerts(ws: Workspace, model: str) -> dict[str, str]:
 
 
 def _held_alerts(ws: Workspace, model: str) -> dict[str, datetime]:
-    """Alerts seen and not cleared since the newest turn began, from the decisions recorded."""
+    """Alerts seen and not cleared since the newest turn began or was resumed, from the decisions
+    recorded (a turn starting clears them, as a running controller does)."""
     newest = q.newest_turn(ws.store)
     held: dict[str, datetime] = {}
     for d in q.list_decisions(ws.store, model, limit=500):
         if newest is not None and d.at < newest.started_at:
             continue
-        if d.outcome == "alert_seen":
+        if d.outcome in ("started", "resumed"):
+            held.clear()
+        elif d.outcome == "alert_seen":
             held.setdefault(d.figures["alert"], d.at)
         elif d.outcome == "alert_cleared":
             held.pop(d.figures["alert"], None)
