@@ -59,6 +59,10 @@ def test_register_refusals(workspace, onnx_path) -> None:
         get_model_version(workspace, "pest")
     with pytest.raises(NotFoundError, match="Model 'pets' has no alias 'best'"):
         get_model_version(workspace, "pets@best")
+    # digits that are not ASCII, or a number no version column holds, are names nobody set
+    for selector in ("²", "99999999999999999999", "2147483648"):
+        with pytest.raises(NotFoundError, match=f"Model 'pets' has no alias '{selector}'"):
+            get_model_version(workspace, f"pets@{selector}")
 
 
 def test_first_promotion_needs_no_gate_and_rollback_walks_history(workspace, onnx_path) -> None:

@@ -60,7 +60,7 @@ def select_classes(known: Sequence[str], wanted: Sequence[str] | None, origin: s
     for token in (str(w).strip() for w in wanted):
         if token in known:
             picked.add(list(known).index(token))
-        elif token.isdigit() and int(token) < len(known):
+        elif token.isascii() and token.isdigit() and len(token) <= 9 and int(token) < len(known):
             picked.add(int(token))
         else:
             raise DataError(

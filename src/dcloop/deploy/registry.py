@@ -101,7 +101,8 @@ def get_model_version(ws: Workspace, ref: str) -> ModelVersion:
     pointers = q.aliases(ws.store, name)
     if not selector:
         version = pointers.get("champion") or q.latest_number(ws.store, name)
-    elif selector.isdigit():
+    elif selector.isascii() and selector.isdigit() and len(selector) <= 10 and int(selector) < 2**31:
+        # ASCII digits only ("²".isdigit() is true, int("²") raises) and within a 32-bit column
         version = int(selector)
     elif selector in pointers:
         version = pointers[selector]

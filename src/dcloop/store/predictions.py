@@ -181,7 +181,8 @@ def _label_index(label: str | int, classes: list[str]) -> int | None:
     if isinstance(label, str) and label in classes:
         return classes.index(label)
     text = str(label).strip()
-    if isinstance(label, bool) or not text.lstrip("-").isdigit():
+    digits = text.removeprefix("-")
+    if isinstance(label, bool) or not (digits.isascii() and digits.isdigit()) or len(digits) > 9:
         return None
     index = int(text)
     return index if 0 <= index < len(classes) else None
