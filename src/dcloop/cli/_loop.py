@@ -152,7 +152,7 @@ def loop(
         if watch:
             _controller.watch_loop(fmt)
         return
-    from dcloop.loop.controller import turn_lease
+    from dcloop.loop.lease import turn_lease
     from dcloop.workspace import open_workspace as _open
 
     ctx.with_resource(turn_lease(_open()))  # no controller starts a turn of this model meanwhile

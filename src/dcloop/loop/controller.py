@@ -7,40 +7,38 @@ turn with its figures, what the turn did (gate, promotion, cost), and a trigger 
 reason (cooldown, budget, quiet hours, lease held). A held-back trigger is recorded once per reason,
 not once per look. SIGTERM stops it after the step in progress; the turn is left for the next start to
 resume, as a turn killed outright is once its lease expires.
+
+Beside it: the lease (``lease``), what is watched between turns (``_alerts``: alerts, auto-rollback)
+and what is recorded (``_decisions``).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import signal
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
-from dcloop.errors import DcloopError, NotFoundError, StoreError
+from dcloop.errors import DcloopError, StoreError
+from dcloop.loop._alerts import Watching, auto_rollback, held_alerts, watch_alerts
+from dcloop.loop._decisions import cost_figures, decide, turn_figures, turn_reason
 from dcloop.loop._steps import Traffic
-from dcloop.loop.lease import Clock, lease_name, new_owner, renew_while_running, take_lease, utc_now
+from dcloop.loop.lease import (
+    Clock,
+    lease_name,
+    new_owner,
+    renew_while_running,
+    take_lease,
+    utc_now,
+)
 from dcloop.loop.triggers import Firing, Observation, fired, held_back
-from dcloop.meter import JobMeter, meter_for
+from dcloop.meter import meter_for
 from dcloop.store import controller as q
 from dcloop.workspace import Workspace
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class _Watching:
-    """What one controller remembers between looks: alerts and since when they hold, what it last said."""
-
-    since: datetime
-    alerts: dict[str, datetime] = field(default_factory=dict)
-    mark: tuple[int, int] | None = None  # (predictions, labels) when the monitor last ran
-    rollback_mark: tuple[int, int] | None = None  # ... when auto-rollback last found nothing to do
-    said: str | None = None  # the last held-back reason recorded, so it is recorded once
 
 
 class _Stopped(Exception):
@@ -69,7 +67,7 @@ def watch(
     wait = wait or stop.wait
     owner = owner or new_owner()
     model = lease_name(ws)
-    state = _Watching(since=clock(), alerts=_held_alerts(ws, model))
+    state = Watching(since=clock(), alerts=held_alerts(ws, model))
     decisions: list[q.Decision] = []
     restore = _on_sigterm(stop)
     try:
@@ -96,7 +94,7 @@ def look(
     ws: Workspace,
     model: str,
     owner: str,
-    state: _Watching,
+    state: Watching,
     clock: Clock,
     stop: threading.Event,
     traffic: Traffic | None = None,
@@ -105,9 +103,9 @@ def look(
     cfg = ws.config.loop
     now = clock()
     newest = q.newest_turn(ws.store)
-    decisions = _watch_alerts(ws, model, owner, state, now) if cfg.triggers.alert_held_s is not None else []
+    decisions = watch_alerts(ws, model, owner, state, now) if cfg.triggers.alert_held_s is not None else []
     if cfg.auto_rollback.enabled and (newest is None or newest.status != "running"):
-        decisions += _auto_rollback(ws, model, owner, state, now)
+        decisions += auto_rollback(ws, model, owner, state, now)
     if newest is not None and newest.status == "running":
         lease = take_lease(ws, model, owner, now)
         if lease.owner == owner:  # a running turn nobody holds: its controller died or was stopped
@@ -141,7 +139,7 @@ def look(
         if key == state.said:
             return decisions
         state.said = key
-        return [*decisions, _decide(ws, model, owner, now, firing, "not_started", f"not started: {reason}")]
+        return [*decisions, decide(ws, model, owner, now, firing, "not_started", f"not started: {reason}")]
     state.said = None
     resume = newest is not None and newest.status != "finished"
     state.alerts.clear()  # an alert must hold again after this turn before it starts another
@@ -166,7 +164,7 @@ def _run(
     from dcloop.loop._turn import run_loop
 
     outcome = "resumed" if resume else "started"
-    first = _decide(ws, model, owner, clock(), firing, outcome, firing.reason)
+    first = decide(ws, model, owner, clock(), firing, outcome, firing.reason)
     renewing = renew_while_running(ws, model, owner, clock)
     meter = meter_for(ws).__enter__()  # CPU time counts child processes; energy from counters
 
@@ -178,171 +176,21 @@ def _run(
         turn = run_loop(ws, resume=resume, traffic=traffic, on_step=between_steps)
     except _Stopped as exc:
         reason = f"stopped after {exc}; the next start resumes the turn"
-        return [first, _decide(ws, model, owner, clock(), firing, "stopped", reason, _cost(meter))]
+        return [first, decide(ws, model, owner, clock(), firing, "stopped", reason, cost_figures(meter))]
     except Exception as exc:  # a failed turn is recorded and resumed later; the controller goes on
         log.error("loop turn failed: %s", exc, exc_info=not isinstance(exc, DcloopError))
-        figures = _cost(meter)
+        figures = cost_figures(meter)
         return [
             first,
-            _decide(ws, model, owner, clock(), firing, "failed", f"{type(exc).__name__}: {exc}", figures),
+            decide(ws, model, owner, clock(), firing, "failed", f"{type(exc).__name__}: {exc}", figures),
         ]
     finally:
         meter.__exit__(None, None, None)
         renewing.set()
         q.release_lease(ws.store, model, owner)
-    figures = {**_cost(meter), **_turn_figures(turn.outputs), "turn": turn.number}
-    last = _decide(
-        ws, model, owner, clock(), firing, turn.status, _turn_reason(turn.outputs), figures, turn.id
-    )
+    figures = {**cost_figures(meter), **turn_figures(turn.outputs), "turn": turn.number}
+    last = decide(ws, model, owner, clock(), firing, turn.status, turn_reason(turn.outputs), figures, turn.id)
     return [first, last]
-
-
-def _turn_figures(outputs: dict[str, Any]) -> dict[str, Any]:
-    keys = ("registered", "gate_passed", "champion", "challenger", "retrain_promoted", "champion_after")
-    return {k: outputs[k] for k in keys if k in outputs} | {
-        "reasons": [*outputs.get("gate_reasons", []), *outputs.get("retrain_reasons", [])]
-    }
-
-
-def _turn_reason(outputs: dict[str, Any]) -> str:
-    """What the turn did, in one line: the retrain gate's decision when it retrained."""
-    if outputs.get("challenger"):
-        verdict = "promoted" if outputs.get("retrain_promoted") else "refused"
-        why = "; ".join(outputs.get("retrain_reasons") or [])
-        return f"challenger {outputs['challenger']} {verdict}" + (f": {why}" if why else "")
-    note = outputs.get("retrain_note")
-    return (
-        f"champion {outputs.get('champion')}; no retrain: {note}"
-        if note
-        else f"champion {outputs.get('champion')}"
-    )
-
-
-def _cost(meter: JobMeter) -> dict[str, Any]:
-    """A turn's cost as recorded with its decision: what the daily budgets add up."""
-    cost = meter.result()
-    return {
-        "wall_s": round(cost.wall_s, 2),
-        "cpu_s": round(cost.cpu_s, 2),
-        "energy_kwh": round(cost.energy_kwh, 9),
-        "energy_source": cost.energy_source,
-    }
-
-
-def _decide(
-    ws: Workspace,
-    model: str,
-    owner: str,
-    at: datetime,
-    firing: Firing,
-    outcome: str,
-    reason: str,
-    extra: dict[str, Any] | None = None,
-    turn_id: str | None = None,
-) -> q.Decision:
-    figures = {**firing.figures, **(extra or {})}
-    log.info("%s: %s (%s)", outcome, reason, firing.trigger)
-    return q.record_decision(
-        ws.store,
-        at=at,
-        model=model,
-        trigger=firing.trigger,
-        outcome=outcome,
-        reason=reason,
-        figures=figures,
-        owner=owner,
-        turn_id=turn_id,
-    )
-
-
-# -- alerts: held since their first sighting, which is recorded so a restart keeps counting --------
-
-
-def _watch_alerts(ws: Workspace, model: str, owner: str, state: _Watching, now: datetime) -> list[q.Decision]:
-    """Run the monitor when predictions or labels moved; record alerts that appear and clear."""
-    mark = q.prediction_mark(ws.store, model)
-    if mark == state.mark:
-        return []
-    state.mark = mark
-    firing = _champion_alerts(ws, model)
-    decisions = []
-    for name, message in firing.items():
-        if name not in state.alerts:
-            state.alerts[name] = now
-            decisions.append(
-                _decide(
-                    ws, model, owner, now, Firing("alert", message, {"alert": name}), "alert_seen", message
-                )
-            )
-    for name in [n for n in state.alerts if n not in firing]:
-        del state.alerts[name]
-        cleared = Firing("alert", f"alert {name} cleared", {"alert": name})
-        decisions.append(_decide(ws, model, owner, now, cleared, "alert_cleared", cleared.reason))
-    return decisions
-
-
-def _champion_alerts(ws: Workspace, model: str) -> dict[str, str]:
-    """The alerts about the serving champion (an older version's record is no reason for a turn)."""
-    from dcloop.deploy.registry import get_model_version
-    from dcloop.feedback.monitor import monitor
-
-    try:
-        champion = get_model_version(ws, f"{model}@champion").ref
-        result = monitor(ws, model, export_alerts=False)
-    except NotFoundError:
-        return {}
-    return {a.name: a.message for a in result.alerts if a.subject == champion}
-
-
-def _held_alerts(ws: Workspace, model: str) -> dict[str, datetime]:
-    """Alerts seen and not cleared since the newest turn began or was resumed, from the decisions
-    recorded (a turn starting clears them, as a running controller does)."""
-    newest = q.newest_turn(ws.store)
-    held: dict[str, datetime] = {}
-    for d in q.list_decisions(ws.store, model, limit=500):
-        if newest is not None and d.at < newest.started_at:
-            continue
-        if d.outcome in ("started", "resumed"):
-            held.clear()
-        elif d.outcome == "alert_seen":
-            held.setdefault(d.figures["alert"], d.at)
-        elif d.outcome == "alert_cleared":
-            held.pop(d.figures["alert"], None)
-    return held
-
-
-def _auto_rollback(
-    ws: Workspace, model: str, owner: str, state: _Watching, now: datetime
-) -> list[q.Decision]:
-    """Move the champion back when its live accuracy fell significantly below its predecessor's."""
-    from dcloop.deploy.registry import rollback
-    from dcloop.loop.rollback import check_rollback
-
-    cfg = ws.config.loop.auto_rollback
-    mark = q.prediction_mark(ws.store, model)
-    if mark == state.rollback_mark:
-        return []
-    try:
-        check = check_rollback(ws, model, cfg.margin, cfg.min_labels)
-    except NotFoundError:  # nothing registered yet
-        check = None
-    if check is None or check.p_value >= cfg.p_value:
-        state.rollback_mark = mark
-        return []
-    if take_lease(ws, model, owner, now).owner != owner:
-        return []  # a turn is running: look again next time
-    try:
-        move = rollback(
-            ws, model, reason=f"auto rollback: {check.reason}", actor=f"dcloop loop --watch ({owner})"
-        )
-    finally:
-        q.release_lease(ws.store, model, owner)
-    firing = Firing("rollback", check.reason, dataclasses.asdict(check))
-    reason = f"champion back to {model}@{move.to_version}: {check.reason}"
-    return [_decide(ws, model, owner, now, firing, "rolled_back", reason)]
-
-
-# -- SIGTERM, and the lease while a person runs a turn ------------------------------------------------------
 
 
 def _on_sigterm(stop: threading.Event) -> Callable[[], None]:
@@ -363,32 +211,6 @@ def _on_sigterm(stop: threading.Event) -> Callable[[], None]:
             signal.signal(sig, old)
 
     return restore
-
-
-@contextmanager
-def turn_lease(ws: Workspace, clock: Clock = utc_now) -> Iterator[str]:
-    """Hold the model's lease while a person runs a turn (``dcloop loop``), so no controller starts one."""
-    model, owner = lease_name(ws), new_owner()
-    lease = take_lease(ws, model, owner, clock())
-    if lease.owner != owner:
-        raise DcloopError(
-            f"A loop turn of {model!r} is running (lease held by {lease.owner} until "
-            f"{lease.expires_at:%Y-%m-%d %H:%M:%S} UTC); wait for it, or stop that controller."
-        )
-    by_hand = Firing("manual", "dcloop loop run by hand")
-    _decide(ws, model, owner, clock(), by_hand, "started", by_hand.reason)
-    renewing = renew_while_running(ws, model, owner, clock)
-    meter = meter_for(ws).__enter__()  # CPU time counts child processes; energy from counters
-    try:
-        yield owner
-    finally:
-        meter.__exit__(None, None, None)
-        renewing.set()
-        q.release_lease(ws.store, model, owner)
-        turn = q.newest_turn(ws.store)
-        if turn is not None:  # finished, paused (--until) or failed: the turn's record says which
-            reason = f"turn {turn.number} {turn.status}"
-            _decide(ws, model, owner, clock(), by_hand, turn.status, reason, _cost(meter), turn.id)
 
 
 def request_turn(ws: Workspace, reason: str, clock: Clock = utc_now) -> q.TurnRequest:

@@ -1,7 +1,8 @@
 """The lease on a model's loop turns: at most one turn of a model runs at a time, whoever starts it
 (a controller, another controller on another machine sharing a PostgreSQL store, or a person running
 ``dcloop loop``). The lease lives in the store and expires unless renewed, so a holder that died
-gives it up; on this host a holder whose process is gone is taken over at once.
+gives it up; on this host a holder whose process is gone is taken over at once. ``turn_lease``
+holds it while a person runs ``dcloop loop``.
 """
 
 from __future__ import annotations
@@ -11,10 +12,14 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
-from dcloop.errors import NotFoundError
+from dcloop.errors import DcloopError, NotFoundError
+from dcloop.loop._decisions import cost_figures, decide
+from dcloop.loop.triggers import Firing
+from dcloop.meter import meter_for
 from dcloop.store import controller as q
 from dcloop.workspace import Workspace
 
@@ -78,3 +83,29 @@ def renew_while_running(ws: Workspace, model: str, owner: str, clock: Clock) -> 
 
     threading.Thread(target=renew, name="dcloop-lease", daemon=True).start()
     return done
+
+
+@contextmanager
+def turn_lease(ws: Workspace, clock: Clock = utc_now) -> Iterator[str]:
+    """Hold the model's lease while a person runs a turn (``dcloop loop``), so no controller starts one."""
+    model, owner = lease_name(ws), new_owner()
+    lease = take_lease(ws, model, owner, clock())
+    if lease.owner != owner:
+        raise DcloopError(
+            f"A loop turn of {model!r} is running (lease held by {lease.owner} until "
+            f"{lease.expires_at:%Y-%m-%d %H:%M:%S} UTC); wait for it, or stop that controller."
+        )
+    by_hand = Firing("manual", "dcloop loop run by hand")
+    decide(ws, model, owner, clock(), by_hand, "started", by_hand.reason)
+    renewing = renew_while_running(ws, model, owner, clock)
+    meter = meter_for(ws).__enter__()  # CPU time counts child processes; energy from counters
+    try:
+        yield owner
+    finally:
+        meter.__exit__(None, None, None)
+        renewing.set()
+        q.release_lease(ws.store, model, owner)
+        turn = q.newest_turn(ws.store)
+        if turn is not None:  # finished, paused (--until) or failed: the turn's record says which
+            reason = f"turn {turn.number} {turn.status}"
+            decide(ws, model, owner, clock(), by_hand, turn.status, reason, cost_figures(meter), turn.id)
