@@ -112,6 +112,11 @@ def main() -> None:
         rows.append(["server switch", f"{serving - turned:.2f}", f"{(serving - turned) / total:.0%}"])
         table(["part", "seconds", "share"], rows)
         print(f"held-out shifted accuracy: {before:.3f} before, {after:.3f} after")
+        done = next(d for d in decisions if d.outcome == "finished")
+        print(
+            f"the turn's recorded cost: {done.figures['cpu_s']:.1f} CPU s (child processes included), "
+            f"{done.figures['energy_kwh'] * 1000:.3f} Wh ({done.figures['energy_source']})"
+        )
 
         watch(ws, polls=1)  # the first look of a controller runs the monitor once
         cpu = time.process_time()
