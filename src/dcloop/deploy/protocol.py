@@ -74,7 +74,9 @@ class CappedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
-        self._in_headers = True  # what comes next on this connection is the next request's head
+        # What comes next on this connection is the next request's head. The chunk being parsed ended
+        # a body, and body bytes are not head bytes: leave it uncounted, as a chunk a head began in.
+        self._in_headers, self._began = True, True
 
     def send_400_response(self, msg: str) -> None:
         """A JSON answer, then close: the request's framing is unknown, so nothing after it can be read."""
