@@ -18,7 +18,7 @@ from pathlib import Path
 
 SERVER = """
 import sys, uvicorn
-from dcloop.deploy.protocol import CappedHttpToolsProtocol
+from dcloop.deploy._protocol import CappedHttpToolsProtocol
 async def app(scope, receive, send):
     if scope["type"] == "http":
         await send({"type": "http.response.start", "status": 200, "headers": []})

@@ -23,10 +23,10 @@ import yaml
 
 from dcloop._demo_traffic import TrafficClient, shift_images
 from dcloop.config import LoopPolicyConfig
-from dcloop.deploy.registry import get_model_version
-from dcloop.deploy.runtime import load_model
+from dcloop.deploy._registry import get_model_version
+from dcloop.deploy._runtime import load_model
 from dcloop.loop import STEPS, list_turns, run_loop
-from dcloop.loop.controller import watch
+from dcloop.loop._controller import watch
 from dcloop.workspace import init_workspace, open_workspace
 
 CLASSES = ["bird", "elephant", "giraffe"]

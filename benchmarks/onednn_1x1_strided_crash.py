@@ -9,7 +9,7 @@ has fall back to its best). On torch 2.13.0 CPU (oneDNN 3.12.0) with AVX-512 the
 cases with ic < 16, an odd batch and 2+ threads die with -11 (SIGSEGV) or -6 (SIGABRT, "double free
 or corruption"); with AVX2 the cases with ic < 8 die or hang at any batch. The same convolution in
 contiguous (NCHW) layout, at stride 1, or as a 3x3, passes. dcloop keeps exactly these convolutions
-contiguous when it trains channels-last (``dcloop.train.layout``).
+contiguous when it trains channels-last (``dcloop.train._layout``).
 
 Usage: python benchmarks/onednn_1x1_strided_crash.py [--quick]
 Single case: python benchmarks/onednn_1x1_strided_crash.py --case MB IC OC HW STRIDE LAYOUT STEPS

@@ -261,7 +261,7 @@ def main() -> None:
 
     from dcloop.deploy import promote, register_model_version
     from dcloop.optimize import export_onnx
-    from dcloop.train.models import create_model
+    from dcloop.train._models import create_model
     from dcloop.workspace import init_workspace
 
     tmp = Path(tempfile.mkdtemp(prefix="dcloop-bench-"))

@@ -143,7 +143,7 @@ def _workspace(args) -> Path:
 
     from dcloop.deploy import promote, register_model_version
     from dcloop.optimize import export_onnx
-    from dcloop.train.models import create_model
+    from dcloop.train._models import create_model
     from dcloop.workspace import init_workspace, open_workspace
 
     tmp = Path(tempfile.mkdtemp(prefix="dcloop-soak-"))

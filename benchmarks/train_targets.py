@@ -64,8 +64,8 @@ def measure(data: Any, recipe: Any) -> dict[str, float]:
     import torch
 
     from dcloop.train import create_model, fit_model
-    from dcloop.train.loop import seed_everything
-    from dcloop.train.metrics import predict_arrays
+    from dcloop.train._loop import seed_everything
+    from dcloop.train._metrics import predict_arrays
 
     channels, size, _ = data.image_shape
     flops = train_flops_per_image(
@@ -168,7 +168,7 @@ def main() -> None:
     base = TrainConfig.model_validate(
         base.model_dump() | {k: v for k, v in overrides.items() if v is not None}
     )
-    from dcloop.train.loop import resolve_device, resolve_precision
+    from dcloop.train._loop import resolve_device, resolve_precision
 
     precision = resolve_precision(base.precision, resolve_device(base.device))
     peak = peak_flops(args.threads, precision)

@@ -16,8 +16,7 @@ import numpy as np
 from PIL import Image
 
 import dcloop
-from dcloop.deploy import in_process_client
-from dcloop.deploy.mirror import mirror_registry
+from dcloop.deploy import in_process_client, mirror_registry
 from dcloop.optimize import optimize
 from dcloop.train import train
 

@@ -114,7 +114,7 @@ def run_demo(
     """Run the demo in ``directory`` (created; a previous demo there is replaced); ``on_step`` sees
     each loop step as it ends."""
     from dcloop.data import import_source
-    from dcloop.deploy.registry import get_model_version
+    from dcloop.deploy import get_model_version
     from dcloop.loop import Gated, Monitored, Retrained, Trained, run_loop
 
     started = time.perf_counter()
@@ -236,7 +236,7 @@ def _split_future(
 
 def _accuracy(version: Any, x: np.ndarray, y: np.ndarray) -> float:
     """Accuracy of a registered version on uint8 images, on the same ONNX runtime the server uses."""
-    from dcloop.deploy.runtime import load_model
+    from dcloop.deploy import load_model
 
     return float((load_model(version).predict_classes(x) == y).mean())
 

@@ -13,7 +13,7 @@ import pytest
 import dcloop
 
 
-@pytest.mark.parametrize("setup", ["import dcloop", "import dcloop, dcloop.optimize, dcloop.train.run"])
+@pytest.mark.parametrize("setup", ["import dcloop", "import dcloop, dcloop.optimize, dcloop.train._run"])
 def test_subpackage_attributes_do_not_change_with_import_order(setup: str) -> None:
     """``dcloop.optimize`` is the subpackage on first access and after (each case in a fresh process)."""
     code = (
@@ -21,7 +21,7 @@ def test_subpackage_attributes_do_not_change_with_import_order(setup: str) -> No
         "a = dcloop.optimize; b = dcloop.optimize\n"
         "assert isinstance(a, types.ModuleType) and a is b, a\n"
         "assert a.optimize.__module__ == 'dcloop.optimize._optimize'\n"
-        "assert dcloop.train.train.__module__ == 'dcloop.train.run'\n"
+        "assert dcloop.train.train.__module__ == 'dcloop.train._run'\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

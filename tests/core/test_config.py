@@ -102,7 +102,7 @@ def test_check_names_reports_every_unknown_name_with_the_closest() -> None:
 
 
 def test_default_config_names_exist_in_the_registries() -> None:
-    from dcloop.train.recipe import registry_names
+    from dcloop.train._recipe import registry_names
 
     config.check_names(config.Config(), registry_names())  # raises on a default naming nothing
 

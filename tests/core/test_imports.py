@@ -189,3 +189,18 @@ def test_nothing_outside_the_store_imports_sqlalchemy() -> None:
             if any(n.split(".")[0] == "sqlalchemy" for n in names):
                 users.append(f"{name}:{node.lineno}")
     assert users == []
+
+
+# Packages whose __init__ is the public API and every other module private; store/ is the exception
+# DESIGN.md names: one public query module per domain.
+PRIVATE_PACKAGES = ("cli", "data", "train", "optimize", "deploy", "feedback", "loop", "plan")
+
+
+def test_package_modules_are_private() -> None:
+    public = [
+        f"dcloop.{package}.{path.stem}"
+        for package in PRIVATE_PACKAGES
+        for path in sorted((SRC / "dcloop" / package).glob("*.py"))
+        if not path.stem.startswith("_")
+    ]
+    assert public == [], "modules besides __init__ must be _private (export their API from __init__)"

@@ -19,7 +19,7 @@ from PIL import Image
 
 from dcloop.data import ImageRejected, decode_image
 from dcloop.data._decode import to_uint8
-from dcloop.deploy.inputs import decode_image as decode_upload
+from dcloop.deploy._inputs import decode_image as decode_upload
 
 RULES = {"empty_file", "not_an_image", "undecodable", "too_large", "unreadable"}
 BUDGET = 1_000_000

@@ -32,7 +32,7 @@ def live_server(served_ws) -> Iterator[str]:
     import uvicorn
 
     from dcloop.deploy import create_app
-    from dcloop.deploy.protocol import CappedHttpToolsProtocol  # as `dcloop serve` runs it
+    from dcloop.deploy._protocol import CappedHttpToolsProtocol  # as `dcloop serve` runs it
 
     app = create_app(served_ws, "pets@champion", token="s3cret", max_queue_delay_ms=2)
     port = free_port()

@@ -43,7 +43,7 @@ def _export(model, path: Path, shape) -> None:
 def tiny_cnn_onnx(path: Path, seed: int = 0) -> Path:
     import torch
 
-    from dcloop.train.models import create_model
+    from dcloop.train._models import create_model
 
     torch.manual_seed(seed)
     return export(create_model("tiny-cnn", 1, 2, 28), path)

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dcloop.deploy import create_app
-from dcloop.deploy.schema import MAX_VERSION, Feedback, ModelSwitch, parse
+from dcloop.deploy._schema import MAX_VERSION, Feedback, ModelSwitch, parse
 
 # Pillow warns about the damaged images sent on purpose; what matters is the answer.
 pytestmark = pytest.mark.filterwarnings(

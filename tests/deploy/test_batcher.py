@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from dcloop.deploy.batcher import Batcher, QueueFull
+from dcloop.deploy._batcher import Batcher, QueueFull
 
 
 def test_concurrent_requests_share_batches_and_get_their_own_answers() -> None:
@@ -80,7 +80,7 @@ def test_queue_bound_and_failures_reach_every_caller() -> None:
 
 
 def test_the_prediction_log_commits_waiting_batches_together_and_reports_failures() -> None:
-    from dcloop.deploy.service import PredictionLog
+    from dcloop.deploy._service import PredictionLog
 
     commits: list[list[str]] = []
     first_commit_started, release_first_commit = threading.Event(), threading.Event()

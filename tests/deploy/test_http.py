@@ -12,7 +12,7 @@ import httpx
 import pytest
 from fuzzkit import Generator, Req, reproducers
 
-from dcloop.deploy.protocol import MAX_HEADER_BYTES, MAX_HEADER_FIELDS
+from dcloop.deploy._protocol import MAX_HEADER_BYTES, MAX_HEADER_FIELDS
 
 # Pillow warns about the damaged images sent on purpose; what matters is the answer.
 pytestmark = pytest.mark.filterwarnings(

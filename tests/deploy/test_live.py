@@ -10,7 +10,7 @@ import pytest
 from deploykit import CLASSES, tiny_cnn_onnx
 
 from dcloop.deploy import get_model_version, load_model, register_model_version
-from dcloop.deploy.runtime import softmax
+from dcloop.deploy._runtime import softmax
 from dcloop.store.predictions import list_predictions
 
 

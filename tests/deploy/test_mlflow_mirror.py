@@ -56,9 +56,9 @@ def test_monitor_check_is_recorded_with_its_figures_and_report(served_ws, tmp_pa
     import numpy as np
     from mlflow.tracking import MlflowClient
 
-    from dcloop.deploy.registry import get_model_version
-    from dcloop.feedback.mirror import mirror_monitor
-    from dcloop.feedback.monitor import monitor
+    from dcloop.deploy._registry import get_model_version
+    from dcloop.feedback._mirror import mirror_monitor
+    from dcloop.feedback._monitor import monitor
     from dcloop.store.predictions import add_labels, log_predictions, new_predictions
 
     rng = np.random.default_rng(0)

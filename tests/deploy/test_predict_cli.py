@@ -133,7 +133,7 @@ def module_ws(tmp_path_factory: pytest.TempPathFactory):
 def test_any_mix_of_files_gives_one_row_each_in_order(module_ws, kinds: list[str]) -> None:
     import tempfile
 
-    from dcloop.deploy.batch import predict_files
+    from dcloop.deploy._batch import predict_files
 
     with tempfile.TemporaryDirectory() as tmp:
         paths = []

@@ -23,7 +23,7 @@ from dcloop.deploy import (
     register_model_version,
     rollback,
 )
-from dcloop.deploy.registry import RollbackError
+from dcloop.deploy._registry import RollbackError
 from dcloop.errors import ConfigError, NotFoundError
 from dcloop.feedback import add_labels, log_predictions, new_prediction
 from dcloop.store.predictions import in_holdout
@@ -136,7 +136,7 @@ def test_a_significant_class_drop_is_refused_even_when_noise_is_allowed(gated) -
 def test_worse_p_value_is_an_exact_one_sided_sign_test(lost: int, won: int, same: int) -> None:
     from math import comb
 
-    from dcloop.deploy.gate import worse_p_value
+    from dcloop.deploy._gate import worse_p_value
 
     champion = np.array([True] * lost + [False] * won + [True] * same, dtype=bool)
     challenger = np.array([False] * lost + [True] * won + [True] * same, dtype=bool)

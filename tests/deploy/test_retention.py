@@ -182,8 +182,8 @@ def test_sqlite_reuses_freed_pages_and_gives_a_large_free_share_back(tmp_path: P
 def test_monitor_figures_survive_the_rows_they_were_computed_from(served_ws, seed: int) -> None:
     from deploykit import CLASSES as PETS
 
-    from dcloop.deploy.registry import get_model_version
-    from dcloop.feedback.monitor import monitor
+    from dcloop.deploy._registry import get_model_version
+    from dcloop.feedback._monitor import monitor
 
     rng = np.random.default_rng(seed)
     version, now, n = get_model_version(served_ws, "pets@1"), datetime.now(UTC), 300

@@ -14,8 +14,8 @@ from deploykit import CLASSES, tiny_cnn_onnx
 from fastapi.testclient import TestClient
 
 from dcloop.deploy import create_app, get_model_version, load_model, register_model_version
-from dcloop.deploy.metrics import clear_alerts, set_alert
-from dcloop.deploy.runtime import softmax
+from dcloop.deploy._metrics import clear_alerts, set_alert
+from dcloop.deploy._runtime import softmax
 from dcloop.feedback import labelled_predictions
 from dcloop.store.predictions import list_predictions
 

@@ -26,7 +26,7 @@ def test_serve_on_a_port_in_use_is_one_line_with_a_free_port_to_try(served_ws) -
 
 
 def test_no_model_registered_names_the_register_command(workspace) -> None:
-    from dcloop.deploy.registry import resolve_model_name
+    from dcloop.deploy._registry import resolve_model_name
 
     with pytest.raises(
         NotFoundError, match=r"No model is registered .* dcloop models register <run or variant>"

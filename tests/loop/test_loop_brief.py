@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dcloop.deploy.gate import EVIDENCE_COLUMNS, evidence_rows
+from dcloop.deploy._gate import EVIDENCE_COLUMNS, evidence_rows
 from dcloop.loop import StepResult
 
 

@@ -10,7 +10,7 @@ import time
 from loopkit import set_config
 
 from dcloop.loop import list_turns
-from dcloop.loop.controller import history, request_turn, watch
+from dcloop.loop._controller import history, request_turn, watch
 from dcloop.store import controller as q
 
 BURN = """

@@ -19,7 +19,7 @@ from loopkit import set_config
 
 from dcloop._demo_traffic import TrafficClient, shift_images
 from dcloop.loop import list_turns, watch
-from dcloop.loop.controller import history
+from dcloop.loop._controller import history
 
 TOKEN = "s3cret-token"
 COOLDOWN_S = 900.0

@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 from loopkit import make_workspace, set_config
 
 from dcloop._demo_traffic import shift_images
-from dcloop.deploy.registry import get_model_version
+from dcloop.deploy._registry import get_model_version
 from dcloop.loop import list_turns
-from dcloop.loop.controller import history, request_turn, watch
+from dcloop.loop._controller import history, request_turn, watch
 
 
 class Clock:
@@ -157,7 +157,7 @@ def test_loop_cli_requests_a_turn_refuses_while_the_lease_is_held_and_shows_hist
 KILLED_MID_TURN = """
 import os, signal, sys
 from pathlib import Path
-from dcloop.loop.controller import request_turn, watch
+from dcloop.loop._controller import request_turn, watch
 from dcloop.workspace import open_workspace
 
 ws = open_workspace(Path(sys.argv[1]))

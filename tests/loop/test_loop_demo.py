@@ -27,7 +27,7 @@ def test_the_loop_api_is_exported() -> None:
     ):
         assert name in dcloop.__all__
         assert callable(getattr(dcloop, name))
-    assert dcloop.watch is dcloop.loop.watch is dcloop.loop.controller.watch
+    assert dcloop.watch is dcloop.loop.watch is dcloop.loop._controller.watch
     for name in dcloop.loop.__all__:
         assert getattr(dcloop.loop, name) is not None, name
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dcloop.feedback.drift import embedding_drift, kolmogorov_sf, ks_2samp, pixel_features, psi
+from dcloop.feedback._drift import embedding_drift, kolmogorov_sf, ks_2samp, pixel_features, psi
 
 seeds = st.integers(0, 2**32 - 1)
 sizes = st.integers(200, 2000)

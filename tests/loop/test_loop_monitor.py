@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from dcloop._demo_traffic import shift_images
 from dcloop.errors import NotFoundError
-from dcloop.feedback.monitor import monitor
+from dcloop.feedback._monitor import monitor
 
 runner = CliRunner()
 

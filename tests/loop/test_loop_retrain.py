@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from loopkit import set_config
 
 from dcloop._demo_traffic import shift_images
-from dcloop.deploy.registry import alias_history, get_model_version
-from dcloop.feedback.retrain import NothingToRetrain, retrain
+from dcloop.deploy._registry import alias_history, get_model_version
+from dcloop.feedback._retrain import NothingToRetrain, retrain
 from dcloop.store import datasets as store_datasets
 from dcloop.store import runs as store_runs
 from dcloop.store.predictions import labelled_examples

@@ -8,10 +8,10 @@ from hypothesis import strategies as st
 from loopkit import set_config
 
 from dcloop._demo_traffic import shift_images
-from dcloop.deploy.registry import alias_history, get_model_version
-from dcloop.feedback.retrain import retrain
-from dcloop.loop.controller import history, watch
-from dcloop.loop.rollback import worse_p_value
+from dcloop.deploy._registry import alias_history, get_model_version
+from dcloop.feedback._retrain import retrain
+from dcloop.loop._controller import history, watch
+from dcloop.loop._rollback import worse_p_value
 
 counts = st.integers(1, 500).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n)))
 

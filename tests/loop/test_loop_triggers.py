@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dcloop.loop.triggers import Firing, Observation, cron_due, fired, held_back, in_quiet_hours
+from dcloop.loop._triggers import Firing, Observation, cron_due, fired, held_back, in_quiet_hours
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 seconds = st.integers(0, 3 * 86400).map(float)  # whole seconds: timedelta keeps microseconds only

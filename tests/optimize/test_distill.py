@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from dcloop.train.models import create_model
+from dcloop.train._models import create_model
 
 
 def test_distillation_loss_is_zero_gradient_at_teacher_when_alpha_is_one() -> None:

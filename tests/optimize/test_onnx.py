@@ -11,7 +11,7 @@ from torch import nn
 
 from dcloop.errors import DataError, DcloopError
 from dcloop.optimize import check_parity, export_onnx
-from dcloop.train.models import create_model
+from dcloop.train._models import create_model
 
 
 @pytest.mark.parametrize("name", ["tiny-cnn", "resnet-s", "seed-cnn"])

@@ -10,7 +10,7 @@ import torch
 
 from dcloop.optimize import check_parity, export_onnx
 from dcloop.optimize._prune import count_macs_params, prune_channels
-from dcloop.train.models import create_model
+from dcloop.train._models import create_model
 
 
 @pytest.mark.parametrize(("name", "keep"), [("resnet-s", 0.5), ("seed-cnn", 0.5), ("tiny-cnn", 0.3)])

@@ -35,7 +35,7 @@ def test_int8_agrees_with_fp32_on_real_images(catdog_ws, trained_run, tmp_path: 
 
 
 def test_int8_shrinks_a_real_size_model(tmp_path: Path) -> None:
-    from dcloop.train.models import create_model
+    from dcloop.train._models import create_model
 
     torch.manual_seed(0)
     model = create_model("resnet-s", 1, 2, 28)
@@ -62,7 +62,7 @@ def test_int8_shrinks_a_real_size_model(tmp_path: Path) -> None:
 def test_bad_calibration_is_refused_and_nothing_written(
     images: np.ndarray, message: str, tmp_path: Path
 ) -> None:
-    from dcloop.train.models import create_model
+    from dcloop.train._models import create_model
 
     fp32 = export_onnx(create_model("tiny-cnn", 1, 2, 28), tmp_path / "fp32.onnx", (1, 28, 28))
     with pytest.raises(DataError, match=message):

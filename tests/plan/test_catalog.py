@@ -6,7 +6,7 @@ import pytest
 
 from dcloop.config import validate
 from dcloop.errors import ConfigError, NotFoundError
-from dcloop.plan.catalog import get_accelerator, load_catalog
+from dcloop.plan._catalog import get_accelerator, load_catalog
 
 REQUIRED = {
     "v100-sxm2-32gb",

@@ -21,11 +21,11 @@ from dcloop.plan import (
     training_memory,
     transformer,
 )
-from dcloop.plan.energy import Site
-from dcloop.plan.memory import activation_bytes_per_layer, min_data_parallel
-from dcloop.plan.models import train_flops_per_token
-from dcloop.plan.serving import kv_cache_bytes_per_token
-from dcloop.plan.training import hardware_flops_per_token
+from dcloop.plan._energy import Site
+from dcloop.plan._memory import activation_bytes_per_layer, min_data_parallel
+from dcloop.plan._models import train_flops_per_token
+from dcloop.plan._serving import kv_cache_bytes_per_token
+from dcloop.plan._training import hardware_flops_per_token
 
 GPT = transformer("t", layers=2, hidden=64, heads=4, seq_len=128, vocab=1000)
 

@@ -96,9 +96,9 @@ def test_train_spec_file_report_and_what_if(cli, tmp_path: Path) -> None:
 
 def test_serve_report_sweeps_the_batch_up_to_the_plan(cli, tmp_path: Path) -> None:
     from dcloop.plan import plan_serving
-    from dcloop.plan.models import get_preset
-    from dcloop.plan.report import batch_sweep
-    from dcloop.plan.serving import ServingSpec
+    from dcloop.plan._models import get_preset
+    from dcloop.plan._report import batch_sweep
+    from dcloop.plan._serving import ServingSpec
 
     report = tmp_path / "serve.html"
     args = ["--preset", "llama3-8b", "-a", "h100-sxm", "--target-rps", "5"]
@@ -279,7 +279,7 @@ def test_planner_stays_light() -> None:
     import subprocess
     import sys
 
-    code = "import sys, dcloop.plan, dcloop.plan.spec; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, dcloop.plan, dcloop.plan._spec; assert 'torch' not in sys.modules, 'torch imported'"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).returncode == 0
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from dcloop.errors import ConfigError
 from dcloop.plan import ServingSpec, TrainingSpec, get_preset, params_only, plan_serving, plan_training
-from dcloop.plan.layout import choose_layout
+from dcloop.plan._layout import choose_layout
 
 
 def test_given_degrees_are_kept() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dcloop.plan.validation import ENERGY_TOLERANCE, HOURS_TOLERANCE, load_published_runs, validate_run
+from dcloop.plan._validation import ENERGY_TOLERANCE, HOURS_TOLERANCE, load_published_runs, validate_run
 
 RUNS = load_published_runs()
 

@@ -19,8 +19,8 @@ def main(precision: str) -> None:
     from dcloop.config import OptimizeConfig, TrainConfig
     from dcloop.optimize._distill import fit_student
     from dcloop.optimize._prune import prune_channels
-    from dcloop.train.loop import fit_model, seed_everything
-    from dcloop.train.models import create_model
+    from dcloop.train._loop import fit_model, seed_everything
+    from dcloop.train._models import create_model
 
     sys.path.insert(0, __file__.rsplit("/", 1)[0])
     from conftest import blobs, in_memory

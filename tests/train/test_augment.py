@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from dcloop.train.augment import PADDING, build_augment
+from dcloop.train._augment import PADDING, build_augment
 
 FULL = {"rotation": 40.0, "width_shift": 0.2, "height_shift": 0.2, "shear": 0.2, "zoom": 0.2, "hflip": True}
 

@@ -7,9 +7,9 @@ import torch
 from torch import nn
 
 from dcloop.config import TrainConfig
-from dcloop.train.layout import needs_contiguous, to_channels_last
-from dcloop.train.loop import fit_model
-from dcloop.train.models import create_model
+from dcloop.train._layout import needs_contiguous, to_channels_last
+from dcloop.train._loop import fit_model
+from dcloop.train._models import create_model
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from dcloop.train import checkpoint as ckpt
+from dcloop.train import _checkpoint as ckpt
 
 
 def _weights(value: float) -> dict[str, torch.Tensor]:

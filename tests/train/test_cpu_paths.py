@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dcloop.train.loop import resolve_precision
+from dcloop.train._loop import resolve_precision
 
 JOB = Path(__file__).with_name("cpu_path_job.py")
 PATHS = [

@@ -12,7 +12,7 @@ from dcloop.config import TrainConfig
 from dcloop.errors import TrainError
 from dcloop.store import runs as store_runs
 from dcloop.train import train
-from dcloop.train.distributed import torchrun_args
+from dcloop.train._distributed import torchrun_args
 
 
 def test_two_processes_match_one(blob_workspace) -> None:
@@ -35,7 +35,7 @@ def test_two_processes_match_one(blob_workspace) -> None:
 def test_torchrun_arguments_pass_through() -> None:
     local = torchrun_args(Path("/ws"), "abc", False, 2, [])
     assert local[:2] == ["--nproc-per-node=2", "--standalone"]
-    assert local[2:] == ["-m", "dcloop.train.worker", "--workspace", "/ws", "--run-id", "abc"]
+    assert local[2:] == ["-m", "dcloop.train._worker", "--workspace", "/ws", "--run-id", "abc"]
     multi = torchrun_args(
         Path("/ws"), "abc", True, 4, ["--nnodes=2", "--node-rank=1", "--rdzv-endpoint=h:29400"]
     )

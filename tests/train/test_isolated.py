@@ -10,9 +10,9 @@ import torch
 
 from dcloop.config import TrainConfig
 from dcloop.errors import DataError, TrainError
-from dcloop.train.isolated import call_isolated
-from dcloop.train.loop import fit_model, seed_everything
-from dcloop.train.models import create_model
+from dcloop.train._isolated import call_isolated
+from dcloop.train._loop import fit_model, seed_everything
+from dcloop.train._models import create_model
 
 
 def _die(sig: int) -> None:

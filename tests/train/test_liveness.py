@@ -18,8 +18,8 @@ from dcloop.errors import TrainError
 from dcloop.store import RunRecord
 from dcloop.store import runs as store_runs
 from dcloop.train import train
-from dcloop.train.liveness import OWNER, current_owner, owner_gone
-from dcloop.train.runs import list_runs, show_run
+from dcloop.train._liveness import OWNER, current_owner, owner_gone
+from dcloop.train._runs import list_runs, show_run
 
 RECIPE = TrainConfig(model="tiny-cnn", epochs=2, batch_size=32, lr=0.01, threads=2)
 

@@ -8,7 +8,7 @@ import torch
 from dcloop.config import TrainConfig
 from dcloop.data import PreparedDataset
 from dcloop.train import fit_model
-from dcloop.train.models import create_model
+from dcloop.train._models import create_model
 
 
 def _fit(data: PreparedDataset, recipe: TrainConfig, model: str | None = None, **kw):
@@ -111,7 +111,7 @@ def test_options_train_to_finite_results(
 def test_channels_last_training_returns_plain_layout_weights_and_auto_precision_resolves(
     blob_data: PreparedDataset, fast_recipe: TrainConfig
 ) -> None:
-    from dcloop.train.loop import resolve_precision
+    from dcloop.train._loop import resolve_precision
 
     cpu = torch.device("cpu")
     assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dcloop.train.metrics import classification_metrics, predict_arrays, roc_auc
+from dcloop.train._metrics import classification_metrics, predict_arrays, roc_auc
 
 
 def test_three_class_numbers_by_hand() -> None:

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from dcloop.errors import NotFoundError
-from dcloop.train.models import create_model, describe_models, list_models
+from dcloop.train._models import create_model, describe_models, list_models
 
 ZOO = sorted(list_models())
 

@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dcloop.errors import NotFoundError
-from dcloop.train.recipe import build_loss, build_optimizer, build_schedule, check_names, optimizers
+from dcloop.train._recipe import build_loss, build_optimizer, build_schedule, check_names, optimizers
 
 
 def _schedule(name: str, **kw: object):

@@ -18,8 +18,8 @@ def _row(d: Any) -> list[Any]:
 
 def watch_loop(fmt: Format) -> None:
     """Run the controller until SIGTERM or Ctrl-C, printing each decision."""
-    from dcloop.loop.controller import watch
-    from dcloop.loop.lease import lease_name
+    from dcloop.loop import watch
+    from dcloop.loop._lease import lease_name
     from dcloop.workspace import open_workspace
 
     ws = open_workspace()
@@ -37,7 +37,7 @@ def watch_loop(fmt: Format) -> None:
 
 
 def request(reason: str) -> None:
-    from dcloop.loop.controller import request_turn
+    from dcloop.loop import request_turn
     from dcloop.workspace import open_workspace
 
     asked = request_turn(open_workspace(), reason)
@@ -53,7 +53,7 @@ def history(
 
     Example: dcloop loop history --limit 20
     """
-    from dcloop.loop.controller import history as decisions
+    from dcloop.loop._controller import history as decisions
     from dcloop.workspace import open_workspace
 
     rows = decisions(open_workspace(), limit=limit)

@@ -66,8 +66,7 @@ def register_version(
 
     Example: dcloop models register 3f2a9c --alias challenger
     """
-    from dcloop.deploy import register_model_version
-    from dcloop.deploy.mirror import mirror_registry
+    from dcloop.deploy import mirror_registry, register_model_version
     from dcloop.workspace import open_workspace
 
     names = [c.strip() for c in classes.split(",")] if classes else None
@@ -107,8 +106,8 @@ def promote(
 
     Example: dcloop models promote animals            (challenger -> champion, gated)
     """
+    from dcloop.deploy import mirror_registry
     from dcloop.deploy import promote as run
-    from dcloop.deploy.mirror import mirror_registry
     from dcloop.workspace import open_workspace
 
     ws = open_workspace()
@@ -134,8 +133,8 @@ def rollback(
     fmt: Format = _FORMAT,
 ) -> None:
     """Point the champion back at the version it held before its latest promotion."""
+    from dcloop.deploy import mirror_registry
     from dcloop.deploy import rollback as run
-    from dcloop.deploy.mirror import mirror_registry
     from dcloop.workspace import open_workspace
 
     ws = open_workspace()

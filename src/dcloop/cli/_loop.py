@@ -44,8 +44,8 @@ def monitor(
       dcloop monitor --since 2026-05-01 --report reports/monitor.html
       dcloop monitor --model animals --format json
     """
-    from dcloop.feedback.mirror import mirror_monitor
-    from dcloop.feedback.monitor import monitor as run_monitor
+    from dcloop.feedback import monitor as run_monitor
+    from dcloop.feedback._mirror import mirror_monitor
     from dcloop.workspace import open_workspace
 
     ws = open_workspace()
@@ -95,9 +95,9 @@ def retrain(
 
     Exits 0 when promoted and 3 when the gate refuses. Example: dcloop retrain --warm-start
     """
-    from dcloop.deploy.gate import EVIDENCE_COLUMNS, evidence_rows
-    from dcloop.deploy.mirror import mirror_registry
-    from dcloop.feedback.retrain import retrain as run_retrain
+    from dcloop.deploy import mirror_registry
+    from dcloop.deploy._gate import EVIDENCE_COLUMNS, evidence_rows
+    from dcloop.feedback import retrain as run_retrain
     from dcloop.workspace import open_workspace
 
     ws = open_workspace()
@@ -152,11 +152,11 @@ def loop(
         if watch:
             _controller.watch_loop(fmt)
         return
-    from dcloop.loop.lease import turn_lease
+    from dcloop.loop._lease import turn_lease
     from dcloop.workspace import open_workspace as _open
 
     ctx.with_resource(turn_lease(_open()))  # no controller starts a turn of this model meanwhile
-    from dcloop.deploy.mirror import mirror_registry
+    from dcloop.deploy import mirror_registry
     from dcloop.loop import run_loop
     from dcloop.workspace import open_workspace
 

@@ -68,7 +68,7 @@ def _settings() -> tuple[Any, Any, Any]:
 
 def _inputs(flags: dict[str, Any], *drop: str) -> dict[str, Any]:
     """A command's flags as plan inputs over its --spec file: `drop` left out, --carbon/--price renamed."""
-    from dcloop.plan.spec import load_spec_file, merge
+    from dcloop.plan._spec import load_spec_file, merge
 
     values = {k: v for k, v in flags.items() if k not in {"spec", "fmt", "carbon", "price", *drop}}
     values.update(carbon_kg_per_kwh=flags["carbon"], price_per_kwh=flags["price"])
@@ -155,7 +155,7 @@ def train(
     from dataclasses import replace
 
     from dcloop.plan import plan_training, what_if
-    from dcloop.plan.spec import build_training_spec
+    from dcloop.plan._spec import build_training_spec
 
     plan_cfg, energy, catalog = _settings()
     training = build_training_spec(_inputs(flags, "compare", "counts", "report"), plan_cfg, energy)
@@ -173,7 +173,7 @@ def train(
     if rows:
         summary["what_if"] = [r.summary() for r in rows]
     if report:
-        from dcloop.plan.report import write_plan_report
+        from dcloop.plan._report import write_plan_report
 
         write_plan_report(report, result, rows)
     if fmt is Format.json:
@@ -237,8 +237,8 @@ def fit(
     flags = dict(locals())
     from dcloop.errors import ConfigError
     from dcloop.plan import accelerators_for_days, largest_compute_optimal_model
-    from dcloop.plan.energy import Site
-    from dcloop.plan.spec import build_training_spec, parse_inputs, site_inputs
+    from dcloop.plan._energy import Site
+    from dcloop.plan._spec import build_training_spec, parse_inputs, site_inputs
 
     plan_cfg, energy, catalog = _settings()
     values = parse_inputs(_inputs(flags, "days", "tokens_per_param"))
@@ -318,13 +318,13 @@ def serve(
     """
     flags = dict(locals())
     from dcloop.plan import plan_serving
-    from dcloop.plan.spec import build_serving_spec
+    from dcloop.plan._spec import build_serving_spec
 
     plan_cfg, energy, catalog = _settings()
     plan = plan_serving(build_serving_spec(_inputs(flags, "report"), plan_cfg, energy), catalog)
     _show("serving plan", plan.summary(), fmt)
     if report:
-        from dcloop.plan.report import batch_sweep, write_serving_report
+        from dcloop.plan._report import batch_sweep, write_serving_report
 
         write_serving_report(report, plan, batch_sweep(plan, catalog))
         note(f"report: {report}")
@@ -354,7 +354,7 @@ def serve_image(
     """
     flags = dict(locals())
     from dcloop.plan import plan_image_serving
-    from dcloop.plan.spec import build_image_spec
+    from dcloop.plan._spec import build_image_spec
 
     plan_cfg, energy, catalog = _settings()
     plan = plan_image_serving(build_image_spec(_inputs(flags), plan_cfg, energy), catalog)

@@ -37,7 +37,7 @@ def predict(
       dcloop predict cat.png dog.jpg --model pets@challenger --format json
       dcloop predict photos/ --format csv > predictions.csv
     """
-    from dcloop.deploy.batch import predict_files
+    from dcloop.deploy._batch import predict_files
     from dcloop.workspace import open_workspace
 
     result = predict_files(open_workspace(), paths, model)

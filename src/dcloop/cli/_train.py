@@ -107,7 +107,7 @@ def train(
 
 
 def _print_run(run: Any, fmt: Format) -> None:
-    from dcloop.train.runs import run_summary
+    from dcloop.train._runs import run_summary
 
     summary = run_summary(run)
     if fmt is Format.json:
@@ -144,7 +144,7 @@ def runs_list(
     fmt: Format = _FORMAT,
 ) -> None:
     """List runs, newest first."""
-    from dcloop.train.runs import list_runs
+    from dcloop.train._runs import list_runs
     from dcloop.workspace import open_workspace
 
     rows = list_runs(open_workspace(), limit=limit, kind=kind)
@@ -160,7 +160,7 @@ def runs_list(
 @runs_app.command("show")
 def runs_show(run: str = typer.Argument(..., help="Run id or unique prefix."), fmt: Format = _FORMAT) -> None:
     """Everything recorded about a run: metrics, lineage, config and per-epoch metrics."""
-    from dcloop.train.runs import show_run
+    from dcloop.train._runs import show_run
     from dcloop.workspace import open_workspace
 
     details = show_run(open_workspace(), run)
@@ -180,7 +180,7 @@ def runs_show(run: str = typer.Argument(..., help="Run id or unique prefix."), f
 @models_app.command("list")
 def models_list(fmt: Format = _FORMAT) -> None:
     """The model zoo: name, description and parameters of a 28x28 grayscale 2-class instance."""
-    from dcloop.train.models import describe_models
+    from dcloop.train._models import describe_models
 
     rows = describe_models()
     if fmt is Format.json:

@@ -41,7 +41,7 @@ def validate(
     Example: dcloop config validate dcloop.yaml
     """
     from dcloop import config
-    from dcloop.train.recipe import registry_names
+    from dcloop.train._recipe import registry_names
     from dcloop.workspace import CONFIG_NAME, find_root
 
     target = path if path is not None else find_root(Path(".")) / CONFIG_NAME

@@ -76,7 +76,7 @@ def train_challenger(
     """Train a run called ``name``; an interrupted run of that name on ``dataset`` resumes instead."""
     from dcloop.store.runs import unfinished_runs
     from dcloop.train import train
-    from dcloop.train.checkpoint import latest_checkpoint
+    from dcloop.train._checkpoint import latest_checkpoint
 
     for run in unfinished_runs(ws.store, kind=kind):
         if (

@@ -14,7 +14,7 @@ import numpy as np
 
 from dcloop.config import MonitorConfig
 from dcloop.errors import DcloopError
-from dcloop.feedback import drift
+from dcloop.feedback import _drift as drift
 from dcloop.store.predictions import Prediction, prediction_pixels
 from dcloop.workspace import Workspace
 
@@ -37,7 +37,7 @@ class DriftReport:
 def input_drift(ws: Workspace, rows: list[Prediction], cfg: MonitorConfig) -> DriftReport:
     """PSI per pixel statistic and the embedding KS test of the stored inputs of one version."""
     from dcloop.data import load_dataset
-    from dcloop.deploy.registry import get_model_version
+    from dcloop.deploy import get_model_version
 
     version = get_model_version(ws, f"{rows[0].model_name}@{rows[0].model_version}")
     if version.dataset_id is None:
@@ -80,7 +80,7 @@ def _embeddings(ws: Workspace, run_id: str | None, x: np.ndarray) -> np.ndarray:
     """Penultimate-layer features: the input of the model's last Linear layer, via a forward hook."""
     from torch import nn
 
-    from dcloop.train.metrics import predict_arrays
+    from dcloop.train import predict_arrays
 
     if run_id is None:
         raise DcloopError("the version records no training run")
@@ -104,7 +104,7 @@ _models: dict[tuple[str, str], Any] = {}
 
 def _run_model(ws: Workspace, run_id: str) -> Any:
     """The PyTorch model of a run; the last one loaded is kept (a run's weights never change)."""
-    from dcloop.train.trained import load_trained
+    from dcloop.train import load_trained
 
     key = (str(ws.root), run_id)
     if key not in _models:

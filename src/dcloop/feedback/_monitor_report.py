@@ -12,7 +12,7 @@ from dcloop.config import MonitorConfig
 from dcloop.report import Section, new_figure, write_report
 
 if TYPE_CHECKING:
-    from dcloop.feedback.monitor import MonitorResult
+    from dcloop.feedback._monitor import MonitorResult
 
 
 def monitor_sections(result: MonitorResult, cfg: MonitorConfig) -> list[Section]:

@@ -8,6 +8,7 @@ newest unfinished turn. ``watch(ws)`` is the controller that runs turns when ``l
 
 from __future__ import annotations
 
+from dcloop.loop._controller import request_turn, watch
 from dcloop.loop._report import turn_sections, write_turn_report
 from dcloop.loop._steps import (
     STEPS,
@@ -24,17 +25,19 @@ from dcloop.loop._steps import (
     Traffic,
     Trained,
 )
+from dcloop.loop._triggers import Firing, Observation, fired, held_back
 from dcloop.loop._turn import LoopTurn, StepResult, list_turns, run_loop
-from dcloop.loop.controller import request_turn, watch
 
 __all__ = [
     "STEPS",
     "Context",
     "Deployed",
     "Fed",
+    "Firing",
     "Gated",
     "LoopTurn",
     "Monitored",
+    "Observation",
     "Optimized",
     "Prepared",
     "Registered",
@@ -43,6 +46,8 @@ __all__ = [
     "StepResult",
     "Traffic",
     "Trained",
+    "fired",
+    "held_back",
     "list_turns",
     "request_turn",
     "run_loop",

@@ -10,8 +10,8 @@ from datetime import datetime
 
 from dcloop.errors import NotFoundError
 from dcloop.loop._decisions import decide
-from dcloop.loop.lease import take_lease
-from dcloop.loop.triggers import Firing
+from dcloop.loop._lease import take_lease
+from dcloop.loop._triggers import Firing
 from dcloop.store import controller as q
 from dcloop.workspace import Workspace
 
@@ -52,8 +52,8 @@ def watch_alerts(ws: Workspace, model: str, owner: str, state: Watching, now: da
 
 def _champion_alerts(ws: Workspace, model: str) -> dict[str, str]:
     """The alerts about the serving champion (an older version's record is no reason for a turn)."""
-    from dcloop.deploy.registry import get_model_version
-    from dcloop.feedback.monitor import monitor
+    from dcloop.deploy import get_model_version
+    from dcloop.feedback import monitor
 
     try:
         champion = get_model_version(ws, f"{model}@champion").ref
@@ -82,8 +82,8 @@ def held_alerts(ws: Workspace, model: str) -> dict[str, datetime]:
 
 def auto_rollback(ws: Workspace, model: str, owner: str, state: Watching, now: datetime) -> list[q.Decision]:
     """Move the champion back when its live accuracy fell significantly below its predecessor's."""
-    from dcloop.deploy.registry import rollback
-    from dcloop.loop.rollback import check_rollback
+    from dcloop.deploy import rollback
+    from dcloop.loop._rollback import check_rollback
 
     cfg = ws.config.loop.auto_rollback
     mark = q.prediction_mark(ws.store, model)

@@ -7,7 +7,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from dcloop.loop.triggers import Firing
+from dcloop.loop._triggers import Firing
 from dcloop.meter import JobMeter
 from dcloop.store import controller as q
 from dcloop.workspace import Workspace

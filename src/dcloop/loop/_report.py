@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dcloop.config import MonitorConfig
-from dcloop.deploy.gate import EVIDENCE_COLUMNS, evidence_rows
+from dcloop.deploy._gate import EVIDENCE_COLUMNS, evidence_rows
 from dcloop.loop._steps import Monitored, Retrained
 from dcloop.report import Section, write_report
 

@@ -17,8 +17,7 @@ from dcloop.store import datasets as store_datasets
 from dcloop.workspace import Workspace
 
 if TYPE_CHECKING:
-    from dcloop.feedback.monitor import MonitorResult
-    from dcloop.feedback.retrain import RetrainResult
+    from dcloop.feedback import MonitorResult, RetrainResult
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -240,7 +239,7 @@ def _feedback(ctx: Context) -> Fed:
 
 
 def _monitor(ctx: Context) -> Monitored:
-    from dcloop.feedback.monitor import monitor
+    from dcloop.feedback import monitor
 
     if not ctx[Fed].predictions:
         return Monitored(monitor_note="no predictions yet")
@@ -253,7 +252,7 @@ def _monitor(ctx: Context) -> Monitored:
 
 def _retrain(ctx: Context) -> Retrained:
     """Retrain on labelled feedback when there is enough of it; the gate decides on promotion."""
-    from dcloop.feedback.retrain import NothingToRetrain, retrain
+    from dcloop.feedback import NothingToRetrain, retrain
 
     try:
         result = retrain(ctx.ws, ctx[Registered].model, warm_start=ctx.ws.config.loop.warm_start)

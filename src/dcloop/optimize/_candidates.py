@@ -124,7 +124,7 @@ def _prune(
 ) -> Candidate:
     from dcloop.optimize._prune import count_macs_params, prune_channels
     from dcloop.train import fit_model
-    from dcloop.train.isolated import call_isolated
+    from dcloop.train._isolated import call_isolated
 
     pruned = prune_channels(model, data.image_shape, cfg.prune_flops, cfg.prune_norm, cfg.prune_round_to)
     tuned = pruned.model
@@ -153,8 +153,8 @@ def _distill(
 ) -> Candidate:
     from dcloop.optimize._distill import fit_student
     from dcloop.optimize._prune import count_macs_params
-    from dcloop.train.isolated import call_isolated
-    from dcloop.train.models import create_model
+    from dcloop.train import create_model
+    from dcloop.train._isolated import call_isolated
 
     channels, height, _ = data.image_shape
     student = create_model(cfg.student, channels, data.num_classes, height, width=cfg.student_width)

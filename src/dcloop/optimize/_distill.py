@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 
     from dcloop.config import TrainConfig
     from dcloop.data import PreparedDataset
-    from dcloop.train.loop import FitResult
-    from dcloop.train.recipe import LossFn
+    from dcloop.train import FitResult
+    from dcloop.train._recipe import LossFn
 
 
 def distillation_loss(teacher: nn.Module, temperature: float, alpha: float) -> LossFn:
@@ -55,7 +55,7 @@ def fit_student(
     alpha: float,
 ) -> FitResult:
     """Train ``student`` on ``data`` with ``recipe`` against ``teacher``'s softened outputs."""
-    from dcloop.train.loop import fit_model, resolve_device
+    from dcloop.train._loop import fit_model, resolve_device
 
     # fit_model moves only the student; the teacher must sit on the same device to see its batches
     teacher.to(resolve_device(recipe.device))

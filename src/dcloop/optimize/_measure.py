@@ -45,7 +45,7 @@ def measure_onnx(
 def _quality(logits: np.ndarray, y: np.ndarray, classes: list[str]) -> tuple[dict[str, Any], np.ndarray]:
     import torch
 
-    from dcloop.train.metrics import classification_metrics, probabilities
+    from dcloop.train._metrics import classification_metrics, probabilities
 
     # the same logits -> probabilities rule as predict_arrays, so ONNX and PyTorch scores agree
     probs = probabilities(torch.from_numpy(np.ascontiguousarray(logits, dtype=np.float32))).numpy()

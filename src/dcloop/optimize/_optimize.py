@@ -53,7 +53,7 @@ def optimize(workspace: Workspace, run_ref: str, methods: Sequence[str] | None =
     trained = load_trained(workspace, run_ref)
     data = trained.dataset
     if "distill" in chosen:
-        from dcloop.train.models import list_models
+        from dcloop.train import list_models
 
         if cfg.student not in list_models():
             raise unknown_name("student model (optimize.student)", cfg.student, list_models())
@@ -99,7 +99,7 @@ def _track(
     report: Path,
 ) -> None:
     """Mirror the optimization to MLflow: a parent run with the report, one child per variant."""
-    from dcloop.train.tracking import record, tracker_for
+    from dcloop.train._tracking import record, tracker_for
 
     tracker = tracker_for(workspace)
     tags = {"dcloop.run_id": run_id, "dcloop.optimization_id": optimization_id}

@@ -6,15 +6,15 @@ serving estimates, inverse questions, and a check against published training run
 
 from __future__ import annotations
 
-from dcloop.plan.catalog import Accelerator, get_accelerator, load_catalog
-from dcloop.plan.image import ImageServingPlan, ImageServingSpec, plan_image_serving
-from dcloop.plan.inverse import ComputeOptimal, accelerators_for_days, largest_compute_optimal_model
-from dcloop.plan.memory import MemoryBreakdown, training_memory
-from dcloop.plan.models import PRESETS, ModelShape, get_preset, params_only, transformer
-from dcloop.plan.serving import ServingPlan, ServingSpec, plan_serving
-from dcloop.plan.training import TrainingPlan, TrainingSpec, plan_training
-from dcloop.plan.validation import ValidationResult, validate_published
-from dcloop.plan.whatif import WhatIfRow, what_if
+from dcloop.plan._catalog import Accelerator, get_accelerator, load_catalog
+from dcloop.plan._image import ImageServingPlan, ImageServingSpec, plan_image_serving
+from dcloop.plan._inverse import ComputeOptimal, accelerators_for_days, largest_compute_optimal_model
+from dcloop.plan._memory import MemoryBreakdown, training_memory
+from dcloop.plan._models import PRESETS, ModelShape, get_preset, params_only, transformer
+from dcloop.plan._serving import ServingPlan, ServingSpec, plan_serving
+from dcloop.plan._training import TrainingPlan, TrainingSpec, plan_training
+from dcloop.plan._validation import ValidationResult, validate_published
+from dcloop.plan._whatif import WhatIfRow, what_if
 
 __all__ = [
     "PRESETS",

@@ -12,24 +12,24 @@ from typing import TYPE_CHECKING, Any
 from dcloop._lazy import lazy_attribute
 
 if TYPE_CHECKING:
-    from dcloop.train.loop import FitResult, fit_model
-    from dcloop.train.metrics import classification_metrics, predict_arrays
-    from dcloop.train.models import create_model, list_models, register_model
-    from dcloop.train.run import train
-    from dcloop.train.trained import TrainedModel, evaluate, load_trained
+    from dcloop.train._loop import FitResult, fit_model
+    from dcloop.train._metrics import classification_metrics, predict_arrays
+    from dcloop.train._models import create_model, list_models, register_model
+    from dcloop.train._run import train
+    from dcloop.train._trained import TrainedModel, evaluate, load_trained
 
 _EXPORTS = {
-    "train": "dcloop.train.run",
-    "fit_model": "dcloop.train.loop",
-    "FitResult": "dcloop.train.loop",
-    "load_trained": "dcloop.train.trained",
-    "TrainedModel": "dcloop.train.trained",
-    "evaluate": "dcloop.train.trained",
-    "predict_arrays": "dcloop.train.metrics",
-    "classification_metrics": "dcloop.train.metrics",
-    "create_model": "dcloop.train.models",
-    "list_models": "dcloop.train.models",
-    "register_model": "dcloop.train.models",
+    "train": "dcloop.train._run",
+    "fit_model": "dcloop.train._loop",
+    "FitResult": "dcloop.train._loop",
+    "load_trained": "dcloop.train._trained",
+    "TrainedModel": "dcloop.train._trained",
+    "evaluate": "dcloop.train._trained",
+    "predict_arrays": "dcloop.train._metrics",
+    "classification_metrics": "dcloop.train._metrics",
+    "create_model": "dcloop.train._models",
+    "list_models": "dcloop.train._models",
+    "register_model": "dcloop.train._models",
 }
 
 __all__ = [

@@ -1,0 +1,150 @@
+"""``serve``: run the server with uvicorn (one process, or several workers each with its own session)."""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from dcloop.errors import ConfigError
+from dcloop.workspace import Workspace, open_workspace
+
+log = logging.getLogger(__name__)
+_ARGS_ENV = "DCLOOP_SERVE_ARGS"
+
+
+def serve(
+    ws: Workspace,
+    model_ref: str | None = None,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    workers: int | None = None,
+    token_env: str | None = None,
+    follow_champion_s: float | None = None,
+    on_start: Callable[[str], None] | None = None,
+) -> None:
+    """Serve ``model_ref`` (default: ``serve.model``, else the only model's champion) until stopped.
+
+    The token is read from the environment variable ``token_env`` (never from config or flags);
+    without it the write and admin endpoints refuse every request. ``on_start`` gets the URL once
+    the model reference has been checked, just before the server starts.
+    """
+    import uvicorn
+
+    from dcloop.deploy._registry import get_model_version, resolve_model_name
+
+    cfg = ws.config.serve
+    token_env = token_env or cfg.token_env
+    model_ref = model_ref or cfg.model or f"{resolve_model_name(ws)}@champion"
+    args: dict[str, Any] = {
+        "root": str(ws.root),
+        "model_ref": model_ref,
+        "token_env": token_env,
+        "follow_champion_s": cfg.follow_champion_s if follow_champion_s is None else follow_champion_s,
+    }
+    from dcloop.deploy._schema import check_model_ref
+
+    try:
+        check_model_ref(model_ref)
+    except ValueError as exc:
+        raise ConfigError(f"The model to serve {exc}. Got {model_ref!r}.") from None
+    get_model_version(ws, model_ref)  # a bad reference is a one-line error here, not a failed startup
+    host, port, workers = host or cfg.host, cfg.port if port is None else port, workers or cfg.workers
+    check_port(host, port)  # one line with a hint, not uvicorn's bind error after start-up
+    if not os.environ.get(token_env):
+        log.warning("$%s is not set: /feedback and /admin refuse every request", token_env)
+    if on_start is not None:
+        on_start(f"http://{host}:{port}")
+    from dcloop.deploy._protocol import CappedHttpToolsProtocol  # 431 for oversized request headers
+
+    if workers == 1:
+        uvicorn.run(
+            app_from_args(args),
+            host=host,
+            port=port,
+            http=CappedHttpToolsProtocol,
+            log_level="warning",
+            access_log=False,
+        )
+        return
+    os.environ[_ARGS_ENV] = json.dumps(args)
+    from dcloop.deploy._metrics import multiprocess_dir
+
+    with multiprocess_dir():  # the workers add up their /metrics through files in it
+        uvicorn.run(
+            "dcloop.deploy._launch:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            http=CappedHttpToolsProtocol,
+            log_level="warning",
+            access_log=False,
+        )
+
+
+def check_port(host: str, port: int) -> None:
+    """A ConfigError naming the port and what to do when ``host:port`` cannot be listened on."""
+    if port == 0:  # the system picks a free one
+        return
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise ConfigError(
+            f"`serve.host` {host!r} does not resolve ({exc.strerror}). Use 127.0.0.1 or 0.0.0.0."
+        ) from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ConfigError(
+                    f"Port {port} on {host} is already in use (another dcloop serve?). Stop that process "
+                    f"or pick a free port: dcloop serve --port {port + 1 if port < 65535 else 8000}"
+                ) from None
+            raise ConfigError(
+                f"Cannot listen on {host}:{port}: {exc.strerror or exc}. "
+                + (
+                    "Ports below 1024 need privileges; use --port 8000."
+                    if port < 1024
+                    else "Pick another --port."
+                )
+            ) from None
+
+
+def app_from_args(args: dict[str, Any]) -> Any:
+    from dcloop.deploy._server import create_app
+
+    ws = open_workspace(Path(args["root"]))
+    cfg, fb = ws.config.serve, ws.config.feedback
+    return create_app(
+        ws,
+        args["model_ref"],
+        max_batch_size=cfg.max_batch_size,
+        max_queue_delay_ms=cfg.max_queue_delay_ms,
+        max_queue=cfg.max_queue,
+        token=os.environ.get(args["token_env"]) or None,
+        max_body_bytes=int(cfg.max_body_mb * 1024 * 1024),
+        max_image_pixels=cfg.max_image_pixels,
+        threads=cfg.threads,
+        store_inputs=fb.store_inputs,
+        log_predictions=fb.log_predictions,
+        follow_champion_s=args["follow_champion_s"],
+        retention_days=fb.retention_days,
+        max_input_mb=fb.max_input_mb,
+        prediction_days=fb.prediction_days,
+        max_predictions_mb=fb.max_predictions_mb,
+        retention_every_s=fb.retention_every_s,
+    )
+
+
+def app_from_env() -> Any:
+    """uvicorn factory for worker processes: arguments travel in $DCLOOP_SERVE_ARGS (no secrets)."""
+    return app_from_args(json.loads(os.environ[_ARGS_ENV]))

@@ -1,0 +1,244 @@
+"""The serving state of one server: the loaded model, the batcher and the prediction log.
+
+``infer`` answers only after the batch's predictions are committed to the store, so an acknowledged
+prediction survives a crash. One log thread commits them: the batches that finish while it commits go
+into its next transaction together (group commit), so under load the fsyncs stay few and the batch
+slots go back to inference instead of waiting on the disk. ``switch`` loads the new model fully before
+swapping the reference; requests already queued or batched finish on the model they were checked
+against.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from dcloop.deploy._batcher import Batcher, Item
+from dcloop.deploy._metrics import ServerMetrics
+from dcloop.deploy._registry import get_model_version
+from dcloop.deploy._runtime import OnnxModel, as_model_input, as_pixels, load_model, softmax
+from dcloop.store.predictions import Prediction, log_predictions, new_predictions, time_ordered_ids
+from dcloop.store.retention import enforce_retention
+from dcloop.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What one request gets back: per image logits, probabilities and stored prediction ids."""
+
+    model: OnnxModel
+    logits: np.ndarray
+    probabilities: np.ndarray
+    prediction_ids: list[str]
+    latency_ms: float
+    stored: asyncio.Future[None] | None = None  # resolves once the batch's predictions are committed
+
+
+class PredictionLog:
+    """A thread that commits predictions for many batches at once; ``write`` gives a future that resolves
+    (on ``loop``) when the rows are durable, or fails with the commit's error.
+
+    Whatever queued up during one commit goes into the next, in one transaction: a group commit.
+    """
+
+    def __init__(self, write: Callable[[list[Prediction]], None], loop: asyncio.AbstractEventLoop) -> None:
+        self._write, self._loop = write, loop
+        self._queue: queue.SimpleQueue[tuple[list[Prediction], asyncio.Future[None]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread = threading.Thread(target=self._run, name="dcloop-log", daemon=True)
+        self._thread.start()
+
+    def write(self, rows: list[Prediction]) -> asyncio.Future[None]:
+        stored: asyncio.Future[None] = self._loop.create_future()
+        self._queue.put((rows, stored))
+        return stored
+
+    def close(self) -> None:
+        """Commit what is queued, then stop the thread."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                return
+            group = [first]
+            while True:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stopping = True
+                    break
+                group.append(nxt)
+            error: BaseException | None = None
+            try:
+                self._write([row for rows, _ in group for row in rows])
+            except Exception as exc:
+                log.exception("committing %d batches of predictions failed", len(group))
+                error = exc
+            self._loop.call_soon_threadsafe(_settle, [stored for _, stored in group], error)
+
+
+def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    for future in futures:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_body_bytes: int
+    max_image_pixels: int
+    max_batch_images: int
+
+
+class ModelService:
+    """Loaded model + batcher + prediction log. Create inside the app's lifespan, then ``start``."""
+
+    def __init__(
+        self,
+        ws: Workspace,
+        model_ref: str,
+        *,
+        max_batch_size: int,
+        max_queue_delay_ms: float,
+        max_queue: int,
+        threads: int,
+        store_inputs: bool,
+        log_predictions: bool = True,
+    ) -> None:
+        self.ws, self.model_ref, self.threads, self.store_inputs = ws, model_ref, threads, store_inputs
+        self.log_predictions = log_predictions
+        self.model: OnnxModel | None = None
+        self.batcher = Batcher(
+            self._run_batch,
+            max_batch_size=max_batch_size,
+            max_delay_s=max_queue_delay_ms / 1000,
+            max_queue=max_queue,
+            on_batch=self._observe_batch,
+        )
+        self.metrics = ServerMetrics(queue_depth=lambda: self.batcher.depth)
+        self._switch_lock = asyncio.Lock()
+        self._log: PredictionLog | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.model is not None and self.batcher.running
+
+    async def start(self) -> None:
+        await self.switch(self.model_ref, reason="start")
+        if self.log_predictions:
+            store = self.ws.store
+            self._log = PredictionLog(lambda rows: log_predictions(store, rows), asyncio.get_running_loop())
+        self.batcher.start()
+
+    async def stop(self) -> None:
+        await self.batcher.stop()
+        if self._log is not None:
+            await asyncio.to_thread(self._log.close)
+
+    async def switch(self, ref: str, reason: str = "admin") -> OnnxModel:
+        """Serve ``ref`` (name@alias / name@version) from now on; a no-op if already served."""
+        async with self._switch_lock:
+            version = await asyncio.to_thread(get_model_version, self.ws, ref)
+            if self.model is not None and self.model.version.id == version.id:
+                return self.model
+            model = await asyncio.to_thread(load_model, version, self.threads)
+            self.model = model  # one reference swap: new requests use it, queued ones keep theirs
+            self.model_ref = ref
+            self.metrics.serving(version.name, str(version.version), version.sha256[:12])
+            log.info("serving %s (%s)", version.ref, reason)
+            return model
+
+    async def infer(self, model: OnnxModel, x: np.ndarray, endpoint: str) -> Answer:
+        """Batch and run ``x`` (uint8 or [0, 1] float32, (N, C, H, W)) on ``model``; the answer comes once
+        its predictions are durably stored (unless ``feedback.log_predictions`` is off)."""
+        answer: Answer = await self.batcher.submit(model, len(x), (x, endpoint))
+        if answer.stored is not None:
+            await answer.stored
+        return answer
+
+    def _run_batch(self, model: OnnxModel, items: Sequence[Item]) -> list[Answer]:
+        # Convert per request: a batch may mix uint8 pixels and [0, 1] floats.
+        x = _join([as_model_input(item.payload[0]) for item in items])
+        logits = model.logits(x)
+        probs = softmax(logits)
+        done = time.perf_counter()
+        latencies = [(done - item.enqueued) * 1000 for item in items]
+        if self._log is None:  # feedback.log_predictions off: answers keep ids, nothing is recorded
+            ids, stored = time_ordered_ids(len(x)), None
+        else:
+            endpoints = {item.payload[1] for item in items}
+            rows = new_predictions(
+                _join([as_pixels(item.payload[0]) for item in items]),
+                probs,
+                model.classes,
+                model.version,
+                latency_ms=np.repeat(latencies, [item.size for item in items]).tolist(),
+                endpoint=endpoints.pop() if len(endpoints) == 1 else "mixed",
+                store_input=self.store_inputs,
+            )
+            ids, stored = [r.id for r in rows], self._log.write(rows)
+        self.metrics.predictions.labels(model.version.ref).inc(len(ids))
+        answers, start = [], 0
+        for item, latency in zip(items, latencies, strict=True):
+            stop = start + item.size
+            answers.append(
+                Answer(model, logits[start:stop], probs[start:stop], ids[start:stop], latency, stored)
+            )
+            start = stop
+        return answers
+
+    def _observe_batch(self, size: int, seconds: float) -> None:
+        self.metrics.batch_size.observe(size)
+        self.metrics.inference.observe(seconds)
+
+    async def follow_champion(self, every_s: float) -> None:
+        """Poll the champion alias of the served model's name and switch when it moves."""
+        while True:
+            await asyncio.sleep(every_s)
+            if self.model is None:
+                continue
+            try:
+                await self.switch(f"{self.model.version.name}@champion", reason="champion moved")
+            except Exception:  # keep serving the current model; the next poll retries
+                log.exception("following the champion failed")
+
+    async def enforce_retention(self, every_s: float, **bounds: float | None) -> None:
+        """Apply the prediction log's retention ``bounds`` (see ``store.retention.enforce_retention``)
+        now and then every ``every_s`` seconds."""
+        while True:
+            try:
+                done = await asyncio.to_thread(enforce_retention, self.ws.store, **bounds)
+                if done.inputs_cleared or done.rows_dropped:
+                    log.info(
+                        "retention cleared %d stored inputs, dropped %d predictions (log %s MB)",
+                        done.inputs_cleared,
+                        done.rows_dropped,
+                        "?" if done.log_bytes is None else f"{done.log_bytes / 2**20:.1f}",
+                    )
+            except Exception:
+                log.exception("retention pass failed")
+            await asyncio.sleep(every_s)
+
+
+def _join(arrays: list[np.ndarray]) -> np.ndarray:
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
