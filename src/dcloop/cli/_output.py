@@ -70,7 +70,11 @@ def _widths(headers: list[str], cells: list[list[str]], width: int) -> list[tupl
 def print_mapping(title: str, data: dict[str, Any]) -> None:
     """Fields and values; file paths go below the table, one per line, whole (to copy or click)."""
     paths = {k: v for k, v in data.items() if _is_path(v)}
-    print_table(title, ["field", "value"], [[k, v] for k, v in data.items() if k not in paths])
+    rows = [[k, v] for k, v in data.items() if k not in paths]
+    if rows or not paths:
+        print_table(title, ["field", "value"], rows)
+    else:  # only paths: the title, then one whole path a line
+        console.print(Text(title, style="italic"), soft_wrap=True)
     for key, path in paths.items():
         console.print(f"{key}: {path}", highlight=False, markup=False, soft_wrap=True)
 
@@ -104,4 +108,8 @@ def _cell(value: Any) -> str:
 
 
 def note(message: str) -> None:
-    err_console.print(message, highlight=False)
+    """One line for a person; a message holding a file path is never folded (the path stays whole)."""
+    err_console.print(message, highlight=False, soft_wrap=_PATH_IN.search(message) is not None)
+
+
+_PATH_IN = re.compile(r"(^|\s)(/|~/|\./)\S")
