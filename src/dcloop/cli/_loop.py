@@ -215,7 +215,7 @@ def demo(
         note(f"[bold red]ALERT[/] {alert}")
     for reason in result.gate_reasons:
         note(f"[bold red]gate:[/] {reason}")
-    print_table("reports", ["report", "path"], list(result.reports.items()))
+    print_mapping("reports", {name: Path(path) for name, path in result.reports.items()})
 
 
 def _print_step(step: Any) -> None:
