@@ -52,9 +52,10 @@ def replacing_dir(path: Path) -> Iterator[Path]:
 
 
 def write_text(path: Path, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically, creating its folder; returns ``path``."""
+    """Write ``text`` (UTF-8, byte for byte: no newline translation) to ``path`` atomically, creating its
+    folder; returns ``path``."""
     with replacing(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+        tmp.write_bytes(text.encode("utf-8"))
     return path
 
 
