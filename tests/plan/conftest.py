@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import sys
-from typing import Any
 
 import pytest
 
@@ -27,7 +25,3 @@ def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp
         return (code if isinstance(code, int) else 1), out.out, out.err
 
     return run
-
-
-def as_json(text: str) -> Any:
-    return json.loads(text)

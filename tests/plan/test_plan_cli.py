@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+from json import loads as as_json
 from pathlib import Path
 
 import pytest
-
-from conftest import as_json
 
 TRAIN_KEYS = {
     "model_flops",
