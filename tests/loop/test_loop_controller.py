@@ -225,3 +225,17 @@ def test_an_alert_held_long_enough_starts_a_turn_and_a_restart_keeps_counting(
     assert started.figures["alert"] == "low_accuracy:animals@1" and started.figures["held_s"] >= 300
     assert finished.figures["champion_after"] == "animals@2"
     assert get_model_version(ws, "animals@champion").ref == "animals@2"
+
+
+def test_a_challenger_the_gate_refuses_leaves_the_champion_serving(champion_ws, traffic, world) -> None:
+    """A controller-started turn goes through the same gate: a refusal is recorded with its reasons."""
+    ws = set_config(champion_ws, "gate", min_improvement=50.0)  # no challenger can clear +50 points
+    ws = set_config(ws, "loop", triggers={"min_new_labels": 100})
+    send_labelled(traffic, world, 0, 200)
+
+    started, finished = watch(ws, polls=1, clock=Clock(timedelta(hours=2)))
+    assert started.trigger == "labels" and finished.outcome == "finished"
+    assert finished.figures["retrain_promoted"] is False
+    assert "refused" in finished.reason and "needs +50.00" in finished.reason
+    assert get_model_version(ws, "animals@champion").ref == "animals@1", "the champion keeps serving"
+    assert get_model_version(ws, "animals@challenger").ref == "animals@2"
