@@ -48,8 +48,9 @@ def history(
     limit: int = typer.Option(50, "--limit", help="Show the newest this many decisions."),
     fmt: Format = typer.Option(Format.table, "--format", help="table or json."),
 ) -> None:
-    """The loop controller's decisions: what fired with which figures, what each turn did, and why a
-    trigger started nothing (cooldown, budget, quiet hours, lease held).
+    """The loop controller's decisions: what fired, what each turn did, why a trigger started nothing.
+
+    A decision holds its trigger's figures; one held back says why (cooldown, budget, quiet hours, lease).
 
     Example: dcloop loop history --limit 20
     """
