@@ -66,7 +66,8 @@ def monitor(
         for d in result.drift:
             embedding = d.embedding or {}
             print_table(
-                f"drift of {d.ref} ({d.current_n} inputs vs {d.reference_n} of its {d.reference_split} split)",
+                f"drift of {d.ref}: {d.current_n} inputs vs {d.reference_n} data set images"
+                f" (KS: {d.reference_split} split)",
                 ["check", "value"],
                 [
                     *[[f"PSI {k}", v] for k, v in d.psi.items()],
