@@ -88,9 +88,10 @@ def _confidence(result: MonitorResult) -> Section:
 def _drift(result: MonitorResult, cfg: MonitorConfig) -> list[Section]:
     sections = []
     for d in result.drift:
-        section = Section(f"Input drift of {d.ref} against its data set ({d.reference_split} split)")
+        section = Section(f"Input drift of {d.ref} against its data set")
         section.text(
-            f"reference: {d.reference_n} images of {d.dataset_id[:12]}; traffic: {d.current_n} stored inputs"
+            f"reference: {d.reference_n} images of {d.dataset_id[:12]} (PSI), its {d.reference_split} split"
+            f" (embedding KS); traffic: {d.current_n} stored inputs"
         )
         if d.note:
             section.text(d.note, css="muted")
