@@ -173,3 +173,12 @@ def test_whatever_the_models_accept_every_store_backend_takes(
     body = json.dumps({"prediction_id": prediction_id, "label": label})
     r = any_store_client.post("/feedback", content=body, headers={**auth, "content-type": "application/json"})
     assert r.status_code in (400, 404, 422), r.text
+
+
+def test_fp32_data_beyond_float32_is_refused_not_cast_to_infinity(served_ws) -> None:
+    with TestClient(create_app(served_ws, "pets@1", token="s3cret")) as client:
+        for value in (1e300, -1e39):
+            data = [0.0] * 783 + [value]
+            body = {"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 1, 28, 28], "data": data}]}
+            r = client.post("/v2/models/pets/infer", json=body)
+            assert r.status_code == 400 and "finite numbers within float32's range" in r.json()["error"]

@@ -162,6 +162,8 @@ def _json_data(data: list[Any] | None, datatype: str, count: int) -> np.ndarray:
         if not np.all((array >= 0) & (array <= 255) & (array == np.floor(array))):
             raise bad("UINT8 input `data` must be integers 0-255.")
         return array.astype(np.uint8)
+    if not np.all(np.isfinite(array)) or np.abs(array).max(initial=0.0) > np.finfo(np.float32).max:
+        raise bad("FP32 input `data` must be finite numbers within float32's range.")
     return array.astype(np.float32)
 
 
