@@ -193,13 +193,18 @@ def _optimize(ctx: Context) -> Optimized:
 
 def _register(ctx: Context) -> Registered:
     """Register the recommended variant as the challenger (once: a rerun finds the version made)."""
+    from dcloop.deploy._registry import resolve_model_name
+    from dcloop.errors import ConfigError, NotFoundError
     from dcloop.feedback import register_challenger
-    from dcloop.store.registry import model_names
 
-    # the model the controller watches and leases: loop.model, else the only one registered, else a new one
-    registered = model_names(ctx.ws.store)
-    only = registered[0] if len(registered) == 1 else None
-    model = ctx.ws.config.loop.model or only or ctx[Prepared].dataset_name
+    # the model the controller watches and leases (loop.model, else the one registered); a new one
+    # named after the data set when none is registered yet, or several and loop.model names none
+    model = ctx.ws.config.loop.model
+    if not model:
+        try:
+            model = resolve_model_name(ctx.ws)
+        except (NotFoundError, ConfigError):
+            model = ctx[Prepared].dataset_name
     version = register_challenger(ctx.ws, model, ctx[Optimized].variant)
     return Registered(model=model, registered=version.ref, version=version.version)
 
