@@ -263,3 +263,16 @@ def test_batches_of_one_hour_merge_into_its_window(store_url: str, monkeypatch) 
     assert len(windows) <= 2 and sum(w.predictions for w in windows) == 30  # 30 rows span 2 minutes
     assert sum(sum(w.predicted_classes.values()) for w in windows) == 30
     _same(whole, _figures(store, None))
+
+
+def test_a_pass_leaves_the_room_asked_for_below_the_bound(tmp_path) -> None:
+    """A fast writer's pass leaves ``room_bytes`` below the bound (more than the fixed headroom), but
+    never drops more than half the bound to make room."""
+    store = open_store(f"sqlite:///{tmp_path / 'room.db'}")
+    _history(store, [h / 10 for h in range(1500, 0, -1)], [False] * 1500)
+    bound = log_bytes(store)
+    done = enforce_retention(store, max_predictions_mb=bound / 2**20, room_bytes=bound // 3)
+    assert done.log_bytes_before == bound and done.rows_dropped > 0
+    assert done.log_bytes is not None and done.log_bytes <= bound - bound // 3 < bound * r.HEADROOM
+    done = enforce_retention(store, max_predictions_mb=bound / 2**20, room_bytes=bound)
+    assert done.log_bytes is not None and done.log_bytes >= bound // 2 * 0.9, "half the bound stays"

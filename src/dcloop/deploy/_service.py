@@ -224,10 +224,15 @@ class ModelService:
 
     async def enforce_retention(self, every_s: float, **bounds: float | None) -> None:
         """Apply the prediction log's retention ``bounds`` (see ``store.retention.enforce_retention``)
-        now and then every ``every_s`` seconds."""
+        now and then every ``every_s`` seconds. Each pass leaves room for 1.5 times what the log grew
+        by since the last one, so a fast writer stays under the size bound between passes."""
+        room, after = 0, None
         while True:
             try:
-                done = await asyncio.to_thread(enforce_retention, self.ws.store, **bounds)
+                done = await asyncio.to_thread(enforce_retention, self.ws.store, room_bytes=room, **bounds)
+                if done.log_bytes_before is not None and after is not None:
+                    room = int(1.5 * max(0, done.log_bytes_before - after))
+                after = done.log_bytes
                 if done.inputs_cleared or done.rows_dropped:
                     log.info(
                         "retention cleared %d stored inputs, dropped %d predictions (log %s MB)",

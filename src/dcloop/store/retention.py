@@ -76,6 +76,7 @@ class RetentionPass:
     rows_dropped: int = 0
     log_bytes: int | None = None
     freed_bytes: int = 0
+    log_bytes_before: int | None = None  # the log's size when the pass began (a size bound checked)
 
 
 def enforce_retention(
@@ -85,11 +86,13 @@ def enforce_retention(
     max_input_mb: float | None = None,
     prediction_days: float | None = None,
     max_predictions_mb: float | None = None,
+    room_bytes: int = 0,
 ) -> RetentionPass:
     """Clear stored inputs older than ``input_days`` and the oldest beyond ``max_input_mb``; drop the
     unlabelled predictions older than ``prediction_days`` and the oldest until the log (rows, inputs,
     labels, windows and their indexes; see ``log_bytes``) is at most ``HEADROOM`` of
-    ``max_predictions_mb``."""
+    ``max_predictions_mb``, and leaves at least ``room_bytes`` below it (what a caller expects to arrive
+    before its next pass; never more than half the bound)."""
     now = datetime.now(UTC)
     cleared = dropped = 0
     if input_days is not None:
@@ -98,12 +101,14 @@ def enforce_retention(
         cleared += q.clear_oldest_inputs(store, int(max_input_mb * 2**20))
     if prediction_days is not None:
         dropped += _drop(store, before=now - timedelta(days=prediction_days))
-    size = None
+    size = before = None
     if max_predictions_mb is not None:
-        more, size = _drop_beyond(store, int(max_predictions_mb * 2**20))
+        bound = int(max_predictions_mb * 2**20)
+        target = max(min(int(bound * HEADROOM), bound - room_bytes), bound // 2)
+        more, before, size = _drop_beyond(store, target)
         dropped += more
     freed = _give_back(store) if cleared or dropped else 0
-    return RetentionPass(cleared, dropped, size, freed)
+    return RetentionPass(cleared, dropped, size, freed, before)
 
 
 def _drop(store: Store, *, before: datetime | None = None, limit: int | None = None) -> int:
@@ -197,14 +202,14 @@ def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def _drop_beyond(store: Store, max_bytes: int) -> tuple[int, int]:
-    """Drop the oldest unlabelled rows until the log is at most ``HEADROOM`` of ``max_bytes``, so the
-    rows that arrive before the next pass (up to the rest of the bound) keep it under ``max_bytes``.
-    Returns the rows dropped and the size after."""
-    target = int(max_bytes * HEADROOM)
+def _drop_beyond(store: Store, target: int) -> tuple[int, int, int]:
+    """Drop the oldest unlabelled rows until the log is at most ``target`` bytes, so the rows that
+    arrive before the next pass (up to the rest of the bound) keep it under the bound.
+    Returns the rows dropped and the size before and after."""
     dropped, size = 0, log_bytes(store)
+    before = size
     if size <= target:
-        return 0, size
+        return 0, before, size
     # Each round estimates the rows to drop from the mean row size. Rows answered together free whole
     # pages, so one or two rounds do; rows whose ids and times disagree leave pages part-full, so a
     # round drops at least 1% more.
@@ -219,7 +224,7 @@ def _drop_beyond(store: Store, max_bytes: int) -> tuple[int, int]:
         size = log_bytes(store)
         if done == 0 or size <= target:  # done == 0: only labelled rows are left
             break
-    return dropped, size
+    return dropped, before, size
 
 
 _LOG_TABLES = ("predictions", "feedback", "prediction_windows")
