@@ -276,3 +276,12 @@ def test_a_pass_leaves_the_room_asked_for_below_the_bound(tmp_path) -> None:
     assert done.log_bytes is not None and done.log_bytes <= bound - bound // 3 < bound * r.HEADROOM
     done = enforce_retention(store, max_predictions_mb=bound / 2**20, room_bytes=bound)
     assert done.log_bytes is not None and done.log_bytes >= bound // 2 * 0.9, "half the bound stays"
+
+
+def test_free_pages_go_back_while_the_file_is_over_the_bound(tmp_path) -> None:
+    """Below a quarter free, new rows reuse the free pages, unless the file is over the log's bound."""
+    store = open_store(f"sqlite:///{tmp_path / 'free.db'}")
+    _history(store, [h / 10 for h in range(1500, 0, -1)], [False] * 1500)
+    enforce_retention(store, prediction_days=140 / 24)  # the oldest tenth: some pages free, under a quarter
+    assert r._give_back(store, None) == 0, "a few free pages are kept for new rows"
+    assert r._give_back(store, 1) > 0, "over the bound, they go back to the file system"

@@ -101,13 +101,13 @@ def enforce_retention(
         cleared += q.clear_oldest_inputs(store, int(max_input_mb * 2**20))
     if prediction_days is not None:
         dropped += _drop(store, before=now - timedelta(days=prediction_days))
-    size = before = None
+    size = before = bound = None
     if max_predictions_mb is not None:
         bound = int(max_predictions_mb * 2**20)
         target = max(min(int(bound * HEADROOM), bound - room_bytes), bound // 2)
         more, before, size = _drop_beyond(store, target)
         dropped += more
-    freed = _give_back(store) if cleared or dropped else 0
+    freed = _give_back(store, bound) if cleared or dropped else 0
     return RetentionPass(cleared, dropped, size, freed, before)
 
 
@@ -260,9 +260,10 @@ def _sqlite_log_bytes(conn: Connection) -> int:
         return (pages - free) * size
 
 
-def _give_back(store: Store) -> int:
+def _give_back(store: Store, bound: int | None = None) -> int:
     """SQLite with incremental auto-vacuum: truncate the free pages once they are over a quarter of the
-    file (below that, new rows reuse them). Returns the bytes given back.
+    file, or the file is over the log's size ``bound`` (below that, new rows reuse them), so the file on
+    disk keeps to the bound too. Returns the bytes given back.
 
     PostgreSQL: a plain VACUUM of the log's tables, so new rows reuse the space of those just deleted
     instead of extending the files until autovacuum comes round (it takes no lock inserts wait for).
@@ -279,7 +280,8 @@ def _give_back(store: Store) -> int:
         mode, pages, free, size = (
             _pragma(conn, p) for p in ("auto_vacuum", "page_count", "freelist_count", "page_size")
         )
-        if mode != 2 or free * 4 <= pages:
+        over = bound is not None and pages * size > bound
+        if mode != 2 or free == 0 or (free * 4 <= pages and not over):
             return 0
     raw = store.engine.raw_connection()
     try:  # executescript steps the pragma to the end; one execute() frees a single page
