@@ -33,7 +33,9 @@ def call_isolated(step: str, hint: str, fn: Callable[..., T], /, *args: Any, **k
 
     context = multiprocessing.get_context("spawn")  # fork would copy torch's OpenMP pool mid-state
     receive, send = context.Pipe(duplex=False)
-    # pickled here, by plain pickle, between two processes of this program: nothing a user hands in
+    # Plain pickle between two processes of this program over a private pipe: nothing a user hands in.
+    # Not Connection.send/recv: torch's reductions there pass tensors as shared memory the child
+    # frees when it exits, before the parent reads them.
     payload = pickle.dumps((fn, args, kwargs, progress.is_enabled()))
     child = context.Process(target=_child, args=(send, payload), name=f"dcloop {step}", daemon=True)
     child.start()
