@@ -8,6 +8,7 @@ as dcloop 0.1 left it), then opened by the current code.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import threading
 from collections.abc import Callable
@@ -65,7 +66,17 @@ def _check_v6(store: Store) -> None:
     assert turn.status == "paused" and [s.step for s in turn.steps] == ["prepare"]
 
 
-CHECKS: dict[int, Callable[[Store], None]] = {5: _check_v5, 6: _check_v6}
+def _check_v7(store: Store) -> None:
+    """A version stored before data sets had a modality reads as an image version; text ones add beside it."""
+    [dataset] = store_datasets.list_datasets(store)
+    assert dataset.modality == "image" and dataset.shape == [1, 28, 28]
+    text = dataclasses.replace(dataset, id="t" * 64, name="notes", shape=[], modality="text")
+    store_datasets.add_dataset(store, text)
+    assert store_datasets.get_dataset(store, "notes").modality == "text"
+    assert store_datasets.get_dataset(store, "cats").modality == "image"
+
+
+CHECKS: dict[int, Callable[[Store], None]] = {5: _check_v5, 6: _check_v6, 7: _check_v7}
 
 
 def _postgres_copy(version: int, fixture: Path, url: str) -> None:

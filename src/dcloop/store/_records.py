@@ -21,6 +21,7 @@ class DatasetRecord:
     source: dict[str, Any]
     cleaning: dict[str, Any]
     parent_id: str | None = None
+    modality: str = "image"  # "image" (shape [C, H, W]) or "text" (shape [])
 
     @property
     def short_id(self) -> str:

@@ -36,10 +36,11 @@ datasets = Table(
     Column("path", Text, nullable=False),
     Column("classes", JSON, nullable=False),
     Column("counts", JSON, nullable=False),  # {split: {class: n}}
-    Column("shape", JSON, nullable=False),  # [C, H, W]
+    Column("shape", JSON, nullable=False),  # [C, H, W]; [] for text
     Column("source", JSON, nullable=False),  # provenance of the raw input
     Column("cleaning", JSON, nullable=False),  # counts per rule
     Column("parent_id", String(64), nullable=True),  # the version this one extends (feedback folded in)
+    Column("modality", String(16), nullable=False, server_default="image"),  # image, text
 )
 
 runs = Table(
