@@ -559,6 +559,67 @@ class LoopConfig(_Section):
     )
 
 
+class StageResources(_Section):
+    """What one loop stage asks the cluster for when it runs as a Ray task."""
+
+    cpus: float = Field(1.0, ge=0.0, le=1024.0, description="CPUs the stage's task reserves.")
+    gpus: float = Field(0.0, ge=0.0, le=64.0, description="GPUs the stage's task reserves.")
+    memory_mb: int | None = Field(
+        None, ge=1, description="Memory the task reserves, so Ray places it where it fits (null: none)."
+    )
+
+
+class ClusterConfig(_Section):
+    """Ray: where `--cluster` commands submit their work, and what each piece asks for."""
+
+    address: str | None = Field(
+        None,
+        description="Ray address (ray://head:10001, HOST:6379 or auto); RAY_ADDRESS wins; "
+        "default: the head `dcloop cluster up` started.",
+    )
+    connect_timeout_s: float = Field(
+        10.0, gt=0.0, le=600.0, description="How long to wait for the cluster before giving up with an error."
+    )
+    num_workers: int = Field(2, ge=1, le=4096, description="Data-parallel training workers (Ray Train).")
+    min_workers: int | None = Field(
+        None,
+        ge=1,
+        description="Elastic lower bound: after a node loss training resumes on as few as this many "
+        "workers (null: exactly num_workers).",
+    )
+    cpus_per_worker: float = Field(1.0, gt=0.0, le=1024.0, description="CPUs each training worker reserves.")
+    gpus_per_worker: float = Field(0.0, ge=0.0, le=64.0, description="GPUs each training worker reserves.")
+    storage_path: str | None = Field(
+        None,
+        description="Folder (or URI) every node reaches, for Ray Train's run state; "
+        "default: .dcloop/cluster in the workspace, which must then be on a shared folder.",
+    )
+    max_failures: int = Field(
+        3, ge=-1, le=1000, description="Worker/node losses a job survives by resuming (-1: no limit)."
+    )
+    schedule_timeout_s: float = Field(
+        60.0,
+        gt=0.0,
+        le=86400.0,
+        description="How long a job waits for resources the cluster lacks before failing with what it has.",
+    )
+    stages: dict[str, StageResources] = Field(
+        default_factory=dict,
+        description="Per loop stage (prepare, train, optimize, register, ...) resources of its Ray task; "
+        "others get the defaults.",
+    )
+    serve_min_replicas: int = Field(1, ge=0, le=1000, description="Ray Serve autoscaling lower bound.")
+    serve_max_replicas: int = Field(4, ge=1, le=1000, description="Ray Serve autoscaling upper bound.")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ClusterConfig:
+        if self.min_workers is not None and self.min_workers > self.num_workers:
+            raise ValueError(f"min_workers ({self.min_workers}) must not exceed num_workers ({self.num_workers})")
+        if self.serve_min_replicas > self.serve_max_replicas:
+            raise ValueError("serve_min_replicas must not exceed serve_max_replicas")
+        return self
+
+
 class EnergyConfig(_Section):
     """Energy, CO2 and money: measured jobs (JobMeter) and `dcloop plan` both use these."""
 
@@ -673,6 +734,7 @@ class Config(_Section):
     loop: LoopConfig = Field(default_factory=LoopConfig)
     energy: EnergyConfig = Field(default_factory=EnergyConfig)
     plan: PlanConfig = Field(default_factory=PlanConfig)
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig)
 
 
 def _describe(error: Any, source: str) -> str:
