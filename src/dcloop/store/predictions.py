@@ -21,6 +21,13 @@ import numpy as np
 
 from dcloop.errors import DataError, PredictionNotFoundError
 from dcloop.store import _prediction_rows as q
+from dcloop.store._prediction_aggregates import (
+    confidence_histogram,
+    feedback_counts,
+    labelled_confusion_by_bucket,
+    prediction_counts_by_bucket,
+    prediction_span,
+)
 from dcloop.store._prediction_rows import Prediction
 from dcloop.store._store import Store
 from dcloop.store.retention import prediction_windows
@@ -28,16 +35,21 @@ from dcloop.store.retention import prediction_windows
 __all__ = [
     "Prediction",
     "add_labels",
+    "confidence_histogram",
+    "feedback_counts",
     "forget",
     "get_predictions",
     "in_holdout",
+    "labelled_confusion_by_bucket",
     "labelled_examples",
     "labelled_predictions",
     "list_predictions",
     "log_predictions",
     "new_prediction",
     "new_predictions",
+    "prediction_counts_by_bucket",
     "prediction_pixels",
+    "prediction_span",
     "prediction_stats",
     "time_ordered_ids",
 ]
@@ -119,6 +131,59 @@ def new_predictions(
             )
         )
     return rows
+
+
+MAX_STORED_TEXT_BYTES = 16 * 1024  # a stored text keeps its first 16 KiB of UTF-8 (its hash covers all of it)
+
+
+def new_text_predictions(
+    texts: Sequence[str],
+    tokens: Sequence[int],
+    unknown_share: Sequence[float],
+    probabilities: np.ndarray,
+    classes: Sequence[str],
+    model: AnsweringModel,
+    *,
+    latency_ms: Sequence[float],
+    endpoint: str = "predict",
+    store_input: bool = True,
+) -> list[Prediction]:
+    """Records of a batch of texts: the text itself is the stored input (UTF-8, at most
+    ``MAX_STORED_TEXT_BYTES``, ``input_shape`` ``[]``). The summaries kept after ``forget`` are the
+    text's token count (in ``mean_intensity``) and its share of unknown tokens (in ``std_intensity``)."""
+    indices = probabilities.argmax(axis=1).tolist()
+    rounded = np.round(probabilities.astype(np.float64), 6).tolist()
+    now, ids = datetime.now(UTC), time_ordered_ids(len(texts))
+    rows = []
+    for i, index in enumerate(indices):
+        full = texts[i].encode("utf-8", "replace")
+        data = full if len(full) <= MAX_STORED_TEXT_BYTES else _cut_utf8(full, MAX_STORED_TEXT_BYTES)
+        rows.append(
+            Prediction(
+                id=ids[i],
+                created_at=now,
+                model_name=model.name,
+                model_version=model.version,
+                model_version_id=model.id,
+                input_sha256=hashlib.sha256(full).hexdigest(),
+                input_shape=[],
+                input=data if store_input else None,
+                input_bytes=len(data) if store_input else 0,
+                pred_index=index,
+                pred_label=classes[index],
+                confidence=rounded[i][index],
+                probabilities=dict(zip(classes, rounded[i], strict=True)),
+                latency_ms=float(latency_ms[i]),
+                mean_intensity=float(tokens[i]),
+                std_intensity=float(unknown_share[i]),
+                endpoint=endpoint,
+            )
+        )
+    return rows
+
+
+def _cut_utf8(data: bytes, limit: int) -> bytes:
+    return data[:limit].decode("utf-8", "ignore").encode("utf-8")
 
 
 def time_ordered_ids(n: int) -> list[str]:
@@ -211,10 +276,22 @@ def labelled_predictions(
 
 
 def prediction_pixels(prediction: Prediction) -> np.ndarray | None:
-    """The stored input as uint8 (C, H, W), or None once forgotten or expired."""
-    if prediction.input is None:
+    """The stored input as uint8 (C, H, W), or None once forgotten or expired (or for a text)."""
+    if prediction.input is None or not prediction.input_shape:
         return None
     return np.frombuffer(prediction.input, dtype=np.uint8).reshape(prediction.input_shape)
+
+
+def prediction_text(prediction: Prediction) -> str | None:
+    """The stored text of a text prediction, or None once forgotten or expired (or for an image)."""
+    if prediction.input is None or prediction.input_shape:
+        return None
+    return prediction.input.decode("utf-8", "replace")
+
+
+def prediction_input(prediction: Prediction) -> np.ndarray | str | None:
+    """The stored input: uint8 pixels (C, H, W) of an image, the text of a text; None once gone."""
+    return prediction_pixels(prediction) if prediction.input_shape else prediction_text(prediction)
 
 
 def labelled_examples(
@@ -227,28 +304,39 @@ def labelled_examples(
     part: Literal["all", "train", "holdout"] = "all",
 ) -> tuple[np.ndarray, np.ndarray]:
     """uint8 images (N, C, H, W) and class indices of the labelled predictions of ``model_name`` whose
-    inputs are still stored and shaped like ``shape`` (C, H, W).
+    inputs are still stored and shaped like ``shape`` (C, H, W). A text model's ``shape`` is ``()``:
+    its examples are texts, a 1-D object array of str.
 
     ``part`` "train" or "holdout" keeps one side of a split that puts a ``holdout`` share of the
     examples aside, by a hash of their pixels: an image stays on its side as more feedback arrives and
     repeats of it land on the same side, so a challenger trained on one side is judged on unseen ones.
     """
-    xs, ys = [], []
+    xs: list[Any] = []
+    ys = []
     for row in labelled_predictions(store, since=since, model_name=model_name):
-        pixels = prediction_pixels(row)
-        if pixels is None or pixels.shape != shape or row.label_index is None:
+        value = prediction_input(row)
+        if value is None or row.label_index is None or np.shape(value) != shape:
             continue
-        if part == "all" or in_holdout(pixels, holdout) == (part == "holdout"):
-            xs.append(pixels)
+        if part == "all" or in_holdout(value, holdout) == (part == "holdout"):
+            xs.append(value)
             ys.append(row.label_index)
+    labels = np.asarray(ys, dtype=np.int64)
+    if shape == ():
+        texts = np.empty(len(xs), dtype=object)
+        texts[:] = xs
+        return texts, labels
     if not xs:
-        return np.zeros((0, *shape), dtype=np.uint8), np.zeros(0, dtype=np.int64)
-    return np.stack(xs), np.asarray(ys, dtype=np.int64)
+        return np.zeros((0, *shape), dtype=np.uint8), labels
+    return np.stack(xs), labels
 
 
-def in_holdout(pixels: np.ndarray, share: float) -> bool:
-    """Whether an input falls in the held-out ``share`` of feedback (deterministic, by its pixels)."""
-    digest = hashlib.sha256(np.ascontiguousarray(pixels).tobytes()).digest()
+def in_holdout(value: np.ndarray | str, share: float) -> bool:
+    """Whether an input (pixels, or a text) falls in the held-out ``share`` of feedback (deterministic,
+    by its content)."""
+    data = (
+        value.encode("utf-8", "replace") if isinstance(value, str) else np.ascontiguousarray(value).tobytes()
+    )
+    digest = hashlib.sha256(data).digest()
     return int.from_bytes(digest[:8], "big") < share * 2**64
 
 
