@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from dcloop.cli import _data, _deploy, _loop, _optimize, _plan, _predict, _train, _workspace
+from dcloop.cli import _data, _deploy, _loop, _optimize, _plan, _predict, _train, _ui, _workspace
 from dcloop.cli._output import err_console
 
 app = typer.Typer(
@@ -50,6 +50,7 @@ _deploy.register(app)
 _predict.register(app)
 _plan.register(app)
 _loop.register(app)
+_ui.register(app)
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from dcloop._lazy import lazy_attribute
 
-_EXPORTS: dict[str, str] = {"create_app": "dcloop.ui._app"}
+_EXPORTS: dict[str, str] = {"create_app": "dcloop.ui._app", "serve_ui": "dcloop.ui._launch"}
 
 __all__ = list(_EXPORTS)
 

@@ -30,7 +30,7 @@ from dcloop.workspace import Workspace
 
 log = logging.getLogger(__name__)
 MAX_FORM_BYTES = 64 * 1024
-DRIFT_CACHE_S = 30.0
+DRIFT_CACHE_S = 120.0
 STATIC = {"ui.css": "text/css; charset=utf-8", "ui.js": "text/javascript; charset=utf-8"}
 
 
@@ -173,7 +173,7 @@ def _add_api(app: FastAPI) -> None:
 
     @app.get("/api/monitor/drift")
     async def drift(request: Request) -> JSONResponse:
-        """Drift needs the stored inputs and the model: computed at most every 30 s per query, in a thread."""
+        """Drift needs the stored inputs and the model: computed at most every 2 min per query, in a thread."""
         model, days = _text(request, "model"), _days(request)
         key, cache = (model, days), request.app.state.drift
         hit = cache.get(key)

@@ -113,7 +113,7 @@ def drift_html(result: Any, psi_threshold: float, ks_pvalue: float) -> str:
         for feature, value in d.psi.items():
             rows.append([d.ref, f"PSI {feature}", value, psi_threshold, value > psi_threshold])
         if d.embedding:
-            p = d.embedding.get("p_value", d.embedding.get("pvalue"))
+            p = d.embedding.get("ks_pvalue")
             rows.append([d.ref, "embedding KS p-value", p, ks_pvalue, p is not None and p < ks_pvalue])
     alerts = [[a.kind, a.subject, a.value, a.threshold, a.message] for a in result.alerts]
     return (
