@@ -44,6 +44,17 @@ class DataConfig(_Section):
         ge=1,
         description="Largest image file (width x height) decoded; larger ones are quarantined unread.",
     )
+    text_column: str = Field(
+        "text", min_length=1, description="Column of the text in CSV/TSV/JSONL/Parquet sources (--text-column)."
+    )
+    label_column: str = Field(
+        "label", min_length=1, description="Column of the label in tabular text sources (--label-column)."
+    )
+    max_chars: int = Field(
+        2000,
+        ge=1,
+        description="Texts longer than this are kept but counted as long: the tokenizer will truncate them.",
+    )
 
 
 class AugmentConfig(_Section):

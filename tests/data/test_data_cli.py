@@ -43,7 +43,9 @@ def test_import_prepare_list_show(workspace, monkeypatch: pytest.MonkeyPatch) ->
     assert [v["version"] for v in listed] == [imported["version"], resized["version"]]
     assert _json(["data", "show", imported["version"][:10]])["version"] == imported["version"]
     assert _json(["data", "show", "animal-mnist-cat-dog"])["version"] == resized["version"]
-    assert set(_json(["data", "sources"])) == {"animal-mnist", "folder", "idx", "npz"}
+    assert {"animal-mnist", "folder", "idx", "npz", "fortunes", "csv", "text-folder"} <= set(
+        _json(["data", "sources"])
+    )
 
 
 def test_table_output_shows_counts_and_cleaning(
@@ -66,7 +68,7 @@ def test_table_output_shows_counts_and_cleaning(
         (["data", "import", "mnist"], "error: Unknown data source 'mnist'"),
         (
             ["data", "import", "empty"],
-            "error: Source folder empty is empty. Expected empty/<class>/<image files>.",
+            "error: Source folder empty is empty. Expected empty/<class>/<image or .txt files>.",
         ),
         (["data", "import", "dcloop.yaml"], "error: Source dcloop.yaml is not a kind dcloop reads"),
         (["data", "show", "nope"], "error: No data set version 'nope'. See `dcloop data list`."),

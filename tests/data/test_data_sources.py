@@ -16,7 +16,19 @@ from dcloop.errors import DataError, NotFoundError
 
 
 def test_list_sources_names_every_kind() -> None:
-    assert list_sources() == ["animal-mnist", "folder", "idx", "npz"]
+    assert list_sources() == [
+        "animal-mnist",
+        "csv",
+        "folder",
+        "fortunes",
+        "idx",
+        "jsonl",
+        "npz",
+        "parquet",
+    ] + [
+        "text-folder",
+        "tsv",
+    ]
 
 
 def test_folder_source_is_decoded_converted_and_split(workspace, pets: Path) -> None:
@@ -178,9 +190,9 @@ def test_bad_paths_and_names(workspace, tmp_path: Path) -> None:
     Image.fromarray(random_images(1)[0]).save(tmp_path / "flat" / "a.png")
     with pytest.raises(DataError, match=r"flat has no class sub-folders"):
         import_source(workspace, str(tmp_path / "flat"))
-    (tmp_path / "notes.csv").write_text("a,b\n", encoding="utf-8")
-    with pytest.raises(DataError, match=r"notes.csv is not a kind dcloop reads"):
-        import_source(workspace, str(tmp_path / "notes.csv"))
+    (tmp_path / "notes.xlsx").write_text("a,b\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"notes.xlsx is not a kind dcloop reads"):
+        import_source(workspace, str(tmp_path / "notes.xlsx"))
     os.symlink(tmp_path / "gone", tmp_path / "broken")
     with pytest.raises(DataError, match=r"broken is a broken symlink"):
         import_source(workspace, str(tmp_path / "broken"))

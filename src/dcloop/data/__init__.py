@@ -10,13 +10,16 @@ from dcloop.data._prepare import (
     load_dataset,
     prepare_dataset,
 )
+from dcloop.data._tokens import TokenArrays, encode_texts, tokenize_dataset
 from dcloop.data._version import SPLITS, PreparedDataset
 
 __all__ = [
     "SPLITS",
     "ImageRejected",
     "PreparedDataset",
+    "TokenArrays",
     "decode_image",
+    "encode_texts",
     "extend_dataset",
     "get_dataset",
     "import_source",
@@ -24,4 +27,5 @@ __all__ = [
     "list_sources",
     "load_dataset",
     "prepare_dataset",
+    "tokenize_dataset",
 ]

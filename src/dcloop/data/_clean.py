@@ -80,7 +80,12 @@ def _keeper(members: list[int], prefer: np.ndarray | None) -> int:
     return members[0]
 
 
-def _report(total: int, kept: int, dropped: dict[str, list[tuple[str, str]]]) -> dict[str, Any]:
+def _report(
+    total: int,
+    kept: int,
+    dropped: dict[str, list[tuple[str, str]]],
+    quarantine_rules: Sequence[str] = QUARANTINE_RULES,
+) -> dict[str, Any]:
     return {
         "input": total,
         "kept": kept,
@@ -92,17 +97,19 @@ def _report(total: int, kept: int, dropped: dict[str, list[tuple[str, str]]]) ->
         },
         # every input the source could not use, not just examples: a user must be able to find them all
         "quarantined": [
-            {"rule": rule, "path": p, "reason": r} for rule in QUARANTINE_RULES for p, r in dropped[rule]
+            {"rule": rule, "path": p, "reason": r} for rule in quarantine_rules for p, r in dropped[rule]
         ],
     }
 
 
-def merge_reports(base: dict[str, Any], added: dict[str, Any]) -> dict[str, Any]:
+def merge_reports(
+    base: dict[str, Any], added: dict[str, Any], rules: Sequence[str] = RULES
+) -> dict[str, Any]:
     """The report of a version built from ``base`` plus examples cleaned into ``added``."""
-    counts = {r: base["counts"].get(r, 0) + added["counts"].get(r, 0) for r in RULES}
+    counts = {r: base["counts"].get(r, 0) + added["counts"].get(r, 0) for r in rules}
     examples = {
         r: (base["examples"].get(r, []) + added["examples"].get(r, []))[:MAX_EXAMPLES]
-        for r in RULES
+        for r in rules
         if base["examples"].get(r) or added["examples"].get(r)
     }
     return {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -15,12 +15,13 @@ from dcloop.registry import Registry
 
 @dataclass
 class Intake:
-    """Images of one source, decoded and converted, before cleaning and splitting.
+    """Examples of one source, decoded and converted, before cleaning and splitting.
 
-    ``x`` is uint8 (N, C, H, W) at the target size and colour, ``y`` int64 class indices into
-    ``classes``, ``names`` says where each example came from (for the cleaning report), ``test``
-    marks examples of the source's own test split, and ``quarantined`` lists (rule, path, reason)
-    for inputs that could not be used.
+    ``x`` is uint8 (N, C, H, W) at the target size and colour for images, a 1-D object array of
+    ``str`` for text; ``y`` int64 class indices into ``classes``, ``names`` says where each example
+    came from (for the cleaning report), ``test`` marks examples of the source's own test split,
+    ``quarantined`` lists (rule, path, reason) for inputs that could not be used, and ``notes`` adds
+    what the source noticed to the cleaning report (text: label spelling variants).
     """
 
     classes: list[str]
@@ -30,6 +31,8 @@ class Intake:
     test: np.ndarray
     quarantined: list[tuple[str, str, str]] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
+    modality: str = "image"
+    notes: dict[str, Any] = field(default_factory=dict)
 
 
 class SourceLoader(Protocol):
@@ -46,10 +49,23 @@ class SourceLoader(Protocol):
     ) -> Intake: ...
 
 
-SOURCES: Registry[SourceLoader] = Registry("data source")
+class TextSourceLoader(Protocol):
+    """Reads one kind of text source: ``text_column`` and ``label_column`` name the fields of
+    tabular sources (CSV, JSONL, Parquet); folder and built-in text sources ignore them."""
+
+    def __call__(
+        self, location: Path | None, classes: Sequence[str] | None, text_column: str, label_column: str
+    ) -> Intake: ...
+
+
+# Every source kind, image or text; TEXT says which loaders take the text call shape.
+SOURCES: Registry[Callable[..., Intake]] = Registry("data source")
 
 # Source kinds that need no path (built-in data sets).
 BUILTIN: set[str] = set()
+
+# Source kinds whose loader is a TextSourceLoader (the rest are SourceLoaders of images).
+TEXT: set[str] = set()
 
 
 def select_classes(known: Sequence[str], wanted: Sequence[str] | None, origin: str) -> list[int]:

@@ -12,16 +12,18 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from dcloop.config import DataConfig
-from dcloop.data import _folder, _sources  # noqa: F401  (registers the source kinds)
+from dcloop.data import _folder, _fortunes, _sources, _text_sources  # noqa: F401  (registers the source kinds)
 from dcloop.data._clean import clean
 from dcloop.data._folder import shown
-from dcloop.data._intake import BUILTIN, SOURCES
+from dcloop.data._intake import BUILTIN, SOURCES, TEXT, Intake
 from dcloop.data._persist import read_version, write_version
 from dcloop.data._split import stratified_split
+from dcloop.data._text_clean import clean_texts
 from dcloop.data._version import PreparedDataset
 from dcloop.errors import DataError, NotFoundError, suggest
 from dcloop.store import DatasetRecord
@@ -47,24 +49,40 @@ def import_source(
     *,
     name: str | None = None,
     classes: Sequence[str | int] | str | None = None,
+    text_column: str | None = None,
+    label_column: str | None = None,
 ) -> DatasetRecord:
-    """Record ``source`` (a built-in name like "animal-mnist" or a path) and prepare a version of it.
+    """Record ``source`` (a built-in name like "animal-mnist" or "fortunes", or a path) and prepare a
+    version of it.
 
     ``classes`` keeps only those classes (names or indices, or one comma-separated string).
+    ``text_column`` and ``label_column`` name the fields of a tabular text source (default: the
+    workspace's ``data.text_column`` and ``data.label_column``); they are recorded with the source.
     """
     kind, location = resolve_source(source)
     wanted = _class_list(classes)
     name = name or default_name(kind, location, wanted)
     if not re.fullmatch(r"[\w.-]{1,200}", name):
         raise DataError(f"Data set name {name!r} must be 1-200 letters, digits, '_', '-' or '.'.")
-    return _prepare(workspace, name, kind, location, wanted)
+    options = None
+    if kind in TEXT:
+        cfg = workspace.config.data
+        options = {
+            "text_column": text_column or cfg.text_column,
+            "label_column": label_column or cfg.label_column,
+        }
+    elif text_column or label_column:
+        raise DataError(
+            f"--text-column and --label-column apply to text sources; {source} is a {kind} source."
+        )
+    return _prepare(workspace, name, kind, location, wanted, options)
 
 
 def prepare_dataset(workspace: Workspace, name: str | None = None) -> DatasetRecord:
     """Prepare the recorded source ``name`` (default: the latest imported) with the current config."""
     recorded = store_data.get_source(workspace.store, name)
     location = Path(recorded.location) if recorded.location is not None else None
-    return _prepare(workspace, recorded.name, recorded.kind, location, recorded.classes)
+    return _prepare(workspace, recorded.name, recorded.kind, location, recorded.classes, recorded.options)
 
 
 def load_dataset(workspace: Workspace, ref: str | None = None) -> PreparedDataset:
@@ -96,44 +114,86 @@ def list_datasets(workspace: Workspace) -> list[DatasetRecord]:
 
 
 def _prepare(
-    workspace: Workspace, name: str, kind: str, location: Path | None, classes: list[str] | None
+    workspace: Workspace,
+    name: str,
+    kind: str,
+    location: Path | None,
+    classes: list[str] | None,
+    options: dict[str, str] | None = None,
 ) -> DatasetRecord:
     cfg: DataConfig = workspace.config.data
-    try:
-        intake = SOURCES.get(kind)(location, classes, cfg.image_size, cfg.color, cfg.max_image_pixels)
-    except OSError as exc:  # a file vanished or became unreadable while reading
-        raise DataError(f"Cannot read {exc.filename or location}: {exc.strerror or exc}.") from None
-    keep, report = clean(
-        intake.x,
-        intake.y,
-        intake.names,
-        intake.quarantined,
-        drop_blank=cfg.drop_blank,
-        dedupe=cfg.dedupe,
-        prefer=intake.test,
-    )
+    intake = _read(kind, location, classes, cfg, options)
+    keep, report = _clean(intake, cfg)
     x, y, test = intake.x[keep], intake.y[keep], intake.test[keep]
-    _require_usable(y, intake.classes, report["counts"], location or kind)
+    _require_usable(y, intake.classes, report["counts"], location or kind, intake.modality)
     splits = stratified_split(y, cfg.val_fraction, cfg.test_fraction, cfg.seed, test)
     provenance = {
         "kind": kind,
         "location": str(location) if location is not None else None,
         "classes": classes,
+        **(options or {}),
         **intake.provenance,
         "config": cfg.model_dump(mode="json"),
     }
     record = write_version(workspace.datasets_dir, name, x, y, intake.classes, splits, provenance, report)
-    stored = store_data.record_version(workspace.store, record, kind, provenance["location"], classes)
+    stored = store_data.record_version(
+        workspace.store, record, kind, provenance["location"], classes, options
+    )
     log.info("prepared %s (%s): %d examples", stored.short_id, name, len(y))
     return stored
 
 
-def _require_usable(y: np.ndarray, classes: list[str], counts: dict[str, int], origin: object) -> None:
+def _read(
+    kind: str,
+    location: Path | None,
+    classes: list[str] | None,
+    cfg: DataConfig,
+    options: dict[str, str] | None,
+) -> Intake:
+    """Call the source's loader with what its modality needs: image settings, or text column names."""
+    loader = SOURCES.get(kind)
+    try:
+        if kind in TEXT:
+            columns = options or {"text_column": cfg.text_column, "label_column": cfg.label_column}
+            return loader(location, classes, columns["text_column"], columns["label_column"])
+        return loader(location, classes, cfg.image_size, cfg.color, cfg.max_image_pixels)
+    except OSError as exc:  # a file vanished or became unreadable while reading
+        raise DataError(f"Cannot read {exc.filename or location}: {exc.strerror or exc}.") from None
+
+
+def _clean(intake: Intake, cfg: DataConfig) -> tuple[np.ndarray, dict[str, Any]]:
+    if intake.modality == "text":
+        keep, report = clean_texts(
+            intake.x,
+            intake.y,
+            intake.names,
+            intake.quarantined,
+            max_chars=cfg.max_chars,
+            dedupe=cfg.dedupe,
+            prefer=intake.test,
+        )
+    else:
+        keep, report = clean(
+            intake.x,
+            intake.y,
+            intake.names,
+            intake.quarantined,
+            drop_blank=cfg.drop_blank,
+            dedupe=cfg.dedupe,
+            prefer=intake.test,
+        )
+    return keep, report | intake.notes
+
+
+def _require_usable(
+    y: np.ndarray, classes: list[str], counts: dict[str, int], origin: object, modality: str
+) -> None:
     present = {classes[i] for i in set(y.tolist())}
     if len(present) < 2:
         dropped = ", ".join(f"{rule} {n}" for rule, n in counts.items() if n)
         raise DataError(
-            f"{origin} leaves {len(y)} usable images in {len(present)} class(es) after cleaning; at least "
+            f"{origin} leaves {len(y)} usable {'texts' if modality == 'text' else 'images'} in {len(present)} "
+            "class(es) after cleaning; at least "
             f"2 classes are needed (dropped: {dropped or 'nothing'})."
         )
 
@@ -172,15 +232,21 @@ def _kind_of(path: Path) -> str:
     if path.is_dir():
         entries = [p for p in path.iterdir() if not p.name.startswith(".")]
         if not entries:
-            raise DataError(f"Source folder {path} is empty. Expected {path}/<class>/<image files>.")
-        return "idx" if any(_sources.is_idx(p) and p.is_file() for p in entries) else "folder"
+            raise DataError(f"Source folder {path} is empty. Expected {path}/<class>/<image or .txt files>.")
+        if any(_sources.is_idx(p) and p.is_file() for p in entries):
+            return "idx"
+        return "text-folder" if _text_sources.is_text_folder(path) else "folder"
     if path.suffix.lower() == ".npz":
         return "npz"
     if _sources.is_idx(path):
         return "idx"
+    table = _text_sources.table_kind(path)
+    if table is not None:
+        return table
     raise DataError(
-        f"Source {path} is not a kind dcloop reads: expected a folder of class sub-folders, "
-        "an .npz with x and y, or an IDX images file (name containing idx3)."
+        f"Source {path} is not a kind dcloop reads: expected a folder of class sub-folders (images or "
+        ".txt files), an .npz with x and y, an IDX images file (name containing idx3), or a text table "
+        "(.csv, .tsv, .jsonl, .parquet)."
     )
 
 
@@ -189,7 +255,12 @@ def default_name(kind: str, location: Path | None, classes: list[str] | None) ->
     if location is None:
         base = kind
     else:
-        base = re.sub(r"(\.gz|\.npz|[-_.]?(images[-_.]?)?idx\d[-_.]?ubyte)+$", "", location.name, flags=re.I)
+        base = re.sub(
+            r"(\.gz|\.npz|\.csv|\.tsv|\.jsonl|\.ndjson|\.parquet|[-_.]?(images[-_.]?)?idx\d[-_.]?ubyte)+$",
+            "",
+            location.name,
+            flags=re.I,
+        )
         if base.lower() in {"train", "data", "images", ""}:
             base = f"{location.parent.name}-{base}".strip("-")
     if classes:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dcloop.errors import DataError
 from dcloop.store import DatasetRecord
 
 SPLITS = ("train", "val", "test")
@@ -13,8 +14,9 @@ SPLITS = ("train", "val", "test")
 
 @dataclass(frozen=True)
 class PreparedDataset:
-    """Images ``x`` uint8 (N, C, H, W) (memory-mapped when loaded from disk), labels ``y`` int64 (N,),
-    and disjoint index arrays per split ("train", "val", "test")."""
+    """Examples ``x``, labels ``y`` int64 (N,) and disjoint index arrays per split ("train", "val",
+    "test"). ``x`` is uint8 (N, C, H, W) for images (memory-mapped when loaded from disk) and a 1-D
+    object array of ``str`` (N,) for text (tokens: :func:`dcloop.data.tokenize_dataset`)."""
 
     record: DatasetRecord
     x: np.ndarray
@@ -34,8 +36,15 @@ class PreparedDataset:
         return len(self.record.classes)
 
     @property
+    def modality(self) -> str:
+        """ "image" or "text"."""
+        return self.record.modality
+
+    @property
     def image_shape(self) -> tuple[int, int, int]:
-        """(C, H, W)."""
+        """(C, H, W) of an image version."""
+        if self.modality != "image":
+            raise DataError(f"Data set version {self.record.short_id} holds {self.modality}, not images.")
         c, h, w = self.x.shape[1:]
         return int(c), int(h), int(w)
 

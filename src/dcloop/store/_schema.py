@@ -179,12 +179,13 @@ sources = Table(
     "sources",
     metadata,
     Column("name", String(200), primary_key=True),
-    Column("kind", String(32), nullable=False),  # animal-mnist, folder, idx, npz
+    Column("kind", String(32), nullable=False),  # animal-mnist, folder, idx, npz, csv, fortunes, ...
     Column("location", Text, nullable=True),  # absolute path; null for built-in data sets
     Column("classes", JSON, nullable=True),  # the classes asked for; null: all
     Column("version_id", String(64), nullable=True),  # the version last prepared from it
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    Column("options", JSON, nullable=True),  # how to read it (text sources: column names)
 )
 
 # -- the loop: turns and their finished steps, so `dcloop loop --resume` skips what is done -------

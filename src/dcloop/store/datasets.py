@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Connection, select
 
@@ -28,6 +29,7 @@ class SourceRecord:
     version_id: str | None
     created_at: datetime
     updated_at: datetime
+    options: dict[str, Any] | None = None  # how to read it again (a text source's column names)
 
 
 def add_dataset(store: Store, record: DatasetRecord) -> DatasetRecord:
@@ -84,7 +86,12 @@ def list_sources(store: Store) -> list[SourceRecord]:
 
 
 def record_version(
-    store: Store, record: DatasetRecord, kind: str, location: str | None, classes: list[str] | None
+    store: Store,
+    record: DatasetRecord,
+    kind: str,
+    location: str | None,
+    classes: list[str] | None,
+    options: dict[str, Any] | None = None,
 ) -> DatasetRecord:
     """In one transaction: record the source under the version's name and add the version.
 
@@ -104,6 +111,7 @@ def record_version(
                 version_id=record.id,
                 created_at=row[0] if row is not None else now,
                 updated_at=now,
+                options=options,
             )
         )
         return _insert(conn, record)
