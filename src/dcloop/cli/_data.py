@@ -19,6 +19,7 @@ def _summary(record: Any) -> dict[str, Any]:
         "version": record.id,
         "short_id": record.short_id,
         "name": record.name,
+        "modality": record.modality,
         "created_at": record.created_at,
         "classes": record.classes,
         "shape": record.shape,
@@ -27,6 +28,8 @@ def _summary(record: Any) -> dict[str, Any]:
         "cleaning": record.cleaning.get("counts", {}),
         "cleaning_examples": record.cleaning.get("examples", {}),
         "quarantined": record.cleaning.get("quarantined", []),
+        "long_texts": record.cleaning.get("long"),
+        "label_variants": record.cleaning.get("label_variants", {}),
         "parent_id": record.parent_id,
         "source": record.source,
         "path": record.path,
@@ -38,16 +41,23 @@ def _print_version(record: Any, fmt: Format, title: str) -> None:
     if fmt is Format.json:
         print_json(summary)
         return
-    print_mapping(
-        title,
-        {
-            "version": summary["version"],
-            "name": summary["name"],
-            "classes": ", ".join(summary["classes"]),
-            "shape (C, H, W)": "x".join(str(d) for d in summary["shape"]),
-            "parent": summary["parent_id"] or "",
-        },
-    )
+    fields = {
+        "version": summary["version"],
+        "name": summary["name"],
+        "modality": summary["modality"],
+        "classes": ", ".join(summary["classes"]),
+    }
+    if record.modality == "image":
+        fields["shape (C, H, W)"] = "x".join(str(d) for d in summary["shape"])
+    long = summary["long_texts"]
+    if long is not None:
+        fields[f"texts over {long['max_chars']} chars"] = (
+            f"{long['count']} (kept; the tokenizer truncates them)"
+        )
+    for label, spellings in summary["label_variants"].items():
+        fields[f"label {label!r} spelled"] = ", ".join(repr(s) for s in spellings)
+    fields["parent"] = summary["parent_id"] or ""
+    print_mapping(title, fields)
     rows = [[split, *counts.values(), sum(counts.values())] for split, counts in record.counts.items()]
     print_table("examples per split", ["split", *record.classes, "total"], rows)
     examples = summary["cleaning_examples"]
@@ -80,6 +90,14 @@ def import_(
     classes: str = typer.Option(
         None, "--classes", help="Keep only these classes: names or indices, comma-separated."
     ),
+    text_column: str = typer.Option(
+        None,
+        "--text-column",
+        help="Text column of a CSV/TSV/JSONL/Parquet source (default: data.text_column).",
+    ),
+    label_column: str = typer.Option(
+        None, "--label-column", help="Label column of a text table (default: data.label_column)."
+    ),
     fmt: Format = _FORMAT,
 ) -> None:
     """Record a source and prepare a versioned data set from it with the workspace's `data` config.
@@ -87,11 +105,20 @@ def import_(
     Examples: dcloop data import animal-mnist --classes cat,dog
               dcloop data import ./pets/train --name pets
               dcloop data import ./mnist/train-images-idx3-ubyte.gz
+              dcloop data import fortunes --classes computers,science,work
+              dcloop data import ./reviews.csv --text-column review --label-column sentiment
     """
     from dcloop.data import import_source
     from dcloop.workspace import open_workspace
 
-    record = import_source(open_workspace(), source, name=name, classes=classes)
+    record = import_source(
+        open_workspace(),
+        source,
+        name=name,
+        classes=classes,
+        text_column=text_column,
+        label_column=label_column,
+    )
     _print_version(record, fmt, f"prepared {record.short_id}")
 
 
@@ -133,11 +160,12 @@ def list_(fmt: Format = _FORMAT) -> None:
     if fmt is Format.json:
         print_json(summaries)
         return
-    columns = ["version", "name", "created", "classes", "train", "val", "test", "parent"]
+    columns = ["version", "name", "modality", "created", "classes", "train", "val", "test", "parent"]
     rows = [
         [
             s["short_id"],
             s["name"],
+            s["modality"],
             f"{s['created_at']:%Y-%m-%d %H:%M}",
             len(s["classes"]),
             *s["counts"].values(),

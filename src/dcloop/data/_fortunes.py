@@ -31,7 +31,7 @@ LICENSE = (
     "/usr/share/doc/fortunes/copyright), per-file notes in that file"
 )
 _MISSING = "Source 'fortunes' needs Debian's fortunes package: apt-get install fortunes."
-_OVERSTRIKE = re.compile(r".\x08")
+_OVERSTRIKE = re.compile(r"[^\x08\n]\x08")  # a character and the backspace that strikes over it
 _SEPARATOR = re.compile(rb"^%[ \t]*$", re.MULTILINE)
 
 
@@ -69,7 +69,7 @@ def fortunes(
             except UnicodeDecodeError as exc:
                 rows.quarantined.append(("undecodable", name, f"not valid UTF-8 (byte {exc.start})"))
                 continue
-            rows.add(_OVERSTRIKE.sub("", text), category, name, "category")
+            rows.add(_strike_out(text), category, name, "category")
     intake = to_intake(rows, None, "fortunes", "category")
     intake.provenance = {
         "package": f"fortunes=={_package_version()}",
@@ -78,6 +78,15 @@ def fortunes(
         "files": digests,
     }
     return intake
+
+
+def _strike_out(text: str) -> str:
+    """What a screen shows of overstruck text: "_\bI" is "I", "___\b\b\bnot" is "not"."""
+    while "\x08" in text:
+        text, n = _OVERSTRIKE.subn("", text)
+        if not n:  # a backspace at the start of a line has nothing to strike
+            text = text.replace("\x08", "")
+    return text
 
 
 def _package_version() -> str:

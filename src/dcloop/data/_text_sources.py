@@ -92,11 +92,11 @@ def to_intake(rows: Rows, wanted: Sequence[str] | None, origin: str, label_field
 
 
 def _most_common_spelling(seen: Counter[str]) -> str:
-    """The normalised spelling most rows use (ties: the first in sort order)."""
+    """The normalised spelling most rows use (ties: lower case first, then sort order)."""
     tally = Counter[str]()
     for raw, n in seen.items():
         tally[normalize(raw)] += n
-    return min(tally, key=lambda spelling: (-tally[spelling], spelling))
+    return min(tally, key=lambda spelling: (-tally[spelling], spelling != spelling.lower(), spelling))
 
 
 def _column(header: Sequence[str], name: str, path: Path, role: str) -> int:
