@@ -18,7 +18,7 @@ CONFIDENCE_BINS = [f"{i / 10:.1f}" for i in range(10)]
 def monitor_live(ws: Workspace, model: str | None, days: float | None) -> dict[str, Any]:
     """The live part of the Monitor page: key figures and plots as HTML, and the numbers behind them."""
     data = q.monitor_series(ws, model, days)
-    totals = q.version_scores(ws, model, q.since_days(days))
+    totals = q.version_scores(ws, model, days)
     champion = _champion(ws, model)
     labelled, accuracy, f1 = totals.get(champion or "", (0, None, None))
     head = figures(
@@ -183,6 +183,20 @@ SERVE_FIELDS = [
     ("prompt_tokens", "prompt tokens", ""),
     ("output_tokens", "output tokens", ""),
 ]
+PLAN_FIGURES = (
+    "accelerator",
+    "count",
+    "wall_days",
+    "accelerator_hours",
+    "energy_facility_mwh",
+    "co2_t",
+    "cost_usd",
+    "latency_s",
+    "replicas",
+    "accelerators",
+    "energy_kwh_per_million_tokens",
+    "cost_usd_per_million_tokens",
+)
 PLAN_KEYS = {"train": TRAIN_FIELDS, "serve": SERVE_FIELDS}
 
 
@@ -216,7 +230,8 @@ def plan_page(kind: str, values: dict[str, str], answer: dict[str, Any] | None, 
         out += f'<p class="error" role="alert">{escape(error)}</p>'
     if answer:
         flat = [[k, fmt(v)] for k, v in answer.items() if not isinstance(v, dict | list)]
-        out = figures([(k, k.replace("_", " "), v) for k, v in list(answer.items())[:0]]) + out
+        top = [k for k in PLAN_FIGURES if k in answer and not isinstance(answer[k], dict | list)]
+        out = figures([(k, k.replace("_", " "), answer[k]) for k in top]) + out
         out += section(f"{kind} plan", table(["quantity", "value"], flat, key="plan"))
         for key, value in answer.items():
             if isinstance(value, dict):

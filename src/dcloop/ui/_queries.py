@@ -12,7 +12,10 @@ from typing import Any
 
 from dcloop.store import controller as decisions
 from dcloop.store import datasets, predictions, registry, runs, turns, variants
+from dcloop.ui._cache import Aggregates
 from dcloop.workspace import Workspace
+
+AGGREGATES = Aggregates()  # counts over the prediction log, shared by the pages of every dashboard app
 
 NICE_BUCKETS = (60, 300, 900, 3600, 3 * 3600, 6 * 3600, 86400, 7 * 86400)
 
@@ -58,9 +61,13 @@ def since_days(days: float | None) -> datetime | None:
     return None if days is None else datetime.now(UTC) - timedelta(days=days)
 
 
-def feedback(ws: Workspace, model: str | None = None, since: datetime | None = None) -> dict[str, int]:
+def feedback(ws: Workspace, model: str | None = None) -> dict[str, int]:
     """Predictions logged, labelled, and held out for judging challengers (the gate's share)."""
-    return predictions.feedback_counts(ws.store, ws.config.gate.feedback_holdout, model, since)
+    share = ws.config.gate.feedback_holdout
+    return AGGREGATES.get(
+        ("feedback", ws.store_url, model, share),
+        lambda: predictions.feedback_counts(ws.store, share, model, None),
+    )
 
 
 def scores(confusion: list[dict[str, Any]], classes: int) -> tuple[int, float | None, float | None]:
@@ -84,6 +91,10 @@ def scores(confusion: list[dict[str, Any]], classes: int) -> tuple[int, float | 
 
 def monitor_series(ws: Workspace, model: str | None, days: float | None) -> dict[str, Any]:
     """Accuracy and macro F1 per model version and time bucket, volumes, and the confidence histogram."""
+    return AGGREGATES.get(("series", ws.store_url, model, days), lambda: _monitor_series(ws, model, days))
+
+
+def _monitor_series(ws: Workspace, model: str | None, days: float | None) -> dict[str, Any]:
     store, since = ws.store, since_days(days)
     span = predictions.prediction_span(store, model, since)
     if span is None:
@@ -113,8 +124,14 @@ def monitor_series(ws: Workspace, model: str | None, days: float | None) -> dict
     return {"bucket_s": bucket, "versions": versions, "histogram": histogram, "span": span}
 
 
-def version_scores(ws: Workspace, model: str | None = None, since: datetime | None = None) -> dict[str, Any]:
-    """Labelled count, accuracy and macro F1 of every model version over the whole window."""
+def version_scores(ws: Workspace, model: str | None = None, days: float | None = None) -> dict[str, Any]:
+    """Labelled count, accuracy and macro F1 of every model version in the window."""
+    return AGGREGATES.get(
+        ("scores", ws.store_url, model, days), lambda: _version_scores(ws, model, since_days(days))
+    )
+
+
+def _version_scores(ws: Workspace, model: str | None, since: datetime | None) -> dict[str, Any]:
     grouped: dict[str, list[dict[str, Any]]] = {}
     for row in predictions.labelled_confusion_by_bucket(ws.store, None, model, since):
         grouped.setdefault(f"{row['model_name']}@{row['model_version']}", []).append(row)
