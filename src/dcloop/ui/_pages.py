@@ -93,6 +93,16 @@ def loop_page(ws: Workspace, writable: bool) -> str:
             section(
                 "Controller decisions", table(["at", "model", "trigger", "outcome", "reason"], decision_rows)
             ),
+            section(
+                "Feedback",
+                action_form(
+                    "/actions/forget",
+                    "forget stored inputs",
+                    [("ids", "prediction ids (space or comma separated)", "")],
+                    "Delete the stored inputs of these predictions? Their aggregates are kept.",
+                    writable=writable,
+                ),
+            ),
         ]
     )
 

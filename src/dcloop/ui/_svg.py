@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from html import escape
 
 Point = tuple[float, float]
-PAD_L, PAD_R, PAD_T, PAD_B = 56, 16, 14, 42
+PAD_L, PAD_R, PAD_T, PAD_B = 56, 40, 14, 42
 
 
 def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
@@ -100,7 +100,7 @@ def line_chart(
     time_axis: bool = False,
     y_range: tuple[float, float] | None = None,
     thresholds: Sequence[tuple[float, str]] = (),
-    width: int = 600,
+    width: int = 580,
     height: int = 260,
 ) -> str:
     """Lines with markers, one per named series; dashed horizontal lines at ``thresholds``."""
@@ -132,7 +132,7 @@ def bar_chart(
     y_label: str,
     *,
     title: str,
-    width: int = 600,
+    width: int = 580,
     height: int = 240,
 ) -> str:
     """Vertical bars, one per label."""
