@@ -115,7 +115,7 @@ def test_losses() -> None:
         ),
         (
             {"schedule": "cosin"},
-            r"Unknown schedule 'cosin'\. Known: constant, cosine, onecycle, plateau, step\. Did you mean 'cosine'",
+            r"Unknown schedule 'cosin'\. Known: constant, cosine, linear, onecycle, plateau, step\. Did you mean 'cosine'",
         ),
         ({"loss": "crossentropy"}, r"Unknown loss 'crossentropy'\. .*Did you mean 'cross_entropy'\?"),
         ({"model": "seedcnn"}, r"Unknown model 'seedcnn'\. .*Did you mean 'seed-cnn'"),

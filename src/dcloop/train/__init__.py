@@ -2,7 +2,8 @@
 
 Public API (loaded on first use, so importing the package stays light):
 ``train``, ``fit_model``/``FitResult``, ``load_trained``/``TrainedModel``, ``evaluate``,
-``predict_arrays``, ``classification_metrics``, ``create_model``, ``list_models``, ``register_model``.
+``predict_arrays``, ``predict_texts``, ``classification_metrics``, ``create_model``, ``list_models``,
+``register_model``, ``text_tokenizer``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ if TYPE_CHECKING:
     from dcloop.train._loop import FitResult, fit_model
     from dcloop.train._metrics import classification_metrics, predict_arrays
     from dcloop.train._models import create_model, list_models, register_model
+    from dcloop.train._predict_text import predict_texts
     from dcloop.train._run import train
+    from dcloop.train._text_models import text_tokenizer
     from dcloop.train._trained import TrainedModel, evaluate, load_trained
 
 _EXPORTS = {
@@ -26,6 +29,8 @@ _EXPORTS = {
     "TrainedModel": "dcloop.train._trained",
     "evaluate": "dcloop.train._trained",
     "predict_arrays": "dcloop.train._metrics",
+    "predict_texts": "dcloop.train._predict_text",
+    "text_tokenizer": "dcloop.train._text_models",
     "classification_metrics": "dcloop.train._metrics",
     "create_model": "dcloop.train._models",
     "list_models": "dcloop.train._models",
@@ -42,7 +47,9 @@ __all__ = [
     "list_models",
     "load_trained",
     "predict_arrays",
+    "predict_texts",
     "register_model",
+    "text_tokenizer",
     "train",
 ]
 

@@ -1,8 +1,10 @@
-"""The model zoo: one contract for every entry.
+"""The model zoo: one contract per modality for every entry.
 
-Every model takes float32 images in [0, 1] shaped (N, C, H, W) and returns logits (N, num_classes).
+Image models take float32 images in [0, 1] shaped (N, C, H, W) and return logits (N, num_classes).
 Input normalisation lives inside the model (a fixed buffer), so an exported ONNX file is
-self-contained. Builders take ``in_channels, num_classes, image_size`` plus their own keywords.
+self-contained. Image builders take ``in_channels, num_classes, image_size`` plus their own keywords.
+Text models (``_text_models``) take ``input_ids`` and ``attention_mask`` (int64, (N, T)) and return
+logits; their builders take ``num_classes`` plus their own keywords.
 """
 
 from __future__ import annotations
@@ -18,25 +20,43 @@ from dcloop.registry import Registry
 ModelBuilder = Callable[..., nn.Module]
 _models: Registry[ModelBuilder] = Registry("model")
 _descriptions: dict[str, str] = {}
+_modalities: dict[str, str] = {}
 
 
-def register_model(name: str, description: str) -> Callable[[ModelBuilder], ModelBuilder]:
-    """Add a builder to the zoo under ``name``."""
+def register_model(
+    name: str, description: str, modality: str = "image"
+) -> Callable[[ModelBuilder], ModelBuilder]:
+    """Add a builder to the zoo under ``name``, for inputs of ``modality`` ("image" or "text")."""
     _descriptions[name] = description
-
+    _modalities[name] = modality
     return _models.register(name)
 
 
-def create_model(name: str, in_channels: int, num_classes: int, image_size: int, **kwargs: Any) -> nn.Module:
-    """Build a zoo model by name (unknown names get a close-match suggestion)."""
-    return _models.get(name)(
-        in_channels=in_channels, num_classes=num_classes, image_size=image_size, **kwargs
-    )
+def create_model(
+    name: str,
+    in_channels: int | None = None,
+    num_classes: int = 2,
+    image_size: int | None = None,
+    **kwargs: Any,
+) -> nn.Module:
+    """Build a zoo model by name (unknown names get a close-match suggestion). Image models need
+    ``in_channels`` and ``image_size``; text models take ``num_classes`` and their own keywords."""
+    builder = _models.get(name)
+    if _modalities[name] == "text":
+        return builder(num_classes=num_classes, **kwargs)
+    return builder(in_channels=in_channels, num_classes=num_classes, image_size=image_size, **kwargs)
 
 
-def list_models() -> dict[str, str]:
-    """Zoo names and one-line descriptions."""
-    return {name: _descriptions[name] for name in _models.names()}
+def list_models(modality: str | None = None) -> dict[str, str]:
+    """Zoo names and one-line descriptions (of one modality's entries when given)."""
+    names = _models.names()
+    return {n: _descriptions[n] for n in names if modality is None or _modalities[n] == modality}
+
+
+def model_modality(name: str) -> str:
+    """The modality a zoo entry takes ("image" or "text")."""
+    _models.get(name)
+    return _modalities[name]
 
 
 class Normalize(nn.Module):
@@ -186,10 +206,17 @@ def tiny_cnn(
 
 
 def describe_models(in_channels: int = 1, num_classes: int = 2, image_size: int = 28) -> list[dict[str, Any]]:
-    """Every zoo entry with its description and parameter count at the given input shape."""
+    """Every zoo entry with its modality, description and parameter count (image entries at the given
+    input shape, text entries at their default vocabulary)."""
     rows = []
     for name, description in list_models().items():
         model = create_model(name, in_channels=in_channels, num_classes=num_classes, image_size=image_size)
         params = sum(p.numel() for p in model.parameters())
-        rows.append({"name": name, "description": description, "params": params})
+        rows.append(
+            {"name": name, "modality": _modalities[name], "description": description, "params": params}
+        )
     return rows
+
+
+# the entries of the other modules register themselves on import
+from dcloop.train import _text_models, _vit  # noqa: E402, F401

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from dcloop.errors import ConfigError
 from dcloop.registry import Registry
 
 OptimizerBuilder = Callable[..., torch.optim.Optimizer]
@@ -29,19 +30,51 @@ losses: Registry[Callable[..., LossFn]] = Registry("loss")
 # -- optimizers ------------------------------------------------------------------------------------
 
 
-def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """No weight decay on biases and norm scales (1-D tensors): decaying them only hurts."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+def _param_groups(model: nn.Module, weight_decay: float, layer_decay: float = 1.0) -> list[dict[str, Any]]:
+    """No weight decay on biases and norm scales (1-D tensors): decaying them only hurts.
+
+    ``layer_decay`` < 1 (layer-wise learning-rate decay, Clark et al. 2020): a parameter ``k`` layers
+    below the head learns at ``layer_decay**k`` times the rate (``lr_scale``), so fine-tuning moves the
+    pretrained lower layers least. The model says each parameter's depth with ``layer_of(name)``.
+    """
+    if layer_decay == 1.0:
+        decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+        no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+        return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    layer_of = getattr(model, "layer_of", None)
+    if layer_of is None:
+        raise ConfigError(
+            f"`train.layer_decay` needs a layered text model; {type(model).__name__} has no layers. Set it to 1."
+        )
+    top = int(model.num_layers) + 1  # type: ignore[arg-type]
+    groups: dict[tuple[int, bool], dict[str, Any]] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        depth, decays = layer_of(name), param.ndim > 1
+        group = groups.setdefault(
+            (depth, decays),
+            {
+                "params": [],
+                "weight_decay": weight_decay if decays else 0.0,
+                "lr_scale": layer_decay ** (top - depth),
+            },
+        )
+        group["params"].append(param)
+    return [groups[key] for key in sorted(groups)]
 
 
 @optimizers.register("sgd")
 def _sgd(
-    model: nn.Module, lr: float, weight_decay: float, momentum: float, nesterov: bool
+    model: nn.Module,
+    lr: float,
+    weight_decay: float,
+    momentum: float,
+    nesterov: bool,
+    layer_decay: float = 1.0,
 ) -> torch.optim.Optimizer:
     return torch.optim.SGD(
-        _param_groups(model, weight_decay),
+        _param_groups(model, weight_decay, layer_decay),
         lr=lr,
         momentum=momentum,
         nesterov=nesterov and momentum > 0,
@@ -50,19 +83,34 @@ def _sgd(
 
 
 @optimizers.register("adam")
-def _adam(model: nn.Module, lr: float, weight_decay: float, **_: Any) -> torch.optim.Optimizer:
-    return torch.optim.Adam(_param_groups(model, weight_decay), lr=lr, foreach=True)
+def _adam(
+    model: nn.Module, lr: float, weight_decay: float, layer_decay: float = 1.0, **_: Any
+) -> torch.optim.Optimizer:
+    return torch.optim.Adam(_param_groups(model, weight_decay, layer_decay), lr=lr, foreach=True)
 
 
 @optimizers.register("adamw")
-def _adamw(model: nn.Module, lr: float, weight_decay: float, **_: Any) -> torch.optim.Optimizer:
-    return torch.optim.AdamW(_param_groups(model, weight_decay), lr=lr, foreach=True)
+def _adamw(
+    model: nn.Module, lr: float, weight_decay: float, layer_decay: float = 1.0, **_: Any
+) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(_param_groups(model, weight_decay, layer_decay), lr=lr, foreach=True)
 
 
 def build_optimizer(
-    name: str, model: nn.Module, lr: float, weight_decay: float, momentum: float, nesterov: bool
+    name: str,
+    model: nn.Module,
+    lr: float,
+    weight_decay: float,
+    momentum: float,
+    nesterov: bool,
+    layer_decay: float = 1.0,
 ) -> torch.optim.Optimizer:
-    return optimizers.get(name)(model, lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov)
+    optimizer = optimizers.get(name)(
+        model, lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov, layer_decay=layer_decay
+    )
+    for group in optimizer.param_groups:
+        group["lr"] = lr * group.get("lr_scale", 1.0)
+    return optimizer
 
 
 # -- schedules -------------------------------------------------------------------------------------
@@ -110,6 +158,16 @@ class _Cosine(_Stateless):
 
     def factor(self, step: int) -> float:
         return 0.5 * (1.0 + math.cos(math.pi * min(step, self.total) / self.total))
+
+
+class _Linear(_Stateless):
+    """Straight down from the peak to 0 at the last step (BERT's fine-tuning schedule)."""
+
+    def __init__(self, total_steps: int) -> None:
+        self.total = max(total_steps, 1)
+
+    def factor(self, step: int) -> float:
+        return max(0.0, 1.0 - min(step, self.total) / self.total)
 
 
 class _OneCycle(_Stateless):
@@ -180,6 +238,7 @@ schedules.register("step")(
     lambda steps_per_epoch, step_size, gamma, **_: _Step(steps_per_epoch, step_size, gamma)
 )
 schedules.register("cosine")(lambda total_steps, **_: _Cosine(total_steps))
+schedules.register("linear")(lambda total_steps, **_: _Linear(total_steps))
 schedules.register("onecycle")(lambda total_steps, **_: _OneCycle(total_steps))
 schedules.register("plateau")(lambda gamma, patience, mode, **_: _Plateau(gamma, patience, mode))
 
