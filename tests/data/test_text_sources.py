@@ -3,14 +3,20 @@ fortunes package; every bad input is one DataError naming the file and the line 
 
 from __future__ import annotations
 
+import csv
 import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dcloop.data import import_source, list_datasets, load_dataset, prepare_dataset
+from dcloop.data._text_clean import normalize
 from dcloop.errors import DataError
+from dcloop.workspace import init_workspace
 
 ROWS = [
     (f"text number {i} about {'cats' if i % 2 else 'dogs'}", "cat" if i % 2 else "dog") for i in range(20)
@@ -249,3 +255,37 @@ def test_fortunes_classes_and_missing_package(
         DataError, match=r"^Source 'fortunes' needs Debian's fortunes package: apt-get install fortunes.$"
     ):
         import_source(workspace, "fortunes")
+
+
+_TEXT = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=40
+)
+
+
+@settings(max_examples=12)
+@given(
+    kind=st.sampled_from(["csv", "tsv", "jsonl", "parquet"]),
+    texts=st.lists(_TEXT.filter(lambda t: t.strip()), min_size=2, max_size=12, unique_by=normalize),
+)
+def test_any_texts_survive_every_table_kind_unchanged(kind: str, texts: list[str]) -> None:
+    """Commas, quotes, tabs, newlines and any Unicode in a text come back exactly as written."""
+    rows = [(text, "ab"[i % 2]) for i, text in enumerate(texts)]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"any.{kind}"
+        if kind in {"csv", "tsv"}:
+            with path.open("w", encoding="utf-8", newline="") as handle:
+                writer = csv.writer(handle, delimiter="," if kind == "csv" else "\t")
+                writer.writerows([("text", "label"), *rows])
+        elif kind == "jsonl":
+            path.write_text(
+                "".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in rows), encoding="utf-8"
+            )
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            pq.write_table(pa.table({"text": texts, "label": [y for _, y in rows]}), path)
+        workspace = init_workspace(Path(tmp) / "ws")
+        record = import_source(workspace, str(path))
+        assert record.cleaning["kept"] == len(rows)
+        assert _texts_by_label(workspace, record.id) == _expected(rows)
