@@ -34,6 +34,7 @@ LAYERS: tuple[str, ...] = (
     "cluster",
     "plan",
     "demo",
+    "ui",  # the dashboard: reads what every stage recorded, so it sits above them all
     "cli",
 )
 RANK = {layer: rank for rank, layer in enumerate(LAYERS)}
@@ -193,7 +194,7 @@ def test_nothing_outside_the_store_imports_sqlalchemy() -> None:
 
 # Packages whose __init__ is the public API and every other module private; store/ is the exception
 # DESIGN.md names: one public query module per domain.
-PRIVATE_PACKAGES = ("cli", "data", "train", "optimize", "deploy", "feedback", "loop", "plan")
+PRIVATE_PACKAGES = ("cli", "data", "train", "optimize", "deploy", "feedback", "loop", "plan", "ui")
 
 
 def test_package_modules_are_private() -> None:
