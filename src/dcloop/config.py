@@ -7,10 +7,18 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from dcloop.errors import ConfigError, suggest
 
@@ -70,6 +78,10 @@ class AugmentConfig(_Section):
     fill_mode: Literal["nearest", "constant", "reflect"] = Field(
         "nearest", description="How pixels outside the input are filled."
     )
+
+
+def _duration(value: Any) -> Any:
+    return parse_duration(value) if isinstance(value, str) else value
 
 
 class TrainConfig(_Section):
@@ -134,6 +146,35 @@ class TrainConfig(_Section):
     seed: int = Field(0, description="Seed of weights, data order and augmentation.")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
     threads: int = Field(0, ge=0, le=512, description="torch intra-op threads (0: all cores).")
+    budget_s: Annotated[float, BeforeValidator(_duration)] | None = Field(
+        None,
+        gt=0.0,
+        description="Wall-time budget of the fit (60, '90s', '2m'): the schedule follows its elapsed share "
+        "and training stops at it with the best weights (None: epochs alone).",
+    )
+    target_accuracy: float | None = Field(
+        None,
+        gt=0.0,
+        le=1.0,
+        description="Stop once val_accuracy reaches this; time and energy to it are recorded.",
+    )
+    compile: bool = Field(
+        False,
+        description="torch.compile (inductor) the training model; needs a C++ compiler on CPU (eager "
+        "without one). Pays off on long runs only: compiling takes tens of seconds per process.",
+    )
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in '90', '90s', '2m', '1.5h' or '1m30s'; a ValueError in config's sentence shape otherwise."""
+    import re
+
+    number = r"(\d+(?:\.\d+)?)"
+    parts = re.fullmatch(rf"(?:{number}h)?(?:{number}m)?(?:{number}s?)?", text.strip().lower())
+    if not text.strip() or parts is None:
+        raise ValueError("be a duration such as 90, '90s', '2m' or '1m30s'")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in parts.groups())
+    return hours * 3600 + minutes * 60 + seconds
 
 
 class TrackingConfig(_Section):

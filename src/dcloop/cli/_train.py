@@ -47,6 +47,8 @@ def train(
     seed: int = typer.Option(None, "--seed", help=field_help("train.seed")),
     precision: str = typer.Option(None, "--precision", help=field_help("train.precision")),
     device: str = typer.Option(None, "--device", help=field_help("train.device")),
+    budget: str = typer.Option(None, "--budget", help=field_help("train.budget_s")),
+    target_accuracy: float = typer.Option(None, "--target-accuracy", help=field_help("train.target_accuracy")),
     nproc: int = typer.Option(1, "--nproc", min=1, help="Data-parallel worker processes on this node."),
     nnodes: str = typer.Option(None, "--nnodes", help="torchrun --nnodes (e.g. 2 or 1:4)."),
     node_rank: int = typer.Option(None, "--node-rank", help="torchrun --node-rank."),
@@ -66,6 +68,8 @@ def train(
               dcloop train --model seed-cnn --optimizer adam --schedule constant
               dcloop train --resume            (continue the latest killed run)
               dcloop train --nproc 2           (data-parallel on this machine)
+              dcloop train --budget 2m         (stop at two minutes; the schedule fits the budget)
+              dcloop train --target-accuracy 0.95   (stop once validation reaches 95%)
     """
     from dcloop import config
     from dcloop.errors import ConfigError
@@ -89,6 +93,8 @@ def train(
         "seed": seed,
         "precision": precision,
         "device": device,
+        "budget_s": budget,
+        "target_accuracy": target_accuracy,
     }
     recipe = config.with_overrides(ws.config, "train", overrides).train
     passthrough = {"--nnodes": nnodes, "--node-rank": node_rank, "--rdzv-endpoint": rdzv_endpoint}
@@ -111,7 +117,7 @@ def _print_run(run: Any, fmt: Format) -> None:
 
     summary = run_summary(run)
     if fmt is Format.json:
-        print_json({**summary, **{k: run.metrics.get(k) for k in ("per_class", "confusion_matrix", "cost")}})
+        print_json({**summary, **{k: run.metrics.get(k) for k in ("per_class", "confusion_matrix", "cost", "spent")}})
         return
     _print_metrics(f"run {run.id[:12]} ({run.name}): test metrics", run.metrics)
     print_mapping("speed", {k: summary[k] for k in ("best_epoch", "epochs_run", "images_per_s", "wall_s")})
