@@ -17,7 +17,13 @@ from typing import Any
 import numpy as np
 
 from dcloop.config import DataConfig
-from dcloop.data import _folder, _fortunes, _sources, _text_sources  # noqa: F401  (registers the source kinds)
+from dcloop.data import (  # noqa: F401  (importing them registers the source kinds)
+    _folder,
+    _fortunes,
+    _sources,
+    _text_sources,
+    _text_tables,
+)
 from dcloop.data._clean import clean
 from dcloop.data._folder import shown
 from dcloop.data._intake import BUILTIN, SOURCES, TEXT, Intake
@@ -240,7 +246,7 @@ def _kind_of(path: Path) -> str:
         return "npz"
     if _sources.is_idx(path):
         return "idx"
-    table = _text_sources.table_kind(path)
+    table = _text_tables.table_kind(path)
     if table is not None:
         return table
     raise DataError(
