@@ -48,17 +48,7 @@ def _fill(store, seed: int, n: int, versions: int, labelled: float):
     return rows
 
 
-@settings(max_examples=12, deadline=None)
-@given(
-    seed=st.integers(0, 2**16),
-    n=st.integers(1, 60),
-    versions=st.integers(1, 3),
-    labelled=st.floats(0, 1),
-    bucket=st.sampled_from([60, 900, 3600, 6 * 3600]),
-)
-def test_aggregates_equal_row_by_row_counts(tmp_path_factory, seed, n, versions, labelled, bucket):
-    store = _store(tmp_path_factory.mktemp("agg"))
-    _fill(store, seed, n, versions, labelled)
+def _check(store, bucket: int) -> None:
     kept = log.list_predictions(store, with_inputs=True)
 
     counts = {}
@@ -103,7 +93,28 @@ def test_aggregates_equal_row_by_row_counts(tmp_path_factory, seed, n, versions,
         "labelled": len(labelled_rows),
         "held_out": len(held),
     }
+
+
+@settings(max_examples=12, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    n=st.integers(1, 60),
+    versions=st.integers(1, 3),
+    labelled=st.floats(0, 1),
+    bucket=st.sampled_from([60, 900, 3600, 6 * 3600]),
+)
+def test_aggregates_equal_row_by_row_counts(tmp_path_factory, seed, n, versions, labelled, bucket):
+    store = _store(tmp_path_factory.mktemp("agg"))
+    _fill(store, seed, n, versions, labelled)
+    _check(store, bucket)
     store.close()
+
+
+def test_aggregates_on_every_backend(store_url):
+    store = open_store(store_url)
+    _fill(store, 7, 50, 2, 0.6)
+    for bucket in (900, 3600):
+        _check(store, bucket)
 
 
 def test_scores_match_their_definitions(tmp_path):

@@ -119,7 +119,9 @@ def confidence_histogram(
     store: Store, bins: int, model_name: str | None, since: datetime | None
 ) -> list[dict[str, Any]]:
     """Per model version: predictions in each of ``bins`` equal confidence bins over [0, 1]."""
-    index = cast(p.c.confidence * bins, Integer)  # confidence 1.0 is folded into the top bin below
+    scaled = p.c.confidence * bins
+    # SQLite's CAST truncates (confidence is never negative); PostgreSQL's rounds, so floor it there.
+    index = cast(scaled if store.engine.dialect.name == "sqlite" else func.floor(scaled), Integer)
     query = _filtered(
         select(p.c.model_name, p.c.model_version, index.label("bin"), func.count().label("n")).group_by(
             p.c.model_name, p.c.model_version, literal_column("bin")
@@ -130,7 +132,7 @@ def confidence_histogram(
     with store.connect() as conn:
         rows = [dict(r) for r in conn.execute(query).mappings()]
     for row in rows:
-        row["bin"] = min(max(int(row["bin"]), 0), bins - 1)
+        row["bin"] = min(max(int(row["bin"]), 0), bins - 1)  # confidence 1.0 joins the top bin (rows add up)
     return rows
 
 
