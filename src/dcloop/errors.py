@@ -41,6 +41,10 @@ class TrainError(DcloopError):
     """Training cannot start or continue."""
 
 
+class ClusterError(DcloopError):
+    """The Ray cluster cannot be reached or cannot run the job as asked."""
+
+
 def suggest(name: str, choices: Iterable[str]) -> str:
     """Return ' Did you mean X?' for the closest choice, or '' when nothing is close."""
     close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.5)

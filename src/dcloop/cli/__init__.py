@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from dcloop.cli import _data, _deploy, _loop, _optimize, _plan, _predict, _train, _ui, _workspace
+from dcloop.cli import _cluster, _data, _deploy, _loop, _optimize, _plan, _predict, _train, _ui, _workspace
 from dcloop.cli._output import err_console
 
 app = typer.Typer(
@@ -51,6 +51,7 @@ _predict.register(app)
 _plan.register(app)
 _loop.register(app)
 _ui.register(app)
+_cluster.register(app)
 
 
 def main() -> None:

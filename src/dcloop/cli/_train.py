@@ -55,6 +55,11 @@ def train(
     rdzv_endpoint: str = typer.Option(None, "--rdzv-endpoint", help="torchrun --rdzv-endpoint HOST:PORT."),
     rdzv_backend: str = typer.Option(None, "--rdzv-backend", help="torchrun --rdzv-backend (c10d, static)."),
     rdzv_id: str = typer.Option(None, "--rdzv-id", help="torchrun --rdzv-id shared by all nodes."),
+    cluster: bool = typer.Option(
+        False, "--cluster", help="Train with Ray Train on the cluster (RAY_ADDRESS, cluster.address, cluster up)."
+    ),
+    num_workers: int = typer.Option(None, "--num-workers", min=1, help=field_help("cluster.num_workers")),
+    cpus_per_worker: float = typer.Option(None, "--cpus-per-worker", help=field_help("cluster.cpus_per_worker")),
     resume: bool = typer.Option(
         False, "--resume", help="Continue an unfinished run: RUN, or the latest one when RUN is left out."
     ),
@@ -70,6 +75,7 @@ def train(
               dcloop train --nproc 2           (data-parallel on this machine)
               dcloop train --budget 2m         (stop at two minutes; the schedule fits the budget)
               dcloop train --target-accuracy 0.95   (stop once validation reaches 95%)
+              dcloop train --cluster --num-workers 4   (Ray Train on the cluster)
     """
     from dcloop import config
     from dcloop.errors import ConfigError
@@ -100,6 +106,16 @@ def train(
     passthrough = {"--nnodes": nnodes, "--node-rank": node_rank, "--rdzv-endpoint": rdzv_endpoint}
     passthrough |= {"--rdzv-backend": rdzv_backend, "--rdzv-id": rdzv_id}
     launch_args = [f"{flag}={value}" for flag, value in passthrough.items() if value is not None]
+    if cluster:
+        from dcloop.cluster import train_on_cluster
+
+        workers = {"num_workers": num_workers, "cpus_per_worker": cpus_per_worker}
+        settings = config.with_overrides(ws.config, "cluster", workers).cluster
+        run = train_on_cluster(
+            ws, recipe, data, name=name, resume=(resume_run or "latest") if resume else None, settings=settings
+        )
+        _print_run(run, fmt)
+        return
     run = train_run(
         ws,
         recipe,

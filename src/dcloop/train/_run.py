@@ -12,7 +12,7 @@ import logging
 import math
 import socket
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,7 +33,10 @@ from dcloop.train._trained import (
     build_model,
     holdout_metrics,
     load_model,
-    model_spec,
+    load_tokenizer,
+    prepare_model,
+    run_tokenizer,
+    save_trained,
     write_json,
 )
 from dcloop.workspace import Workspace
@@ -41,6 +44,8 @@ from dcloop.workspace import Workspace
 if TYPE_CHECKING:
     from dcloop.train._loop import EpochHook
     from dcloop.train._tracking import LiveRun
+
+    Launcher = Callable[[Path, str, bool], None]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +62,7 @@ def train(
     on_epoch: EpochHook | None = None,
     init_from: str | None = None,
     launch_args: Sequence[str] = (),
+    launcher: Launcher | None = None,
 ) -> RunRecord:
     """Train ``recipe`` on a data set version (default: the newest) and record the run.
 
@@ -64,13 +70,15 @@ def train(
     own recipe. ``nproc`` > 1 (or torchrun ``launch_args`` such as --nnodes) trains data-parallel.
     ``on_epoch(epoch, metrics)`` runs after each epoch; if it raises, the run is marked stopped and
     the exception propagates. ``init_from`` is a run whose weights warm-start the model.
+    ``launcher(root, run_id, resume)``, when given, runs the workers instead of torchrun (dcloop.cluster
+    submits them to Ray Train); they call ``run_training`` like torchrun's workers do.
     """
     from dcloop.data import load_dataset
 
-    distributed = nproc > 1 or bool(launch_args)
+    distributed = nproc > 1 or bool(launch_args) or launcher is not None
     if distributed and on_epoch is not None:
         raise TrainError("An on_epoch callback needs nproc=1: workers run in other processes.")
-    if distributed:
+    if distributed and launcher is None:
         from dcloop.train._distributed import check_launch
 
         check_launch(nproc, launch_args)
@@ -83,9 +91,12 @@ def train(
             workspace.store, run.id, status="running", finished_at=None, lineage=lineage
         )
     else:
-        _check_recipe(recipe)
+        from dcloop.train._text_recipe import resolve_recipe
+
         data = load_dataset(workspace, dataset)
-        _check_fit(recipe, data)
+        recipe = resolve_recipe(recipe, data.modality)
+        _check_recipe(recipe)
+        _check_fit(recipe, data, distributed)
         parent = store_runs.get_run(workspace.store, init_from).id if init_from else None
         run = _open_run(workspace, recipe, data, kind, name, parent, nproc)
 
@@ -93,7 +104,9 @@ def train(
     stopped = _HookGuard(on_epoch, live)
     with meter_for(workspace) as meter:
         try:
-            if distributed:
+            if launcher is not None:
+                launcher(workspace.root, run.id, resume is not None)
+            elif distributed:
                 from dcloop.train._distributed import launch
 
                 launch(workspace.root, run.id, resume is not None, nproc, launch_args)
@@ -160,7 +173,7 @@ def _check_recipe(recipe: TrainConfig) -> None:
             )
 
 
-def _check_fit(recipe: TrainConfig, data: PreparedDataset) -> None:
+def _check_fit(recipe: TrainConfig, data: PreparedDataset, distributed: bool = False) -> None:
     if recipe.loss == "bce" and data.num_classes != 2:
         raise ConfigError(
             f"`train.loss` bce needs a binary data set; version {data.id[:12]} has {data.num_classes} classes. "
@@ -168,6 +181,11 @@ def _check_fit(recipe: TrainConfig, data: PreparedDataset) -> None:
         )
     if len(data.splits["train"]) == 0:
         raise ConfigError(f"Data set version {data.id[:12]} has an empty train split.")
+    if recipe.freeze_epochs and distributed:
+        # DDP fixes the set of parameters it synchronizes when it wraps the model
+        raise ConfigError(
+            "`train.freeze_epochs` needs one process (--nproc 1); set it to 0 to train data-parallel."
+        )
 
 
 def _resumable(workspace: Workspace, ref: str) -> RunRecord:
@@ -252,13 +270,15 @@ def run_training(
 ) -> None:
     """Build (or warm-start) the model and fit it, checkpointing into the run folder; rank 0 writes
     the epochs to the store and the chosen weights to ``model.safetensors``. Workers call this too."""
-    from dcloop.train._checkpoint import load_weights, save_weights
+    from dcloop.train._checkpoint import load_weights
     from dcloop.train._distributed import rank_world
     from dcloop.train._loop import fit_model, seed_everything
 
     folder = Path(run.path)
+    rank = rank_world()[0]
     seed_everything(recipe.seed)  # initial weights depend on the seed only
-    model = build_model(recipe, data)
+    tokenizer = run_tokenizer(folder, recipe, data, write=rank == 0)
+    model = build_model(recipe, data, tokenizer)
     if run.parent_run_id is not None and not resume:
         parent = store_runs.get_run(workspace.store, run.parent_run_id)
         try:
@@ -267,6 +287,7 @@ def run_training(
             raise TrainError(
                 f"Weights of run {parent.id[:12]} do not fit model {recipe.model!r}: {exc}."
             ) from None
+    prepare_model(model, recipe)
     store = workspace.store
 
     def record_epoch(epoch: int, metrics: dict[str, float]) -> None:
@@ -282,10 +303,11 @@ def run_training(
         progress_label=f"train {run.name}",
         checkpoint_dir=folder / "checkpoint",
         resume=resume,
+        tokenizer=tokenizer,
     )
-    if rank_world()[0] == 0:
-        save_weights(result.model.state_dict(), folder / WEIGHTS)
-        write_json(folder / SPEC, model_spec(recipe, data, run.id))
+    if rank == 0:
+        figures = _text_figures(result, data, recipe, tokenizer) if tokenizer is not None else {}
+        save_trained(folder, result.model, recipe, data, run.id, tokenizer)
         fit = {
             "best_epoch": result.best_epoch,
             "best_val": result.best_metric if math.isfinite(result.best_metric) else None,
@@ -294,8 +316,30 @@ def run_training(
             "images_per_s": result.images_per_s,
             "train_s": result.train_s,
             "precision": result.precision,
+            "spent": result.spent,
+            **figures,
         }
         write_json(folder / "fit.json", fit)
+
+
+def _text_figures(result: Any, data: PreparedDataset, recipe: TrainConfig, tokenizer: Any) -> dict[str, Any]:
+    import torch
+
+    from dcloop.train._batches import token_arrays
+    from dcloop.train._throughput import text_fit_figures
+
+    _, lengths = token_arrays(data, tokenizer, recipe.max_length)
+    train = data.splits["train"]
+    epoch_tokens = int(lengths[train].sum())
+    return text_fit_figures(
+        result.model,
+        epoch_tokens,
+        len(train),
+        result.images_per_s,
+        len(result.history),
+        recipe.threads or torch.get_num_threads(),
+        recipe.finetune == "lora",
+    )
 
 
 def _finite(metrics: dict[str, float]) -> dict[str, Any]:
@@ -317,10 +361,12 @@ def _finish(
     from dcloop.train._report import write_run_report
 
     folder = Path(run.path)
-    model, _ = load_model(folder)
+    model, spec = load_model(folder)
+    tokenizer = load_tokenizer(folder, spec)
     fit = json.loads((folder / "fit.json").read_text(encoding="utf-8"))
     epochs = store_runs.list_epochs(workspace.store, run.id)
-    metrics = {**holdout_metrics(model, data), **fit, "epochs_run": len(epochs), "cost": cost}
+    test = holdout_metrics(model, data, tokenizer, spec["input"].get("max_length", 0))
+    metrics = {**test, **fit, "epochs_run": len(epochs), "cost": cost}
     write_json(folder / "metrics.json", metrics)
     history = [e.metrics for e in epochs]
     finished = store_runs.update_run(workspace.store, run.id, status="finished", metrics=metrics)
@@ -329,6 +375,7 @@ def _finish(
         if distributed:  # torchrun workers wrote the epochs to the store, not to this process
             live.log_epochs((e.epoch, e.metrics) for e in epochs)
         files = [folder / n for n in ("config.yaml", "metrics.json", WEIGHTS, SPEC)] + [report]
+        files += [folder / n for n in (spec.get("tokenizer"), spec.get("adapter")) if n]
         mlflow_id = live.finish(finished, files)
         if mlflow_id is not None:
             finished = store_runs.update_run(

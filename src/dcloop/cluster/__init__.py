@@ -1,0 +1,33 @@
+"""Ray: submitting dcloop's stages to a cluster (the ``ray`` extra).
+
+Public API (Ray is imported only when one of these runs):
+``cluster_up``/``cluster_down`` (a local head for trying it), ``cluster_status`` (nodes, resources,
+running jobs), ``connected`` (join the configured cluster for a block) and ``train_on_cluster``
+(Ray Train around the same training function as torchrun's workers).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from dcloop._lazy import lazy_attribute
+
+if TYPE_CHECKING:
+    from dcloop.cluster._connect import connected
+    from dcloop.cluster._local import cluster_down, cluster_up
+    from dcloop.cluster._status import cluster_status
+    from dcloop.cluster._train import train_on_cluster
+
+_EXPORTS = {
+    "connected": "dcloop.cluster._connect",
+    "cluster_up": "dcloop.cluster._local",
+    "cluster_down": "dcloop.cluster._local",
+    "cluster_status": "dcloop.cluster._status",
+    "train_on_cluster": "dcloop.cluster._train",
+}
+
+__all__ = ["cluster_down", "cluster_status", "cluster_up", "connected", "train_on_cluster"]
+
+
+def __getattr__(name: str) -> Any:
+    return lazy_attribute(__name__, name, _EXPORTS)

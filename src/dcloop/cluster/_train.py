@@ -1,0 +1,233 @@
+"""`dcloop train --cluster`: the same training run, its workers placed by Ray Train.
+
+``train_on_cluster`` calls dcloop's own ``train`` with a launcher that hands the workers to a Ray
+Train ``TorchTrainer``. Ray Train starts the processes and their process group (gloo on CPUs, NCCL on
+GPUs); each worker runs ``run_training``, the function torchrun's workers run, so rank and world size
+come from torch.distributed as before. Rank 0 checkpoints every epoch into the run folder; when a
+worker or its node is lost, Ray Train starts the group again (up to ``cluster.max_failures`` times,
+on as few as ``cluster.min_workers``) and the new workers resume from the last complete checkpoint.
+
+Each worker writes a small record (its node, then its measured cost) under the run folder's
+``cluster/<launch>/``; the finished run's lineage gets the restarts and nodes, and its cost the
+workers' CPU time, energy and money summed with the driver's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from dcloop.atomic import write_text
+from dcloop.cluster._connect import connected
+from dcloop.cluster._status import check_fits
+from dcloop.config import ClusterConfig, TrainConfig
+from dcloop.errors import ClusterError, TrainError
+from dcloop.store import RunRecord
+from dcloop.workspace import Workspace
+
+log = logging.getLogger(__name__)
+SUMMED = ("cpu_s", "energy_j", "energy_kwh", "co2_kg", "cost_usd")
+
+
+def train_on_cluster(
+    workspace: Workspace,
+    recipe: TrainConfig,
+    dataset: str | None = None,
+    *,
+    name: str | None = None,
+    resume: str | None = None,
+    address: str | None = None,
+    settings: ClusterConfig | None = None,
+) -> RunRecord:
+    """Train ``recipe`` with Ray Train on the cluster and record the run as a local run is recorded."""
+    from dcloop.store import runs as store_runs
+    from dcloop.train import train
+
+    settings = settings or workspace.config.cluster
+    launch_id = uuid.uuid4().hex[:12]
+    with connected(workspace, address) as target:
+        low = settings.min_workers or settings.num_workers
+        check_fits(
+            f"{low} training workers",
+            "cluster.num_workers/min_workers, cpus_per_worker, gpus_per_worker",
+            settings.cpus_per_worker,
+            settings.gpus_per_worker,
+            low,
+        )
+
+        def launcher(root: Path, run_id: str, resumed: bool) -> None:
+            run = store_runs.get_run(workspace.store, run_id)  # status lists it as running on the cluster
+            info = {"address": target.address, "launch": launch_id, "nodes": None}
+            store_runs.update_run(workspace.store, run_id, lineage={**run.lineage, "cluster": info})
+            _fit(root, run_id, launch_id, settings, _storage(workspace, settings))
+
+        run = train(workspace, recipe, dataset, name=name, resume=resume, launcher=launcher)
+        return _record(workspace, run, launch_id, target.address, settings)
+
+
+def _storage(workspace: Workspace, settings: ClusterConfig) -> str:
+    if settings.storage_path:
+        return settings.storage_path
+    folder = workspace.state / "cluster" / "train"
+    folder.mkdir(parents=True, exist_ok=True)
+    return str(folder)
+
+
+def _fit(root: Path, run_id: str, launch_id: str, settings: ClusterConfig, storage: str) -> None:
+    """Run the worker group under Ray Train and wait; a failure beyond max_failures is one TrainError."""
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    workers: int | tuple[int, int] = settings.num_workers
+    if settings.min_workers is not None and settings.min_workers < settings.num_workers:
+        workers = (settings.min_workers, settings.num_workers)
+    resources = {"CPU": settings.cpus_per_worker} | (
+        {"GPU": settings.gpus_per_worker} if settings.gpus_per_worker else {}
+    )
+    trainer = TorchTrainer(
+        _worker,
+        train_loop_config={"root": str(root), "run_id": run_id, "launch": launch_id},
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=workers,  # type: ignore[arg-type]  # V2 ScalingConfig takes (min, max)
+            use_gpu=settings.gpus_per_worker > 0,
+            resources_per_worker=resources,
+        ),
+        run_config=ray.train.RunConfig(
+            name=f"dcloop-{run_id[:12]}-{launch_id}",
+            storage_path=storage,
+            failure_config=ray.train.FailureConfig(max_failures=settings.max_failures),
+        ),
+    )
+    try:
+        trainer.fit()
+    except ray.train.TrainingFailedError as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise TrainError(
+            f"Training run {run_id[:12]} failed on the cluster: {detail}".rstrip(".") + "."
+        ) from None
+
+
+def _worker(config: dict[str, Any]) -> None:
+    """One Ray Train worker: the body of ``python -m dcloop.train._worker`` minus the process group setup."""
+    import ray
+    import ray.train
+    import torch
+
+    from dcloop.config import TrainConfig
+    from dcloop.data import load_dataset
+    from dcloop.meter import meter_for
+    from dcloop.store import runs as store_runs
+    from dcloop.train._checkpoint import latest_checkpoint
+    from dcloop.train._run import run_training
+    from dcloop.workspace import open_workspace
+
+    root = Path(config["root"])
+    node_id = ray.get_runtime_context().get_node_id()
+    if not (root / "dcloop.yaml").is_file():
+        raise ClusterError(
+            f"Workspace {root} is not reachable from node {node_id[:8]}: put it on a shared folder."
+        )
+    workspace = open_workspace(root)
+    run = store_runs.get_run(workspace.store, config["run_id"])
+    recipe = TrainConfig.model_validate(run.config)
+    if torch.cuda.is_available() and recipe.device in ("auto", "cuda"):
+        recipe = recipe.model_copy(update={"device": str(ray.train.torch.get_device())})
+    context = ray.train.get_context()
+    record = _worker_record(
+        Path(run.path), config["launch"], context.get_world_rank(), context.get_world_size()
+    )
+    resume = latest_checkpoint(Path(run.path) / "checkpoint") is not None
+    with meter_for(workspace) as meter:
+        run_training(workspace, run, load_dataset(workspace, run.dataset_id), recipe, resume=resume)
+    _write(record, {**json.loads(record.read_text(encoding="utf-8")), "cost": meter.result().as_dict()})
+
+
+def _worker_record(folder: Path, launch_id: str, rank: int, world: int) -> Path:
+    """Write this worker's node and start; return the record's path (its cost is added at the end)."""
+    import ray
+
+    node_id = ray.get_runtime_context().get_node_id()
+    entry: dict[str, Any] = next((n for n in ray.nodes() if n["NodeID"] == node_id), {})
+    labels = sorted(
+        k
+        for k in entry.get("Resources", {})
+        if k not in ("CPU", "GPU", "memory", "object_store_memory")
+        and not k.startswith(("node:", "accelerator_type"))
+    )
+    path = folder / "cluster" / launch_id / f"{time.time_ns()}-rank{rank}-{os.getpid()}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    info = {
+        "rank": rank,
+        "world": world,
+        "node_id": node_id,
+        "address": entry.get("NodeManagerAddress"),
+        "labels": labels,
+        "pid": os.getpid(),
+        "started": time.time(),
+    }
+    _write(path, info)
+    return path
+
+
+def _write(path: Path, data: dict[str, Any]) -> None:
+    write_text(path, json.dumps(data, indent=2))
+
+
+def attempts(folder: Path, launch_id: str) -> list[list[dict[str, Any]]]:
+    """Worker records of one launch grouped into attempts: a rank seen again, or a new world size,
+    starts the next attempt (an attempt's workers all start before the group is started again)."""
+    found = sorted((folder / "cluster" / launch_id).glob("*.json"))
+    records = sorted((json.loads(p.read_text(encoding="utf-8")) for p in found), key=lambda r: r["started"])
+    groups: list[list[dict[str, Any]]] = []
+    for rec in records:
+        if (
+            not groups
+            or rec["world"] != groups[-1][0]["world"]
+            or rec["rank"] in {r["rank"] for r in groups[-1]}
+        ):
+            groups.append([])
+        groups[-1].append(rec)
+    return groups
+
+
+def _record(
+    workspace: Workspace, run: RunRecord, launch_id: str, address: str, settings: ClusterConfig
+) -> RunRecord:
+    """Add restarts, nodes and the workers' summed cost to the finished run (store and metrics.json)."""
+    from dcloop.store import runs as store_runs
+    from dcloop.train._trained import write_json
+
+    folder = Path(run.path)
+    groups = attempts(folder, launch_id)
+    workers = [r for g in groups for r in g]
+    finished = [r["cost"] for r in workers if "cost" in r]
+    cost = dict(run.metrics.get("cost") or {})
+    driver = {k: cost.get(k, 0.0) for k in SUMMED}
+    for key in SUMMED:
+        cost[key] = driver[key] + sum(c[key] for c in finished)
+    cost |= {"driver": driver, "workers": len(workers), "workers_measured": len(finished)}
+    cost["peak_rss_mb"] = max([cost.get("peak_rss_mb", 0.0), *(c["peak_rss_mb"] for c in finished)])
+    if finished and "estimated" in "".join(c["energy_source"] for c in finished):
+        cost["energy_source"] = "estimated"
+    nodes = sorted({r["node_id"] for r in workers})
+    info = {
+        "address": address,
+        "launch": launch_id,
+        "num_workers": settings.num_workers,
+        "min_workers": settings.min_workers,
+        "cpus_per_worker": settings.cpus_per_worker,
+        "gpus_per_worker": settings.gpus_per_worker,
+        "restarts": max(len(groups) - 1, 0),
+        "world_sizes": [len(g) for g in groups],
+        "nodes": nodes,
+        "node_labels": {r["node_id"]: r["labels"] for r in workers},
+    }
+    metrics = {**run.metrics, "cost": cost, "restarts": info["restarts"]}
+    write_json(folder / "metrics.json", metrics)
+    lineage = {**run.lineage, "cluster": info}
+    return store_runs.update_run(workspace.store, run.id, metrics=metrics, lineage=lineage)
