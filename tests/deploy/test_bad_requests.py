@@ -75,7 +75,7 @@ def test_error_text_names_the_field_and_the_value(served_ws) -> None:
         r = client.post("/v2/models/pets/infer", json=body)
         assert r.status_code == 422
         assert r.json()["error"] == (
-            "Inference request: `inputs[0].datatype` input should be 'FP32' or 'UINT8', got ['FP32']."
+            "Inference request: `inputs[0].datatype` input should be 'FP32', 'UINT8' or 'BYTES', got ['FP32']."
         )
         r = client.post(
             "/v2/models/pets/infer", content=b"{}", headers={"Inference-Header-Content-Length": "²".encode()}

@@ -94,3 +94,54 @@ def checked_array(array: np.ndarray, field: str) -> np.ndarray:
     if not np.isfinite(as_float).all() or not _in_range(as_float, 0.0, 1.0):
         raise bad(f"`{field}` floats must be finite and in [0, 1].", 422)
     return as_float
+
+
+def checked_texts(values: list[Any], field: str) -> list[str]:
+    """``values`` as texts: each a string with some non-whitespace character, valid Unicode."""
+    for i, value in enumerate(values):
+        where = field if len(values) == 1 else f"{field}[{i}]"
+        if not isinstance(value, str):
+            raise bad(f"`{where}` must be a string. Got {type(value).__name__}.", 422)
+        if not value.strip():
+            raise bad(f"`{where}` must hold some text; it is empty or only whitespace.", 422)
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: no tokenizer or store can take it
+            raise bad(f"`{where}` must be valid Unicode text (it holds a lone surrogate).", 422) from None
+    return values
+
+
+def split_bytes(blob: bytes, count: int) -> list[bytes]:
+    """The ``count`` elements of a BYTES tensor in binary form: each a 4-byte little-endian length, then
+    that many bytes; anything else (a prefix past the end, bytes left over, another count) is a 400."""
+    items: list[bytes] = []
+    at = 0
+    while at < len(blob):
+        if len(items) == count:
+            raise bad(
+                f"BYTES binary data holds more than the {count} elements its shape says ({len(blob) - at} bytes left over)."
+            )
+        if at + 4 > len(blob):
+            raise bad(f"BYTES binary data ends inside the 4-byte length prefix of element {len(items)}.")
+        size = int.from_bytes(blob[at : at + 4], "little")
+        at += 4
+        if size > len(blob) - at:
+            raise bad(
+                f"BYTES element {len(items)} declares {size} bytes but only {len(blob) - at} follow its prefix."
+            )
+        items.append(blob[at : at + size])
+        at += size
+    if len(items) != count:
+        raise bad(f"BYTES binary data holds {len(items)} elements; its shape says {count}.")
+    return items
+
+
+def utf8_texts(items: list[bytes]) -> list[str]:
+    """BYTES elements as text (UTF-8, strict): a 400 naming the first that is not."""
+    texts = []
+    for i, item in enumerate(items):
+        try:
+            texts.append(item.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise bad(f"BYTES element {i} is not UTF-8 text: {exc.reason} at byte {exc.start}.") from None
+    return texts

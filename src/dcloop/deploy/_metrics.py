@@ -29,6 +29,7 @@ CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+SEQUENCE_BUCKETS = (4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 
 _lock = threading.Lock()
 _alerts: dict[str, float] = {}
@@ -89,7 +90,16 @@ class ServerMetrics:
             **into,
         )
         self.batch_size = Histogram(
-            "dcloop_batch_size", "Images per inference batch.", buckets=BATCH_BUCKETS, **into
+            "dcloop_batch_size",
+            "Inputs (images or texts) per inference batch.",
+            buckets=BATCH_BUCKETS,
+            **into,
+        )
+        self.sequence_length = Histogram(
+            "dcloop_batch_sequence_length",
+            "Tokens per text in a batch: its longest text, which the batch is padded to.",
+            buckets=SEQUENCE_BUCKETS,
+            **into,
         )
         self.predictions = Counter(
             "dcloop_predictions", "Predictions answered and stored.", ["model"], **into

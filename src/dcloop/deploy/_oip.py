@@ -17,7 +17,15 @@ import orjson
 from fastapi import APIRouter, Request, Response
 
 from dcloop import __version__
-from dcloop.deploy._inputs import DTYPES, bad, checked_array, read_body
+from dcloop.deploy._inputs import (
+    DTYPES,
+    bad,
+    checked_array,
+    checked_texts,
+    read_body,
+    split_bytes,
+    utf8_texts,
+)
 from dcloop.deploy._runtime import OnnxModel
 from dcloop.deploy._schema import InferInput, InferRequest, parse_json
 from dcloop.deploy._service import ModelService
@@ -26,6 +34,8 @@ router = APIRouter(prefix="/v2")
 OUTPUTS = ("logits", "probabilities")
 HEADER = "Inference-Header-Content-Length"
 _DECIMAL = re.compile(r"[0-9]{1,12}")
+TEXT_INPUT = "text"
+TRUNCATION = "texts longer than {length} tokens keep their first {length}"
 
 
 def _service(request: Request) -> ModelService:
@@ -63,15 +73,23 @@ async def server_metadata() -> dict[str, Any]:
 @router.get("/models/{name}/versions/{version}")
 async def model_metadata(request: Request, name: str, version: str | None = None) -> dict[str, Any]:
     model = _served(request, name, version)
-    c, h, w = model.input_shape
     k = len(model.classes)
+    parameters: dict[str, Any] = {"classes": ",".join(model.classes), "modality": model.modality}
+    if model.text is not None:
+        length = model.text.max_length
+        inputs = [{"name": TEXT_INPUT, "datatype": "BYTES", "shape": [-1]}]
+        parameters |= {"max_length": length, "truncation": TRUNCATION.format(length=length)}
+    else:
+        c, h, w = model.input_shape
+        inputs = [{"name": "input", "datatype": "FP32", "shape": [-1, c, h, w]}]
+        parameters["input_datatypes"] = "FP32,UINT8"
     return {
         "name": name,
         "versions": [str(model.version.version)],
         "platform": "onnxruntime_onnx",
-        "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, c, h, w]}],
+        "inputs": inputs,
         "outputs": [{"name": n, "datatype": "FP32", "shape": [-1, k]} for n in OUTPUTS],
-        "parameters": {"classes": ",".join(model.classes), "input_datatypes": "FP32,UINT8"},
+        "parameters": parameters,
     }
 
 
@@ -89,13 +107,16 @@ async def infer(request: Request, name: str, version: str | None = None) -> Resp
     service = _service(request)
     body = await read_body(request, request.app.state.limits.max_body_bytes)
     header, blob = _split(body, request.headers.get(HEADER))
-    x = _input_tensor(header.inputs[0], blob, model, request.app.state.limits.max_batch_images)
+    decode = _text_input if model.text is not None else _input_tensor
+    x = decode(header.inputs[0], blob, model, request.app.state.limits.max_batch_images)
     answer = await service.infer(model, x, "infer")
     tensors = {"logits": answer.logits, "probabilities": answer.probabilities}
     response: dict[str, Any] = {"model_name": name, "model_version": str(model.version.version)}
     if header.id is not None:
         response["id"] = header.id
     response["parameters"] = {"prediction_ids": ",".join(answer.prediction_ids)}
+    if answer.tokens is not None:  # a text model: how many texts were cut at max_length tokens
+        response["parameters"]["truncated"] = int(answer.tokens[1].sum())
     response["outputs"], binaries = [], []
     for out_name, binary in _requested_outputs(header):
         tensor = np.ascontiguousarray(tensors[out_name], dtype=np.float32)
@@ -132,6 +153,12 @@ def _split(body: bytes, header_length: str | None) -> tuple[InferRequest, bytes]
 def _input_tensor(spec: InferInput, blob: bytes, model: OnnxModel, max_images: int) -> np.ndarray:
     c, h, w = model.input_shape
     shape = spec.shape
+    if spec.name != "input" or spec.datatype == "BYTES":
+        raise bad(
+            f"Model {model.version.name!r} takes images: input `input`, datatype FP32 or UINT8. "
+            f"Got input {spec.name[:64]!r} of {spec.datatype}.",
+            422,
+        )
     if shape[1:] != [c, h, w] or not 1 <= shape[0] <= max_images:
         raise bad(f"Input shape must be [N, {c}, {h}, {w}] with 1 <= N <= {max_images}. Got {shape}.")
     dtype = np.dtype(DTYPES[spec.datatype]).newbyteorder("<")
@@ -146,6 +173,31 @@ def _input_tensor(spec: InferInput, blob: bytes, model: OnnxModel, max_images: i
     else:
         array = _json_data(spec.data, spec.datatype, count)
     return checked_array(array.astype(DTYPES[spec.datatype], copy=False).reshape(shape), "input")
+
+
+def _text_input(spec: InferInput, blob: bytes, model: OnnxModel, max_texts: int) -> list[str]:
+    """The texts of a BYTES input shaped [N] or [N, 1]: JSON strings, or the binary extension's
+    length-prefixed elements (as ``tritonclient`` sends them)."""
+    if spec.name != TEXT_INPUT or spec.datatype != "BYTES":
+        raise bad(
+            f"Model {model.version.name!r} takes text: input `{TEXT_INPUT}`, datatype BYTES, shape [N]. "
+            f"Got input {spec.name[:64]!r} of {spec.datatype}.",
+            422,
+        )
+    shape = spec.shape
+    if len(shape) > 2 or (len(shape) == 2 and shape[1] != 1) or not 1 <= shape[0] <= max_texts:
+        raise bad(f"Input shape must be [N] or [N, 1] with 1 <= N <= {max_texts}. Got {shape}.")
+    size = spec.parameters.binary_data_size if spec.parameters is not None else None
+    if size is not None:
+        if len(blob) != size:
+            raise bad(f"Binary input must be {size} bytes (its binary_data_size). Got {len(blob)}.")
+        return checked_texts(utf8_texts(split_bytes(blob, shape[0])), "text")
+    if spec.data is None:
+        raise bad("Input needs `data` (a list of strings) or parameters.binary_data_size.")
+    flat = [v for item in spec.data for v in (item if isinstance(item, list) else [item])]
+    if len(flat) != shape[0]:
+        raise bad(f"Input `data` must hold {shape[0]} strings for its shape. Got {len(flat)}.")
+    return checked_texts(flat, "text")
 
 
 def _json_data(data: list[Any] | None, datatype: str, count: int) -> np.ndarray:

@@ -14,9 +14,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dcloop.atomic import copy_file
+from dcloop.atomic import copy_file, write_text
 from dcloop.deploy._runtime import inspect_onnx, sha256_file
 from dcloop.deploy._sources import resolve_source
+from dcloop.deploy._text import (
+    SPEC_FILE,
+    TOKENIZER_FILE,
+    inspect_text_onnx,
+    load_spec,
+    read_spec,
+    registered_spec,
+)
 from dcloop.errors import ConfigError, DcloopError, NotFoundError, unknown_name
 from dcloop.store import registry as q
 from dcloop.store.registry import AliasMove, ModelVersion
@@ -67,7 +75,13 @@ def _register(
     if not _NAME.match(name):
         raise ConfigError(f"Model name must be letters, digits, '.', '_' or '-' (max 100). Got {name!r}.")
     onnx_path = Path(meta.pop("onnx_path"))
-    input_shape, num_outputs = inspect_onnx(onnx_path)
+    text = read_spec(onnx_path.parent)  # a text model carries its tokenizer and model.json beside it
+    if text is None:
+        input_shape, num_outputs = inspect_onnx(onnx_path)
+    else:
+        # refuses a broken tokenizer now, not when a server loads it
+        tokenizer = load_spec(text["tokenizer_path"], text["max_length"], pad_id=text["pad_id"])
+        input_shape, num_outputs = [], inspect_text_onnx(onnx_path)
     if num_outputs != len(meta["classes"]):
         raise ConfigError(
             f"{onnx_path} outputs {num_outputs} logits but {len(meta['classes'])} classes were given."
@@ -75,6 +89,12 @@ def _register(
 
     def build(version: int) -> ModelVersion:
         target = ws.artifacts_dir / "models" / name / str(version) / "model.onnx"
+        if text is not None:  # the tokenizer and spec first: a version's model.onnx means a whole folder
+            copy_file(text["tokenizer_path"], target.parent / TOKENIZER_FILE)
+            write_text(
+                target.parent / SPEC_FILE,
+                registered_spec(text["max_length"], tokenizer.pad_id, tokenizer.tokenizer_sha256),
+            )
         copy_file(onnx_path, target)
         return ModelVersion(
             id=uuid.uuid4().hex,

@@ -8,12 +8,15 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dcloop.errors import DataError, StoreError
 from dcloop.store.registry import ModelVersion
+
+if TYPE_CHECKING:
+    from dcloop.deploy._text import TextSpec, TokenBatch
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,11 @@ class OnnxModel:
     session: Any  # onnxruntime.InferenceSession
     input_name: str
     output_name: str
+    text: TextSpec | None = None  # the tokenizer and length limit of a text model; None for images
+
+    @property
+    def modality(self) -> str:
+        return "image" if self.text is None else "text"
 
     @property
     def classes(self) -> list[str]:
@@ -38,13 +46,26 @@ class OnnxModel:
         """Logits (N, K) of float32 images in [0, 1] shaped (N, C, H, W)."""
         return self.session.run([self.output_name], {self.input_name: x})[0]
 
+    def text_logits(self, batch: TokenBatch) -> np.ndarray:
+        """Logits (N, K) of a batch of token ids (``deploy._text.encode``)."""
+        return self.session.run([self.output_name], {"input_ids": batch.ids, "attention_mask": batch.mask})[0]
+
     def predict_classes(self, x: np.ndarray, chunk: int = 512) -> np.ndarray:
-        """Predicted class indices (N,) of uint8 images (N, C, H, W), run ``chunk`` images at a time."""
+        """Predicted class indices (N,) of uint8 images (N, C, H, W) or, for a text model, of texts
+        (a sequence of str), run ``chunk`` inputs at a time."""
         if not len(x):
             return np.zeros(0, dtype=np.int64)
-        return np.concatenate(
-            [self.logits(as_model_input(x[i : i + chunk])).argmax(axis=1) for i in range(0, len(x), chunk)]
-        )
+        if self.text is not None:
+            from dcloop.deploy._text import encode
+
+            spec, chunk = self.text, min(chunk, 64)  # a text chunk pads to its longest member
+            parts = [
+                self.text_logits(encode(spec, [str(t) for t in x[i : i + chunk]]))
+                for i in range(0, len(x), chunk)
+            ]
+        else:
+            parts = [self.logits(as_model_input(x[i : i + chunk])) for i in range(0, len(x), chunk)]
+        return np.concatenate([p.argmax(axis=1) for p in parts])
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -106,10 +127,14 @@ def load_model(version: ModelVersion, threads: int = 1) -> OnnxModel:
         raise StoreError(
             f"Model artifact {path} of {version.ref} does not match its sha256; refusing to load it."
         )
+    from dcloop.deploy._text import load_registered
+
+    text = load_registered(path.parent)
     session = _session(path, threads)
     return OnnxModel(
         version=version,
         session=session,
         input_name=session.get_inputs()[0].name,
         output_name=session.get_outputs()[0].name,
+        text=text,
     )

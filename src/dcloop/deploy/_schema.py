@@ -78,6 +78,12 @@ class ModelSwitch(_Body):
     model: Annotated[StrictStr, AfterValidator(check_model_ref)]
 
 
+class TextBody(_Body):
+    """``POST /predict`` to a text model as JSON: one text, checked by ``checked_texts``."""
+
+    text: Any
+
+
 class PixelsBody(_Body):
     """``POST /predict`` as JSON: pixels checked against the model's shape by ``pixels_from_json``."""
 
@@ -94,9 +100,12 @@ class TensorParameters(_Protocol):
 
 
 class InferInput(_Protocol):
-    name: Literal["input"]
-    datatype: Literal["FP32", "UINT8"]
-    shape: Annotated[list[StrictInt], Field(min_length=4, max_length=4)]
+    """One input tensor: ``input`` (FP32/UINT8, [N, C, H, W]) of an image model, ``text`` (BYTES, [N]
+    or [N, 1]) of a text model; the served model's decoder checks which."""
+
+    name: Annotated[StrictStr, Field(min_length=1, max_length=64)]
+    datatype: Literal["FP32", "UINT8", "BYTES"]
+    shape: Annotated[list[StrictInt], Field(min_length=1, max_length=4)]
     data: list[Any] | None = None
     parameters: TensorParameters | None = None
 

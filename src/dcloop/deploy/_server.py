@@ -1,6 +1,7 @@
 """The HTTP server: built by ``create_app`` with explicit arguments; the model loads in ``lifespan``.
 
-Routes: Open Inference Protocol v2 (``oip.py``), ``POST /predict`` (image upload or JSON pixels),
+Routes: Open Inference Protocol v2 (``oip.py``), ``POST /predict`` (image upload or JSON pixels; for a
+text model JSON ``{"text": ...}`` or a text/plain body),
 ``POST /feedback`` and ``POST /admin/model`` (token required), ``GET /metrics`` (Prometheus).
 Bad input is a 4xx ``{"error": "..."}``; a full queue is 503 with ``Retry-After``.
 """
@@ -27,9 +28,9 @@ from dcloop.deploy import _oip as oip
 from dcloop.deploy._batcher import QueueFull
 from dcloop.deploy._fastpath import ErrorHandler, FastPaths
 from dcloop.deploy._guard import ErrorGuard
-from dcloop.deploy._inputs import bad, decode_image, pixels_from_json, read_body
+from dcloop.deploy._inputs import bad, checked_texts, decode_image, pixels_from_json, read_body
 from dcloop.deploy._metrics import CONTENT_TYPE, MeasureRequests
-from dcloop.deploy._schema import Feedback, ModelSwitch, PixelsBody, parse, parse_json
+from dcloop.deploy._schema import Feedback, ModelSwitch, PixelsBody, TextBody, parse, parse_json
 from dcloop.deploy._service import Limits, ModelService
 from dcloop.errors import ConfigError, DataError, DcloopError, NotFoundError
 from dcloop.store.predictions import add_labels
@@ -171,8 +172,11 @@ async def _predict(request: Request) -> Response:
     model = service.model
     if model is None:
         raise bad("No model is loaded yet.", 503)
-    pixels = await _predict_input(request, model.input_shape)
-    answer = await service.infer(model, pixels[None], "predict")
+    if model.text is not None:
+        answer = await service.infer(model, [await _predict_text(request)], "predict")
+    else:
+        pixels = await _predict_input(request, model.input_shape)
+        answer = await service.infer(model, pixels[None], "predict")
     probs = answer.probabilities[0]
     index = int(np.argmax(probs))
     classes = model.classes
@@ -184,7 +188,31 @@ async def _predict(request: Request) -> Response:
         "model_version": model.version.ref,
         "latency_ms": round(answer.latency_ms, 3),
     }
+    if answer.tokens is not None and model.text is not None:  # say what the model read of the text
+        lengths, truncated = answer.tokens
+        content |= {
+            "tokens": int(lengths[0]),
+            "truncated": bool(truncated[0]),
+            "max_length": model.text.max_length,
+        }
     return Response(orjson.dumps(content), media_type="application/json")
+
+
+async def _predict_text(request: Request) -> str:
+    """The text of a ``/predict`` to a text model: JSON ``{"text": "..."}`` or a text/plain UTF-8 body."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = await read_body(request, request.app.state.limits.max_body_bytes)
+    if kind == "text/plain":
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise bad(f"A text/plain body must be UTF-8: {exc.reason} at byte {exc.start}.") from None
+        return checked_texts([text], "text")[0]
+    try:
+        item = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise bad(f'Request body must be JSON {{"text": "..."}} or a text/plain body: {exc}.') from None
+    return checked_texts([parse(TextBody, item, 'JSON body {"text": "..."}').text], "text")[0]
 
 
 async def _predict_input(request: Request, shape: tuple[int, int, int]) -> np.ndarray:

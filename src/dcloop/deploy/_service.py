@@ -24,7 +24,14 @@ from dcloop.deploy._batcher import Batcher, Item
 from dcloop.deploy._metrics import ServerMetrics
 from dcloop.deploy._registry import get_model_version
 from dcloop.deploy._runtime import OnnxModel, as_model_input, as_pixels, load_model, softmax
-from dcloop.store.predictions import Prediction, log_predictions, new_predictions, time_ordered_ids
+from dcloop.deploy._text import encode
+from dcloop.store.predictions import (
+    Prediction,
+    log_predictions,
+    new_predictions,
+    new_text_predictions,
+    time_ordered_ids,
+)
 from dcloop.store.retention import enforce_retention
 from dcloop.workspace import Workspace
 
@@ -33,7 +40,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Answer:
-    """What one request gets back: per image logits, probabilities and stored prediction ids."""
+    """What one request gets back: per input logits, probabilities and stored prediction ids."""
 
     model: OnnxModel
     logits: np.ndarray
@@ -41,6 +48,7 @@ class Answer:
     prediction_ids: list[str]
     latency_ms: float
     stored: asyncio.Future[None] | None = None  # resolves once the batch's predictions are committed
+    tokens: tuple[np.ndarray, np.ndarray] | None = None  # a text's token counts and whether each was cut
 
 
 class PredictionLog:
@@ -168,41 +176,62 @@ class ModelService:
             log.info("serving %s (%s)", version.ref, reason)
             return model
 
-    async def infer(self, model: OnnxModel, x: np.ndarray, endpoint: str) -> Answer:
-        """Batch and run ``x`` (uint8 or [0, 1] float32, (N, C, H, W)) on ``model``; the answer comes once
-        its predictions are durably stored (unless ``feedback.log_predictions`` is off)."""
+    async def infer(self, model: OnnxModel, x: np.ndarray | list[str], endpoint: str) -> Answer:
+        """Batch and run ``x`` (uint8 or [0, 1] float32, (N, C, H, W); a list of texts for a text model)
+        on ``model``; the answer comes once its predictions are durably stored (unless
+        ``feedback.log_predictions`` is off)."""
         answer: Answer = await self.batcher.submit(model, len(x), (x, endpoint))
         if answer.stored is not None:
             await answer.stored
         return answer
 
     def _run_batch(self, model: OnnxModel, items: Sequence[Item]) -> list[Answer]:
-        # Convert per request: a batch may mix uint8 pixels and [0, 1] floats.
-        x = _join([as_model_input(item.payload[0]) for item in items])
-        logits = model.logits(x)
+        if model.text is not None:
+            tokens = encode(model.text, [text for item in items for text in item.payload[0]])
+            self.metrics.sequence_length.observe(tokens.ids.shape[1])
+            logits = model.text_logits(tokens)
+        else:
+            # Convert per request: a batch may mix uint8 pixels and [0, 1] floats.
+            logits, tokens = model.logits(_join([as_model_input(i.payload[0]) for i in items])), None
         probs = softmax(logits)
         done = time.perf_counter()
         latencies = [(done - item.enqueued) * 1000 for item in items]
         if self._log is None:  # feedback.log_predictions off: answers keep ids, nothing is recorded
-            ids, stored = time_ordered_ids(len(x)), None
+            ids, stored = time_ordered_ids(len(logits)), None
         else:
             endpoints = {item.payload[1] for item in items}
-            rows = new_predictions(
-                _join([as_pixels(item.payload[0]) for item in items]),
-                probs,
-                model.classes,
-                model.version,
-                latency_ms=np.repeat(latencies, [item.size for item in items]).tolist(),
-                endpoint=endpoints.pop() if len(endpoints) == 1 else "mixed",
-                store_input=self.store_inputs,
-            )
+            each = np.repeat(latencies, [item.size for item in items]).tolist()
+            endpoint = endpoints.pop() if len(endpoints) == 1 else "mixed"
+            if tokens is None:
+                rows = new_predictions(
+                    _join([as_pixels(item.payload[0]) for item in items]),
+                    probs,
+                    model.classes,
+                    model.version,
+                    latency_ms=each,
+                    endpoint=endpoint,
+                    store_input=self.store_inputs,
+                )
+            else:
+                rows = new_text_predictions(
+                    [text for item in items for text in item.payload[0]],
+                    tokens.lengths.tolist(),
+                    tokens.unknown.tolist(),
+                    probs,
+                    model.classes,
+                    model.version,
+                    latency_ms=each,
+                    endpoint=endpoint,
+                    store_input=self.store_inputs,
+                )
             ids, stored = [r.id for r in rows], self._log.write(rows)
         self.metrics.predictions.labels(model.version.ref).inc(len(ids))
         answers, start = [], 0
         for item, latency in zip(items, latencies, strict=True):
             stop = start + item.size
+            cut = None if tokens is None else (tokens.lengths[start:stop], tokens.truncated[start:stop])
             answers.append(
-                Answer(model, logits[start:stop], probs[start:stop], ids[start:stop], latency, stored)
+                Answer(model, logits[start:stop], probs[start:stop], ids[start:stop], latency, stored, cut)
             )
             start = stop
         return answers

@@ -44,11 +44,18 @@ def resolve_source(
 
     trained = load_trained(ws, run.id)
     spec = trained.spec
-    shape = trained.dataset.image_shape
+    classes = list(spec.get("classes", trained.dataset.classes))
     folder = Path(tempfile.mkdtemp(prefix="dcloop-export-"))
     out = folder / "model.onnx"
     try:
-        export_onnx(trained.model, out, input_shape=shape)
+        if spec.get("modality", "image") == "text":  # the ONNX file with its tokenizer and model.json
+            from dcloop.optimize._text_onnx import export_text_onnx, write_text_bundle
+
+            length = int(spec["input"]["max_length"])
+            export_text_onnx(trained.model, out, max_length=length)
+            write_text_bundle(folder, trained.tokenizer, classes, length)
+        else:
+            export_onnx(trained.model, out, input_shape=trained.dataset.image_shape)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -56,7 +63,7 @@ def resolve_source(
         exported=folder,
         default_name=trained.dataset.record.name,
         onnx_path=out,
-        classes=list(spec.get("classes", trained.dataset.classes)),
+        classes=classes,
         run_id=run.id,
         dataset_id=run.dataset_id,
         variant_id=None,
