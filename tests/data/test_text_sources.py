@@ -123,6 +123,8 @@ def test_label_spelling_variants_are_one_class_and_reported(workspace, tmp_path:
         "positive": ["Positive", "positive", "positive "],
         "negative": ["NEGATIVE", "negative"],
     }
+    picked = import_source(workspace, str(tmp_path / "s.csv"), name="s2", classes="POSITIVE ,Negative")
+    assert picked.id == record.id  # any spelling of a label selects its class
 
 
 def test_rows_without_label_and_undecodable_rows_are_quarantined(workspace, tmp_path: Path) -> None:

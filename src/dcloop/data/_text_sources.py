@@ -65,7 +65,8 @@ def to_intake(rows: Rows, wanted: Sequence[str] | None, origin: str, label_field
         spellings.setdefault(label_key(raw), Counter())[raw] += 1
     canonical = {key: _most_common_spelling(seen) for key, seen in spellings.items()}
     known = sorted(canonical.values(), key=_natural)
-    picked = select_classes(known, wanted, origin)
+    by_key = {label_key(name): name for name in known}  # --classes may use any spelling of a label
+    picked = select_classes(known, [by_key.get(label_key(w), w) for w in wanted or []], origin)
     names = [known[i] for i in picked]
     require_classes(names, f"{origin} ({label_field!r})")
     index = {label_key(name): i for i, name in enumerate(names)}
