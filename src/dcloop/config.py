@@ -327,7 +327,9 @@ class OptimizeConfig(_Section):
     calibration_method: Literal["minmax", "entropy", "percentile"] = Field(
         "minmax", description="How int8 activation ranges are chosen from the calibration images."
     )
-    per_channel: bool = Field(True, description="Quantize conv weights per output channel (more accurate).")
+    per_channel: bool = Field(
+        True, description="Quantize conv (and, for text, MatMul) weights per output channel (more accurate)."
+    )
     prune_flops: float = Field(
         0.5, gt=0.0, lt=1.0, description="Pruning stops once the model has at most this share of its FLOPs."
     )
@@ -352,6 +354,13 @@ class OptimizeConfig(_Section):
         0.7, ge=0.0, le=1.0, description="Weight of the teacher's soft targets (1 - alpha: the true labels)."
     )
     distill_epochs: int = Field(10, ge=1, le=10000, description="Epochs of student training.")
+    text_student_layers: int = Field(
+        3,
+        ge=1,
+        le=64,
+        description="Text runs: encoder layers the distilled student keeps of the teacher's (evenly spaced; "
+        "it starts from those weights and shares the tokenizer).",
+    )
     latency_runs: int = Field(
         200, ge=10, le=1_000_000, description="Batch-1 inferences timed for p50/p99 latency."
     )

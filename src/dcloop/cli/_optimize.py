@@ -22,7 +22,10 @@ _SHOWN = ["variant", "method", "accuracy %", "drop (pts)", "size KiB", "p50 ms",
 def optimize(
     run: str = typer.Argument(..., help="Run id or unique prefix (`dcloop runs list`)."),
     methods: str = typer.Option(
-        None, "--methods", help="Comma list of onnx,int8,prune,distill (default: optimize.methods)."
+        None,
+        "--methods",
+        help="Comma list of onnx,int8,prune,distill (default: optimize.methods; a text run's onnx step "
+        "also makes the fused transformer graph, and its int8 is dynamic).",
     ),
     fmt: Format = _FORMAT,
 ) -> None:
@@ -32,7 +35,7 @@ def optimize(
               dcloop optimize 3f2a9c --methods onnx,int8
     """
     from dcloop.optimize import optimize as optimize_run
-    from dcloop.optimize._report import COLUMNS, variant_row
+    from dcloop.optimize._report import COLUMNS, columns, variant_row
     from dcloop.workspace import open_workspace
 
     chosen = [m.strip() for m in methods.split(",") if m.strip()] if methods is not None else None
@@ -51,8 +54,9 @@ def optimize(
         return
     # the columns that fit 80: the report and --format json have every measurement
     shown = [COLUMNS.index(c) for c in _SHOWN]
+    named = columns(result.variants)
     rows = [[row[i] for i in shown] for row in map(variant_row, result.variants)]
-    print_table(f"variants of run {result.run_id[:12]}", _SHOWN, rows)
+    print_table(f"variants of run {result.run_id[:12]}", [named[i] for i in shown], rows)
     note(f"recommended: {result.recommended.id[:12]} ({result.recommended.method}) - {result.rule}")
     note(f"report: {result.report_path}")
 

@@ -109,11 +109,11 @@ def _int8(baseline: Candidate, data: PreparedDataset, cfg: OptimizeConfig, stagi
     )
 
 
-def _recipe(run_config: dict[str, Any], **changes: Any) -> TrainConfig:
+def train_recipe(run_config: dict[str, Any], **changes: Any) -> TrainConfig:
     return TrainConfig.model_validate({**run_config, "early_stopping_patience": 0, **changes})
 
 
-def _hint(method: str) -> str:
+def retry_hint(method: str) -> str:
     # the step trains with the run's recorded recipe; with `train.threads: 0` (the default) torch
     # takes its thread count from OMP_NUM_THREADS, and one thread avoids the known kernel crashes
     return f"Retry with OMP_NUM_THREADS=1 set, or leave {method} out with --methods."
@@ -129,8 +129,8 @@ def _prune(
     pruned = prune_channels(model, data.image_shape, cfg.prune_flops, cfg.prune_norm, cfg.prune_round_to)
     tuned = pruned.model
     if cfg.finetune_epochs:
-        recipe = _recipe(run_config, epochs=cfg.finetune_epochs, lr=cfg.finetune_lr, warmup_epochs=0.0)
-        hint = _hint("prune")
+        recipe = train_recipe(run_config, epochs=cfg.finetune_epochs, lr=cfg.finetune_lr, warmup_epochs=0.0)
+        hint = retry_hint("prune")
         fit = call_isolated(
             "prune fine-tune", hint, fit_model, pruned.model, data, recipe, progress_label="fine-tune pruned"
         )
@@ -158,7 +158,7 @@ def _distill(
 
     channels, height, _ = data.image_shape
     student = create_model(cfg.student, channels, data.num_classes, height, width=cfg.student_width)
-    recipe = _recipe(
+    recipe = train_recipe(
         run_config,
         model=cfg.student,
         width=cfg.student_width,
@@ -166,7 +166,7 @@ def _distill(
         loss="cross_entropy",
     )
     args = (student, teacher, data, recipe, cfg.temperature, cfg.alpha)
-    trained = call_isolated("distill", _hint("distill"), fit_student, *args).model.cpu().eval()
+    trained = call_isolated("distill", retry_hint("distill"), fit_student, *args).model.cpu().eval()
     macs, num_params = count_macs_params(trained, data.image_shape)
     params = {
         "student": cfg.student,

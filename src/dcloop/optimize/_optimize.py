@@ -5,6 +5,9 @@ parity with PyTorch, make each requested variant (static int8, pruned + fine-tun
 student) in a staging folder, measure every one the same way under ONNX Runtime, pick the
 recommended one by the configured rule, then move the folders into place and record all variants
 in one transaction, and write the report. A failure leaves nothing behind.
+
+The run's modality (its model.json) picks the candidate maker and how test examples become ONNX
+inputs; text adds the fused transformer graph beside its export, and its int8 is dynamic.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dcloop.config import OptimizeConfig
 from dcloop.errors import ConfigError, DataError, unknown_name
 from dcloop.optimize import _select
 from dcloop.optimize._candidates import ONNX_NAME, Candidate, make_candidates
+from dcloop.optimize._measure import TestInputs
 from dcloop.store.variants import VariantRecord, add_variants
 
 if TYPE_CHECKING:
@@ -30,6 +34,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 METHODS = ("onnx", "int8", "prune", "distill")
+# methods each modality's candidate maker knows (text models are not channel-pruned)
+MODALITY_METHODS = {"image": METHODS, "text": ("onnx", "int8", "distill")}
 
 
 @dataclass(frozen=True)
@@ -49,10 +55,13 @@ def optimize(workspace: Workspace, run_ref: str, methods: Sequence[str] | None =
     from dcloop.train import load_trained
 
     cfg = workspace.config.optimize
-    chosen = check_methods(list(methods) if methods is not None else list(cfg.methods))
+    requested = [str(m) for m in (methods if methods is not None else cfg.methods)]
+    check_methods(requested)  # unknown names fail before the run is loaded
     trained = load_trained(workspace, run_ref)
     data = trained.dataset
-    if "distill" in chosen:
+    modality = str(trained.spec.get("modality", "image"))
+    chosen = check_methods(requested, modality, explicit=methods is not None)
+    if "distill" in chosen and modality == "image":
         from dcloop.train import list_models
 
         if cfg.student not in list_models():
@@ -66,8 +75,8 @@ def optimize(workspace: Workspace, run_ref: str, methods: Sequence[str] | None =
     root = workspace.artifacts_dir / "variants"
     staging = root / f".staging-{optimization_id}"
     try:
-        candidates = make_candidates(trained.model, trained.run.config, data, chosen, cfg, staging)
-        measured = [_measure(c, x_test, y_test, data.classes, cfg) for c in candidates]
+        candidates, inputs = _candidates(trained, modality, x_test, chosen, cfg, staging)
+        measured = [_measure(c, inputs, y_test, data.classes, cfg) for c in candidates]
         records = _records(trained.run.id, optimization_id, measured, cfg)
         for candidate in measured:
             (root / candidate.id).parent.mkdir(parents=True, exist_ok=True)
@@ -121,24 +130,56 @@ def _track(
         )
 
 
-def check_methods(methods: list[str]) -> list[str]:
-    """Known, de-duplicated methods in canonical order; the fp32 ONNX baseline is always included."""
+def check_methods(methods: list[str], modality: str = "image", explicit: bool = True) -> list[str]:
+    """Known, de-duplicated methods in canonical order; the fp32 ONNX baseline is always included.
+
+    A method the modality has no maker for is an error when asked for on the command line
+    (``explicit``) and skipped, with a log line, when it comes from `optimize.methods`."""
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         raise ConfigError(
             f"--methods must be a comma list of {', '.join(METHODS)}. Got unknown {', '.join(unknown)}."
         )
-    return [m for m in METHODS if m == "onnx" or m in methods]
+    supported = MODALITY_METHODS[modality]
+    unsupported = [m for m in METHODS if m in methods and m not in supported]
+    if unsupported and explicit:
+        raise ConfigError(
+            f"--methods {', '.join(unsupported)} does not apply to {modality} models; "
+            f"they take {', '.join(supported)}."
+        )
+    if unsupported:
+        log.info("optimize.methods: %s skipped (not for %s models)", ", ".join(unsupported), modality)
+    return [m for m in METHODS if m == "onnx" or (m in methods and m in supported)]
+
+
+def _candidates(
+    trained: Any, modality: str, x_test: Any, chosen: list[str], cfg: OptimizeConfig, staging: Path
+) -> tuple[list[Candidate], TestInputs]:
+    """The modality's candidates, and the test split as the ONNX inputs every variant is measured on."""
+    from dcloop.optimize._measure import image_inputs, text_inputs
+
+    if modality != "text":
+        made = make_candidates(trained.model, trained.run.config, trained.dataset, chosen, cfg, staging)
+        return made, image_inputs(x_test)
+    from dcloop.data import encode_texts
+    from dcloop.optimize._text_candidates import make_text_candidates
+
+    tokenizer = trained.tokenizer
+    if tokenizer is None:
+        raise DataError(f"Run {trained.run.id[:12]} is a text run but its folder has no tokenizer.json.")
+    ids, lengths = encode_texts(tokenizer, list(x_test), int(trained.spec["input"]["max_length"]))
+    made = make_text_candidates(trained, tokenizer, ids, lengths, chosen, cfg, staging)
+    return made, text_inputs(ids, lengths)
 
 
 def _measure(
-    candidate: Candidate, x_test: Any, y_test: Any, classes: list[str], cfg: OptimizeConfig
+    candidate: Candidate, inputs: TestInputs, y_test: Any, classes: list[str], cfg: OptimizeConfig
 ) -> Candidate:
     from dcloop.optimize._measure import measure_onnx
 
     metrics, predictions = measure_onnx(
         candidate.folder / ONNX_NAME,
-        x_test,
+        inputs,
         y_test,
         classes,
         threads=cfg.threads,

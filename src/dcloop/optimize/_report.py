@@ -24,6 +24,15 @@ COLUMNS = [
     "J / 1k",
     "energy",
 ]
+THROUGHPUT_COLUMN = COLUMNS.index("img/s @256")
+
+
+def columns(records: list[VariantRecord]) -> list[str]:
+    """COLUMNS with the throughput column named after what was timed (``text/s @32`` for text)."""
+    m = records[0].metrics if records else {}
+    named = list(COLUMNS)
+    named[THROUGHPUT_COLUMN] = f"{m.get('throughput_unit', 'img')}/s @{m.get('throughput_batch', 256)}"
+    return named
 
 
 def variant_row(record: VariantRecord) -> list[Any]:
@@ -56,7 +65,7 @@ def write_optimization_report(
         f"Recommended: {recommended.short_id} ({recommended.method}), by the rule: {rule}. "
         f"* marks it below. Baseline: the fp32 ONNX export of run {run_id[:12]}."
     )
-    summary.table(COLUMNS, [variant_row(r) for r in records])
+    summary.table(columns(records), [variant_row(r) for r in records])
     base = records[0].metrics
     ratios = Section("Against the fp32 baseline")
     ratios.table(

@@ -129,12 +129,9 @@ def check_vocab(tokenizer: Tokenizer, model: nn.Module) -> None:
 
 
 def pad_id(tokenizer: Tokenizer) -> int:
-    """The tokenizer's padding id (from its padding settings, else its [PAD] token, else 0)."""
+    """The id the tokenizer pads with (its padding setting, else 0: what the token cache pads with)."""
     padding = tokenizer.padding
-    if padding is not None:
-        return int(padding["pad_id"])
-    found = tokenizer.token_to_id("[PAD]")
-    return 0 if found is None else int(found)
+    return int(padding["pad_id"]) if padding else 0
 
 
 def text_batches(ids: np.ndarray, lengths: np.ndarray, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
