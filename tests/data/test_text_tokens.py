@@ -3,6 +3,7 @@ max length) that spares a second tokenization."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.resources
 from pathlib import Path
 
@@ -126,3 +127,14 @@ def test_refuses_images_and_bad_lengths(workspace, pets) -> None:  # type: ignor
     images = load_dataset(workspace, import_source(workspace, "animal-mnist", classes="cat,dog").id)
     with pytest.raises(DataError, match=r"holds image; only text versions tokenize"):
         tokenize_dataset(images, tiny_tokenizer(), 8)
+
+
+def test_a_version_not_at_rest_is_tokenized_without_a_cache(
+    pets, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    in_memory = dataclasses.replace(pets, record=dataclasses.replace(pets.record, path=""))
+    tokens = tokenize_dataset(in_memory, tiny_tokenizer(), 6)
+    assert np.array_equal(tokens.ids, tokenize_dataset(pets, tiny_tokenizer(), 6).ids)
+    assert list((tmp_path / "cwd").iterdir()) == []  # nothing written where the version is not

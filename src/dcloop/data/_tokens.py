@@ -97,12 +97,16 @@ def _encode(
 
 def tokenize_dataset(dataset: PreparedDataset, tokenizer: Tokenizer, max_length: int) -> TokenArrays:
     """Token arrays of every text of ``dataset`` (index them with ``dataset.splits``), from the cache
-    beside the version when there, else tokenized once and cached."""
+    beside the version when there, else tokenized once and cached. A version with no folder (built in
+    memory) is tokenized each time."""
     if dataset.modality != "text":
         raise DataError(
             f"Data set version {dataset.record.short_id} holds {dataset.modality}; only text versions tokenize."
         )
     key = token_key(tokenizer, max_length)
+    if not dataset.record.path or not (Path(dataset.record.path) / "manifest.json").is_file():
+        ids, lengths, truncated = _encode(tokenizer, dataset.x, max_length)  # a version not at rest
+        return TokenArrays(ids=ids, lengths=lengths, truncated=truncated, key=key)
     folder = Path(dataset.record.path) / "tokens" / key
     cached = _load(folder, key, len(dataset.y), max_length)
     if cached is not None:
