@@ -141,6 +141,20 @@ def test_rows_without_label_and_undecodable_rows_are_quarantined(workspace, tmp_
     assert record.cleaning["counts"]["undecodable"] == 1 and record.cleaning["counts"]["missing_label"] == 1
 
 
+def test_parquet_null_and_nan_labels_are_missing(workspace, tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    labels = [1.0, 2.0, None, float("nan"), 1.0, 2.0]
+    pq.write_table(pa.table({"text": [f"t{i}" for i in range(6)], "label": labels}), tmp_path / "n.parquet")
+    record = import_source(workspace, str(tmp_path / "n.parquet"))
+    assert record.classes == ["1.0", "2.0"]
+    assert [(q["rule"], q["path"]) for q in record.cleaning["quarantined"]] == [
+        ("missing_label", "n.parquet:3"),
+        ("missing_label", "n.parquet:4"),
+    ]
+
+
 def test_jsonl_undecodable_line_is_quarantined(workspace, tmp_path: Path) -> None:
     path = tmp_path / "t.jsonl"
     lines = [json.dumps({"text": f"row {i}", "label": "ab"[i % 2]}).encode() for i in range(6)]

@@ -9,6 +9,7 @@ are reported as ``label_variants``.
 
 from __future__ import annotations
 
+import math
 import os
 from collections import Counter
 from collections.abc import Sequence
@@ -37,7 +38,8 @@ class Rows:
     quarantined: list[tuple[str, str, str]] = field(default_factory=list)
 
     def add(self, text: str, label: object, name: str, label_field: str, test: bool = False) -> None:
-        raw = "" if label is None else str(label)
+        missing = label is None or (isinstance(label, float) and math.isnan(label))  # pandas writes NaN
+        raw = "" if missing else str(label)
         if not raw.strip():
             self.quarantined.append(("missing_label", name, f"empty {label_field!r}"))
             return
