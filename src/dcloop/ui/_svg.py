@@ -100,7 +100,7 @@ def line_chart(
     time_axis: bool = False,
     y_range: tuple[float, float] | None = None,
     thresholds: Sequence[tuple[float, str]] = (),
-    width: int = 580,
+    width: int = 560,
     height: int = 260,
 ) -> str:
     """Lines with markers, one per named series; dashed horizontal lines at ``thresholds``."""
@@ -132,7 +132,7 @@ def bar_chart(
     y_label: str,
     *,
     title: str,
-    width: int = 580,
+    width: int = 560,
     height: int = 240,
 ) -> str:
     """Vertical bars, one per label."""
