@@ -16,7 +16,7 @@ import math
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,8 @@ from dcloop.data import PreparedDataset
 from dcloop.errors import TrainError
 from dcloop.train import _checkpoint as ckpt
 from dcloop.train._augment import build_augment
+from dcloop.train._budget import Clock, agree
+from dcloop.train._compile import maybe_compile
 from dcloop.train._distributed import rank_world
 from dcloop.train._layout import to_channels_last
 from dcloop.train._recipe import LossFn, build_loss, build_optimizer, build_schedule
@@ -51,6 +53,7 @@ class FitResult:
     images_per_s: float
     train_s: float
     precision: str = "fp32"  # what ``recipe.precision`` resolved to on this device
+    spent: dict[str, Any] = field(default_factory=dict)  # how the time went (``Clock.report``)
 
 
 def seed_everything(seed: int) -> None:
@@ -131,6 +134,7 @@ def fit_model(
         net = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
+    net, compiled = maybe_compile(net, device, recipe.compile)
     optimizer = build_optimizer(
         recipe.optimizer, model, recipe.lr, recipe.weight_decay, recipe.momentum, recipe.nesterov
     )
@@ -157,6 +161,7 @@ def fit_model(
     best_state: dict[str, torch.Tensor] | None = None
     start = 0
 
+    clock = Clock(recipe.budget_s, recipe.target_accuracy)
     latest = ckpt.latest_checkpoint(checkpoint_dir) if checkpoint_dir is not None and resume else None
     if latest is not None:
         weights, best_state, state = ckpt.load_checkpoint(latest)
@@ -168,26 +173,46 @@ def fit_model(
         early, history, start = dict(state["early"]), list(state["history"]), int(state["epoch"])
         if ema is not None:
             ema.load(state["ema"], int(state["ema_updates"]))
+        if "clock" in state:
+            clock.load_state_dict(state["clock"])
         log.info("resuming after epoch %d from %s", start, latest)
 
     better = (lambda a, b: a > b) if mode == "max" else (lambda a, b: a < b)
     stopped_early = False
     train_s = 0.0
     images = 0
-    with progress.bar(progress_label, total=(recipe.epochs - start) * steps_per_epoch) as bar:
-        for epoch in range(start + 1, recipe.epochs + 1):
+    # with a budget, time is the run's length: epochs no longer bound it and the schedule follows
+    # the elapsed share of the budget (``Clock.progress``)
+    last_epoch = recipe.epochs if recipe.budget_s is None else 10**9
+    total_steps = recipe.epochs * steps_per_epoch
+    reserve = 0.0  # the last validation and checkpoint: kept back from the budget for the closing ones
+    first_step = True
+    clock.start()
+    bar_total = (recipe.epochs - start) * steps_per_epoch if recipe.budget_s is None else None
+    with progress.bar(progress_label, total=bar_total) as bar:
+        for epoch in range(start + 1, last_epoch + 1):
+            if clock.stopped_by:
+                break  # resumed after the run had already stopped at its budget or target
             t0 = time.perf_counter()
+            seen = 0
             net.train()
             # loss sum, correct, count (this rank), kept on the device so steps never wait on the host
             totals = torch.zeros(3, dtype=torch.float64, device=device)
             perm = torch.randperm(len(x_train), generator=order).to(device)
             for step in range(steps_per_epoch):
-                factor = schedule.factor((epoch - 1) * steps_per_epoch + step)
+                at, out_of_time = _position(clock, (epoch - 1) * steps_per_epoch + step, total_steps, reserve)
+                if recipe.budget_s is not None:
+                    at, out_of_time = (int(v) for v in agree([float(at), float(out_of_time)], world, device))
+                if out_of_time:
+                    clock.stopped_by = "budget"
+                    break
+                factor = schedule.factor(at)
                 for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
                     group["lr"] = base * factor
                 batch = perm[step * recipe.batch_size : (step + 1) * recipe.batch_size]
                 if len(batch) < world * recipe.grad_accum:
                     continue  # a sliver too small to give every rank and micro-batch an image
+                t_step = time.perf_counter()
                 _step(
                     net,
                     optimizer,
@@ -202,18 +227,29 @@ def fit_model(
                     world,
                     totals,
                 )
+                if compiled and first_step:  # the graph is built and compiled in the first step
+                    clock.charge("compile", time.perf_counter() - t_step)
+                first_step = False
+                seen += len(batch)
                 if ema is not None:
                     ema.update(model)
-                bar.advance(info=f"epoch {epoch}/{recipe.epochs}")
+                bar.advance(info=f"epoch {epoch}" + ("" if recipe.budget_s else f"/{recipe.epochs}"))
             epoch_train_s = time.perf_counter() - t0
             train_s += epoch_train_s
-            images += len(x_train)
+            images += seen
+            clock.charge("train", epoch_train_s)
             _sync_buffers(model, world)
             if ema is not None:
                 ema.copy_buffers(model)
             metrics = _epoch_metrics(totals, world, optimizer, epoch_train_s, len(x_train))
+            t_val, closing = time.perf_counter(), clock.elapsed()
             metrics.update(evaluate_split(scored, x_val, y_val, dataset.num_classes))
+            clock.charge("validate", time.perf_counter() - t_val)
             metrics["epoch_s"] = time.perf_counter() - t0
+            if agree([float(clock.reached(metrics.get("val_accuracy", 0.0), epoch))], world, device)[0]:
+                clock.stopped_by = "target"
+            elif agree([float(clock.out_of_time(reserve))], world, device)[0]:
+                clock.stopped_by = "budget"  # no time left for a step and the closing validation
             current = metrics.get(recipe.monitor, float("nan"))
             schedule.epoch_end(current)
             improved = not math.isnan(current) and better(current, early["best"])
@@ -223,6 +259,7 @@ def fit_model(
                 best_state = ckpt.cpu_state(scored.state_dict())
             early["bad"] = 0 if improved else early["bad"] + 1
             history.append(metrics)
+            t_save = time.perf_counter()
             if rank == 0 and checkpoint_dir is not None:
                 state = {
                     "optimizer": optimizer.state_dict(),
@@ -231,16 +268,22 @@ def fit_model(
                     "rng": ckpt.rng_state(),
                     "early": early,
                     "history": history,
+                    "clock": clock.state_dict(),
                 }
                 if ema is not None:
                     state |= {"ema": ckpt.cpu_state(ema.model.state_dict()), "ema_updates": ema.updates}
                 ckpt.save_checkpoint(checkpoint_dir, epoch, model.state_dict(), best_state, state)
+            clock.charge("checkpoint", time.perf_counter() - t_save)
+            reserve = clock.elapsed() - closing
             if rank == 0 and on_epoch is not None:
                 on_epoch(epoch, metrics)
+            if clock.stopped_by:
+                break
             if recipe.early_stopping_patience and early["bad"] >= recipe.early_stopping_patience:
                 stopped_early = epoch < recipe.epochs
                 break
 
+    clock.close()
     if best_state is not None:
         model.load_state_dict(best_state)
     restore_layout()
@@ -254,7 +297,19 @@ def fit_model(
         images_per_s=images / train_s if train_s else 0.0,
         train_s=train_s,
         precision=recipe.precision,
+        spent=clock.report(len(history)),
     )
+
+
+def _position(clock: Clock, step: int, total_steps: int, reserve_s: float) -> tuple[int, int]:
+    """The schedule step to read now and whether the budget is spent (1) or not (0).
+
+    Without a budget that is the step count itself; with one, the same share of the schedule's steps
+    as of the budget's time has elapsed.
+    """
+    if clock.budget_s is None:
+        return step, 0
+    return int(clock.progress(step, total_steps) * total_steps), int(clock.out_of_time(reserve_s))
 
 
 def _step(
