@@ -1,7 +1,8 @@
 """Training targets on Animal-MNIST: accuracy, throughput, time-to-accuracy and share of peak FLOP/s.
 
 Usage: python benchmarks/train_targets.py [--seeds 3] [--threads 2] [--skip-10class] [--epochs N]
-                                         [--tenclass-epochs 12] [--tenclass-width 32]
+                                         [--tenclass-epochs 12] [--tenclass-width 32] [--tenclass-budget 110]
+                                         [--set budget_s=60] [--set compile=true]
 
 Measures, on this machine, with augmentation on as in the recipe:
   * cat-vs-dog (classes 2 vs 4, stratified 80/20 train/test): test accuracy of the default model and
@@ -147,6 +148,12 @@ def main() -> None:
     parser.add_argument(
         "--tenclass-width", type=int, default=0, help="model width of the 10-class run (0: the recipe's)"
     )
+    parser.add_argument(
+        "--tenclass-budget",
+        type=float,
+        default=0.0,
+        help="10-class run: train.budget_s instead of epochs (0: off)",
+    )
     args = parser.parse_args()
 
     from dcloop.config import TrainConfig
@@ -185,6 +192,9 @@ def main() -> None:
             update={"epochs": args.tenclass_epochs, "width": args.tenclass_width or base.width}
         )
         label = f"10-class {base.model} w{ten.width}, {ten.epochs} epochs"
+        if args.tenclass_budget:
+            ten = ten.model_copy(update={"budget_s": args.tenclass_budget})
+            label = f"10-class {base.model} w{ten.width}, --budget {args.tenclass_budget:g}s"
         rows.append(_row(label, [measure(load_dataset(all_ws), ten)], peak))
 
     header = [
