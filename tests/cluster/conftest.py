@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -88,6 +89,7 @@ def two_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoNodes]:
     finally:
         for pgid in groups.values():
             stop_group(pgid)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

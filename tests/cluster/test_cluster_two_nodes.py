@@ -60,10 +60,8 @@ def test_training_runs_on_both_nodes_and_matches_a_local_run(cluster_workspace) 
     info = run.lineage["cluster"]
     assert info["restarts"] == 0 and info["world_sizes"] == [2]
     assert len(info["nodes"]) == 2
-    assert sorted(label for labels in info["node_labels"].values() for label in labels) == [
-        HEAD_LABEL,
-        WORKER_LABEL,
-    ]
+    labels = {label for labels in info["node_labels"].values() for label in labels}
+    assert labels == {HEAD_LABEL, WORKER_LABEL}  # one worker on each node
     cost = run.metrics["cost"]
     assert cost["workers_measured"] == 2
     assert (
