@@ -13,6 +13,7 @@ import hmac
 import logging
 import math
 import time
+from html import escape
 from importlib import resources
 from typing import Any
 from urllib.parse import parse_qs, quote
@@ -23,7 +24,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from starlette.exceptions import HTTPException
 
 from dcloop.errors import ConfigError, DataError, DcloopError, NotFoundError
-from dcloop.ui import _live, _pages
+from dcloop.ui import _live, _model_pages, _pages, _run_pages
 from dcloop.ui._layout import page
 from dcloop.ui._serving import Scraper
 from dcloop.workspace import Workspace
@@ -108,24 +109,24 @@ def _add_pages(app: FastAPI) -> None:
     @app.get("/runs")
     async def runs(request: Request) -> HTMLResponse:
         args = (_text(request, "kind", 32), _text(request, "status", 16), _text(request, "model", 100))
-        return _html(request, "Runs", "runs", await _run(_pages.runs_page, _ws(request), *args))
+        return _html(request, "Runs", "runs", await _run(_run_pages.runs_page, _ws(request), *args))
 
     @app.get("/runs/compare")
     async def compare(request: Request) -> HTMLResponse:
         refs = [r.strip() for r in request.query_params.getlist("ids") for r in r.split(",") if r.strip()]
         if not 2 <= len(refs) <= 8 or any(len(r) > 32 or not r.isalnum() for r in refs):
             raise HTTPException(400, "Compare needs 2 to 8 run ids (`ids`, letters and digits).")
-        return _html(request, "Compare runs", "runs", await _run(_pages.compare_page, _ws(request), refs))
+        return _html(request, "Compare runs", "runs", await _run(_run_pages.compare_page, _ws(request), refs))
 
     @app.get("/runs/{ref}")
     async def run(request: Request, ref: str) -> HTMLResponse:
         if len(ref) > 32 or not ref.isalnum():
             raise HTTPException(404, f"No run {ref[:40]!r}.")
-        return _html(request, f"Run {ref[:12]}", "runs", await _run(_pages.run_page, _ws(request), ref))
+        return _html(request, f"Run {ref[:12]}", "runs", await _run(_run_pages.run_page, _ws(request), ref))
 
     @app.get("/models")
     async def models(request: Request) -> HTMLResponse:
-        body = await _run(_pages.models_page, _ws(request), _writable(request))
+        body = await _run(_model_pages.models_page, _ws(request), _writable(request))
         return _html(request, "Models", "models", body, _text(request, "done") or "")
 
     @app.get("/monitor")
@@ -195,14 +196,8 @@ def _drift(ws: Workspace, model: str | None, days: float | None) -> str:
     try:
         result = monitor(ws, model, since_days(days), export_alerts=False)
     except (NotFoundError, DataError) as exc:
-        return f'<p class="muted">{_escape(str(exc))}</p>'
+        return f'<p class="muted">{escape(str(exc))}</p>'
     return _live.drift_html(result, cfg.psi_threshold, cfg.ks_pvalue)
-
-
-def _escape(text: str) -> str:
-    from html import escape
-
-    return escape(text)
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -301,7 +296,7 @@ def _wants_json(request: Request) -> bool:
 def _error(request: Request, status: int, message: str) -> Response:
     if _wants_json(request):
         return JSONResponse({"error": message}, status_code=status)
-    body = f'<p class="error" role="alert">{_escape(message)}</p><p><a href="/">back to the loop</a></p>'
+    body = f'<p class="error" role="alert">{escape(message)}</p><p><a href="/">back to the loop</a></p>'
     return HTMLResponse(page(f"Error {status}", "", body, writable=_writable(request)), status_code=status)
 
 

@@ -38,7 +38,7 @@ class _Frame:
     def __init__(self, width: int, height: int, x: tuple[float, float], y: tuple[float, float]) -> None:
         self.w, self.h = width, height
         self.x0, self.x1 = x if x[1] > x[0] else (x[0] - 0.5, x[0] + 0.5)
-        self.y0, self.y1 = y if y[1] > y[0] else (y[0] - 0.5, y[0] + 0.5)
+        self.y0, self.y1 = y if y[1] > y[0] else (min(0.0, y[0]), max(y[0] * 1.1, y[0] + 1.0))  # one value
 
     def px(self, x: float) -> float:
         return PAD_L + (x - self.x0) / (self.x1 - self.x0) * (self.w - PAD_L - PAD_R)
