@@ -620,16 +620,6 @@ class LoopConfig(_Section):
     )
 
 
-class StageResources(_Section):
-    """What one loop stage asks the cluster for when it runs as a Ray task."""
-
-    cpus: float = Field(1.0, ge=0.0, le=1024.0, description="CPUs the stage's task reserves.")
-    gpus: float = Field(0.0, ge=0.0, le=64.0, description="GPUs the stage's task reserves.")
-    memory_mb: int | None = Field(
-        None, ge=1, description="Memory the task reserves, so Ray places it where it fits (null: none)."
-    )
-
-
 class ClusterConfig(_Section):
     """Ray: where `--cluster` commands submit their work, and what each piece asks for."""
 
@@ -652,32 +642,19 @@ class ClusterConfig(_Section):
     gpus_per_worker: float = Field(0.0, ge=0.0, le=64.0, description="GPUs each training worker reserves.")
     storage_path: str | None = Field(
         None,
-        description="Folder (or URI) every node reaches, for Ray Train's run state; "
-        "default: .dcloop/cluster in the workspace, which must then be on a shared folder.",
+        description="Folder (or URI) every node reaches, for Ray Train's own run state (default: "
+        ".dcloop/cluster/train); checkpoints stay in the run folder, so the workspace must be shared too.",
     )
     max_failures: int = Field(
         3, ge=-1, le=1000, description="Worker/node losses a job survives by resuming (-1: no limit)."
     )
-    schedule_timeout_s: float = Field(
-        60.0,
-        gt=0.0,
-        le=86400.0,
-        description="How long a job waits for resources the cluster lacks before failing with what it has.",
-    )
-    stages: dict[str, StageResources] = Field(
-        default_factory=dict,
-        description="Per loop stage (prepare, train, optimize, register, ...) resources of its Ray task; "
-        "others get the defaults.",
-    )
-    serve_min_replicas: int = Field(1, ge=0, le=1000, description="Ray Serve autoscaling lower bound.")
-    serve_max_replicas: int = Field(4, ge=1, le=1000, description="Ray Serve autoscaling upper bound.")
 
     @model_validator(mode="after")
     def _bounds(self) -> ClusterConfig:
         if self.min_workers is not None and self.min_workers > self.num_workers:
-            raise ValueError(f"min_workers ({self.min_workers}) must not exceed num_workers ({self.num_workers})")
-        if self.serve_min_replicas > self.serve_max_replicas:
-            raise ValueError("serve_min_replicas must not exceed serve_max_replicas")
+            raise ValueError(
+                f"min_workers ({self.min_workers}) must not exceed num_workers ({self.num_workers})"
+            )
         return self
 
 
