@@ -17,9 +17,10 @@ if TYPE_CHECKING:
 
 def write_demo_report(result: DemoResult, turn: LoopTurn, cfg: MonitorConfig) -> Path:
     figures = Section("The loop closing")
+    noun = "texts" if result.task == "text" else "images"
     figures.text(
-        f"Shift '{result.shift}': the champion {result.champion} served {result.stream} shifted images; "
-        f"{result.labelled} got labels through /feedback. Accuracies are on {result.held_out} held-out images."
+        f"Shift '{result.shift}': the champion {result.champion} served {result.stream} shifted {noun}; "
+        f"{result.labelled} got labels through /feedback. Accuracies are on {result.held_out} held-out {noun}."
     )
     figures.table(["figure", "value"], summary_rows(result))
     fig, ax = new_figure(6, 3.2)

@@ -1,13 +1,16 @@
 """Simulated production traffic for the demo: distribution shifts, and a client of the real server app.
 
-The client sends images to the server's Open Inference Protocol endpoint in small batches (as a
-Triton/KServe client would), posts true labels for a fraction of the predictions to ``/feedback``,
-and can switch the served model through ``/admin/model``.
+The client sends images (UINT8) or texts (BYTES) to the server's Open Inference Protocol endpoint in
+small batches (as a Triton/KServe client would), posts true labels for a fraction of the predictions
+to ``/feedback``, and can switch the served model through ``/admin/model``.
 """
 
 from __future__ import annotations
 
+import random
+import re
 import secrets
+import zlib
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -31,13 +34,67 @@ def _rotate(x: np.ndarray) -> np.ndarray:
 
 SHIFTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"negative": _negative, "rotate": _rotate}
 
+# A chat bridge that relays the quotes now heads each one with the channel it came from. The channel is
+# about computers, so its words pull every quote towards that class; the quote itself is unchanged.
+BANNER = "Forwarded from #unix-help, the computer club's Linux and programming channel:"
 
-def shift_images(name: str, x: np.ndarray) -> np.ndarray:
-    if name not in SHIFTS:
+
+def _banner(texts: np.ndarray) -> np.ndarray:
+    """Every text arrives headed by the relay's banner (``BANNER``)."""
+    return _texts([f"{BANNER} {t}" for t in texts])
+
+
+_WORD = re.compile(r"\b([A-Za-z]+)\b")
+
+
+def _typos(texts: np.ndarray, rate: float = 0.4) -> np.ndarray:
+    """A phone keyboard without autocorrect: ``rate`` of the words over three letters get one slip (a
+    letter dropped, two swapped, or one added), the same slips for the same text on every run."""
+
+    def slip(word: str, rng: random.Random) -> str:
+        if len(word) <= 3 or not word.isalpha() or rng.random() >= rate:
+            return word
+        k, kind = rng.randrange(1, len(word) - 1), rng.randrange(3)
+        if kind == 0:
+            return word[:k] + word[k + 1 :]
+        if kind == 1:
+            return word[:k] + word[k + 1] + word[k] + word[k + 2 :]
+        return word[:k] + rng.choice("abcdefghijklmnopqrstuvwxyz") + word[k:]
+
+    out = []
+    for text in texts:
+        rng = random.Random(zlib.crc32(str(text).encode("utf-8")))  # the text's own slips, in any order
+        words = _WORD.split(str(text))  # even positions: what lies between words
+        out.append("".join(w if i % 2 == 0 else slip(w, rng) for i, w in enumerate(words)))
+    return _texts(out)
+
+
+def _texts(values: list[str]) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
+TEXT_SHIFTS: dict[str, Callable[[np.ndarray], np.ndarray]] = {"banner": _banner, "typos": _typos}
+SHIFTS_BY_MODALITY = {"image": SHIFTS, "text": TEXT_SHIFTS}
+
+
+def check_shift(modality: str, name: str) -> None:
+    """Refuse a shift ``modality`` does not have, before any work starts."""
+    if name not in SHIFTS_BY_MODALITY[modality]:
         from dcloop.errors import unknown_name
 
-        raise unknown_name("shift", name, SHIFTS)
-    return SHIFTS[name](x)
+        raise unknown_name(f"{modality} shift", name, SHIFTS_BY_MODALITY[modality])
+
+
+def shift_inputs(modality: str, name: str, x: np.ndarray) -> np.ndarray:
+    """``x`` (uint8 images, or an object array of texts) as the shift ``name`` changes it."""
+    check_shift(modality, name)
+    return SHIFTS_BY_MODALITY[modality][name](x)
+
+
+def shift_images(name: str, x: np.ndarray) -> np.ndarray:
+    return shift_inputs("image", name, x)
 
 
 @dataclass
@@ -68,12 +125,12 @@ class TrafficClient:
         return self.model_ref.partition("@")[0]
 
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, list[str], str]:
-        """Predicted class indices and prediction ids of uint8 images (N, C, H, W), and the version."""
+        """Predicted class indices and prediction ids of uint8 images (N, C, H, W) or of texts (an
+        object array of str), and the version that answered."""
         self.open()
         predicted, ids, version = [], [], ""
         for start in range(0, len(x), self.batch_size):
-            batch = np.ascontiguousarray(x[start : start + self.batch_size], dtype=np.uint8)
-            body = {"inputs": [{"name": "input", "datatype": "UINT8", "shape": list(batch.shape), "data": batch.ravel().tolist()}]}  # fmt: skip
+            body = {"inputs": [_infer_input(x[start : start + self.batch_size])]}
             answer = self._call("post", f"/v2/models/{self.model_name}/infer", json=body)
             probs = next(o for o in answer["outputs"] if o["name"] == "probabilities")
             predicted.append(
@@ -115,10 +172,23 @@ class TrafficClient:
         return response.json()
 
 
+def _infer_input(batch: np.ndarray) -> dict[str, Any]:
+    """One OIP input tensor: texts as BYTES strings (input ``text``), images as UINT8 (input ``input``)."""
+    if batch.dtype == object:
+        return {"name": "text", "datatype": "BYTES", "shape": [len(batch)], "data": [str(t) for t in batch]}
+    pixels = np.ascontiguousarray(batch, dtype=np.uint8)
+    return {
+        "name": "input",
+        "datatype": "UINT8",
+        "shape": list(pixels.shape),
+        "data": pixels.ravel().tolist(),
+    }
+
+
 @dataclass
 class ShiftedTraffic:
-    """The feedback step's traffic in the demo: a stream of shifted images, a share of them labelled,
-    then the held-out shifted images (unlabelled) to measure the served model's accuracy."""
+    """The feedback step's traffic in the demo: a stream of shifted inputs, a share of them labelled,
+    then the held-out shifted inputs (unlabelled) to measure the served model's accuracy."""
 
     client: TrafficClient
     stream: tuple[np.ndarray, np.ndarray]

@@ -1,11 +1,13 @@
-"""`dcloop demo`: the loop closing on real data (Animal-MNIST) under a simulated distribution shift.
+"""`dcloop demo`: the loop closing on real data under a simulated distribution shift, for images
+(Animal-MNIST, ``task="image"``) or texts (Debian's fortunes by category, ``task="text"``).
 
-Read top to bottom: a fresh workspace -> the images collected so far (6 of every 10 Animal-MNIST
-images) become the imported source; the rest is the future -> one loop turn: prepare, train the
-champion, optimize, register, gate, deploy -> the real server app answers a stream of *shifted*
-future images; a share of them gets true labels through /feedback -> monitoring raises drift alerts
--> the challenger retrained on the feedback passes the gate and is promoted -> the server switches to
-it -> accuracy on held-out shifted images before and after, and the share of the lost accuracy won back.
+Read top to bottom: a fresh workspace -> the examples collected so far (6 of every 10 per class)
+become the imported source; the rest is the future -> one loop turn: prepare, train the champion,
+optimize, register, gate, deploy -> the real server app answers a stream of *shifted* future
+examples; a share of them gets true labels through /feedback -> monitoring raises drift alerts -> the
+challenger retrained on the feedback passes the gate and is promoted -> the server switches to it ->
+accuracy on held-out shifted examples before and after, and the share of the lost accuracy won back.
+The two tasks differ only in their entry of `_demo_world.TASKS` and their shifts.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 import yaml
 
-from dcloop._demo_traffic import ShiftedTraffic, TrafficClient, shift_images
+from dcloop._demo_traffic import ShiftedTraffic, TrafficClient, check_shift, shift_inputs
+from dcloop._demo_world import TASKS, Task, split_world
 from dcloop.errors import DcloopError
 from dcloop.store import runs as store_runs
 from dcloop.workspace import CONFIG_NAME, Workspace, init_workspace, open_workspace
@@ -34,15 +37,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 MARKER = "demo.json"  # in .dcloop/: this folder is a demo workspace, safe to recreate
-HISTORY_SHARE = 0.6  # share of each class the champion's data set is built from
-STREAM_SHARE = 0.6  # share of the future images that is the labelled traffic stream (rest: held out)
 
 
 @dataclass(frozen=True)
 class DemoResult:
-    """The figures of one demo run. Accuracies are on the held-out images, never trained on."""
+    """The figures of one demo run. Accuracies are on the held-out examples, never trained on."""
 
     workspace: Path
+    task: str  # the modality: image or text
     shift: str
     model: str
     champion: str
@@ -69,71 +71,56 @@ class DemoResult:
         return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
 
 
-def demo_config(fast: bool) -> dict[str, Any]:
-    """The demo workspace's dcloop.yaml (everything else: defaults)."""
-    # fast: the same small CNN on three classes for fewer epochs (tests); full: all ten classes
-    train = {"model": "seed-cnn", "width": 32, "epochs": 4 if fast else 8, "batch_size": 64 if fast else 128}
-    # the recipe is spelled out so the demo's figures do not move when a default does
-    recipe = {"optimizer": "adamw", "lr": 3e-3, "schedule": "onecycle", "label_smoothing": 0.05, "seed": 0}
-    augment = {
-        "enabled": True,
-        "rotation": 15.0,
-        "width_shift": 0.1,
-        "height_shift": 0.1,
-        "shear": 0.1,
-        "zoom": 0.1,
-    }
-    return {
-        "name": "dcloop-demo",
-        "data": {"val_fraction": 0.1, "test_fraction": 0.2, "seed": 0},
-        "train": {**train, **recipe, "augment": {**augment, "hflip": True}, "threads": 1},
-        "tracking": {"mlflow": not fast},
-        "optimize": {"latency_runs": 20, "throughput_batches": 2},
-        # 2 points of recall per class are a handful of test images here: allow 5 and refuse a larger
-        # drop only when it is significant (about 120 test images a class), and allow a 1-point test
-        # dip when the held-out labelled feedback shows the gain.
-        "gate": {"min_improvement": -1.0, "max_class_regression": 5.0, "class_regression_p": 0.05},
-        "loop": {
-            "model": "animals",
-            "optimize_methods": ["onnx"],
-            "retrain_min_labels": 50,
-            "warm_start": True,
-        },
-    }
+def demo_config(fast: bool, task: str = "image") -> dict[str, Any]:
+    """The demo workspace's dcloop.yaml for ``task`` (everything else: defaults)."""
+    return _task(task).config(fast)
 
 
 def run_demo(
     directory: str | os.PathLike[str],
     fast: bool = False,
     *,
-    shift: str = "negative",
+    task: str = "image",
+    shift: str | None = None,
     classes: list[str] | None = None,
+    source: str | None = None,
     label_fraction: float = 0.8,
     on_step: Callable[[StepResult], None] | None = None,
 ) -> DemoResult:
     """Run the demo in ``directory`` (created; a previous demo there is replaced); ``on_step`` sees
-    each loop step as it ends."""
+    each loop step as it ends.
+
+    ``task`` picks the modality (image or text) and ``shift`` one of its shifts (default: negative,
+    banner). ``source`` replaces the task's built-in data (text: a table with ``text`` and ``label``
+    columns, or a folder of class sub-folders of .txt files).
+    """
     from dcloop.data import import_source
     from dcloop.deploy import get_model_version
     from dcloop.loop import Gated, Monitored, Retrained, Trained, run_loop
 
     started = time.perf_counter()
-    classes = classes or (["bird", "elephant", "giraffe"] if fast else None)
-    ws = _fresh_workspace(Path(directory), demo_config(fast), {"fast": fast, "shift": shift})
-    history, future = _split_world(ws, classes)
-    record = import_source(ws, str(history), name="animal-mnist-history")
-    stream, held_out = _split_future(future, shift)
-    client = TrafficClient(ws, "animals@champion")
+    spec = _task(task)
+    shift = shift or spec.shift
+    check_shift(spec.modality, shift)
+    classes = classes or (spec.fast_classes if fast and source is None else None)
+    meta = {"fast": fast, "task": task, "shift": shift}
+    ws = _fresh_workspace(Path(directory), spec.config(fast), meta)
+    world = split_world(spec, ws.root, source, classes)
+    record = import_source(ws, str(world.history), name=spec.dataset)
+    stream = (shift_inputs(spec.modality, shift, world.stream[0]), world.stream[1])
+    held_out = (shift_inputs(spec.modality, shift, world.held_out[0]), world.held_out[1])
+    ref = f"{spec.model}@champion"
+    client = TrafficClient(ws, ref)
     traffic = ShiftedTraffic(client, stream, held_out, label_fraction)
     try:
         turn = run_loop(ws, traffic=traffic, on_step=on_step)
         gated, retrained = _output(turn, Gated), _output(turn, Retrained)
         champion = get_model_version(ws, gated.champion)
         before = traffic.summary["held_out_accuracy"]
-        unshifted = _accuracy(champion, future["x_held_out"], held_out[1])
+        unshifted = _accuracy(champion, world.held_out[0], held_out[1])
         after, promoted, served = before, retrained.retrain_promoted, champion.ref
         if promoted:
-            client.switch("animals@champion")
+            client.switch(ref)
             predicted, _, served = client.predict(held_out[0])
             after = float((predicted == held_out[1]).mean())
         gauges = client.alert_gauges()
@@ -142,8 +129,9 @@ def run_demo(
     lost = unshifted - before
     result = DemoResult(
         workspace=ws.root,
+        task=task,
         shift=shift,
-        model="animals",
+        model=spec.model,
         champion=champion.ref,
         challenger=retrained.challenger,
         promoted=promoted,
@@ -202,40 +190,16 @@ def _forget_store(directory: Path) -> None:
     close_store(f"sqlite:///{directory.resolve() / '.dcloop' / 'dcloop.db'}")
 
 
-def _split_world(ws: Workspace, classes: list[str] | None) -> tuple[Path, dict[str, np.ndarray]]:
-    """Animal-MNIST split per class into the history (written as an .npz source) and the future."""
-    from dcloop.data._intake import SOURCES
+def _task(name: str) -> Task:
+    if name not in TASKS:
+        from dcloop.errors import unknown_name
 
-    world = SOURCES.get("animal-mnist")(None, classes, 28, "grayscale")
-    rng = np.random.default_rng(0)
-    past, later = [], []
-    for index in range(len(world.classes)):
-        members = rng.permutation(np.flatnonzero(world.y == index))
-        cut = int(len(members) * HISTORY_SHARE)
-        past.append(members[:cut])
-        later.append(members[cut:])
-    keep, rest = np.sort(np.concatenate(past)), rng.permutation(np.concatenate(later))
-    path = ws.root / "animal-mnist-history.npz"
-    np.savez_compressed(path, x=world.x[keep], y=world.y[keep], classes=np.array(world.classes))
-    cut = int(len(rest) * STREAM_SHARE)
-    return path, {
-        "x_stream": world.x[rest[:cut]],
-        "y_stream": world.y[rest[:cut]],
-        "x_held_out": world.x[rest[cut:]],
-        "y_held_out": world.y[rest[cut:]],
-    }
-
-
-def _split_future(
-    future: dict[str, np.ndarray], shift: str
-) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    stream = (shift_images(shift, future["x_stream"]), future["y_stream"])
-    held_out = (shift_images(shift, future["x_held_out"]), future["y_held_out"])
-    return stream, held_out
+        raise unknown_name("demo task", name, TASKS)
+    return TASKS[name]
 
 
 def _accuracy(version: Any, x: np.ndarray, y: np.ndarray) -> float:
-    """Accuracy of a registered version on uint8 images, on the same ONNX runtime the server uses."""
+    """Accuracy of a registered version on uint8 images or texts, on the ONNX runtime the server uses."""
     from dcloop.deploy import load_model
 
     return float((load_model(version).predict_classes(x) == y).mean())

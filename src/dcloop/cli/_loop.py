@@ -183,13 +183,21 @@ def demo(
     directory: Path = typer.Argument(
         Path("demo-workspace"), help="Folder of the demo workspace (recreated)."
     ),
-    fast: bool = typer.Option(False, "--fast", help="Three classes and four epochs: about a minute."),
-    shift: str = typer.Option("negative", "--shift", help="negative or rotate."),
+    fast: bool = typer.Option(
+        False, "--fast", help="Image: three classes, four epochs (about a minute); text: text-tiny."
+    ),
+    task: str = typer.Option("image", "--task", help="image (Animal-MNIST) or text (Debian's fortunes)."),
+    shift: str = typer.Option(
+        None, "--shift", help="image: negative (default) or rotate; text: banner (default) or typos."
+    ),
+    source: str = typer.Option(
+        None, "--source", help="Text: another source (a table with text and label columns, or a folder)."
+    ),
     fmt: Format = _FORMAT,
 ) -> None:
-    """Close the loop on Animal-MNIST: a champion meets shifted traffic, is retrained on feedback, replaced.
+    """Close the loop on real data: a champion meets shifted traffic, is retrained on feedback, replaced.
 
-    Example: dcloop demo demo-workspace
+    Example: dcloop demo demo-workspace; dcloop demo demo-workspace/text --task text
     """
     from dcloop._demo_report import summary_rows
     from dcloop.demo import run_demo
@@ -198,7 +206,14 @@ def demo(
         note(
             f"demo in {directory}: import, prepare, train, optimize, register, serve, feedback, monitor, retrain"
         )
-    result = run_demo(directory, fast=fast, shift=shift, on_step=None if fmt is Format.json else _print_step)
+    result = run_demo(
+        directory,
+        fast=fast,
+        task=task,
+        shift=shift,
+        source=source,
+        on_step=None if fmt is Format.json else _print_step,
+    )
     if fmt is Format.json:
         print_json(result.to_dict())
         return
