@@ -17,7 +17,8 @@ _EPS = 1e-4
 def psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float:
     """Population stability index of ``actual`` against ``expected`` (1-D samples).
 
-    Bin edges are the quantiles of ``expected`` (so each reference bin holds about the same share);
+    Bin edges are the quantiles of ``expected`` (so each reference bin holds about the same share;
+    a tied quantile also gets an edge just above it, so its point mass is a bin of its own);
     PSI = sum over bins of (a - e) * ln(a / e) with empty bins floored at 1e-4. It is >= 0, 0 for
     identical histograms; 0.1-0.2 is usually read as a moderate shift, > 0.2 as a significant one.
     """
@@ -28,6 +29,10 @@ def psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float:
     if bins < 2:
         raise ValueError(f"psi needs at least 2 bins. Got {bins}.")
     edges = np.unique(np.quantile(expected, np.linspace(0.0, 1.0, bins + 1)[1:-1]))
+    if len(edges) < bins - 1:
+        # Tied quantiles: the reference has point masses (a share that is 0 for most texts). Split each
+        # off from the values just above it, or a shift from 0 to 0.3 would stay in the same bin.
+        edges = np.unique(np.concatenate([edges, np.nextafter(edges, np.inf)]))
     e = _shares(expected, edges)
     a = _shares(actual, edges)
     return float(np.sum((a - e) * np.log(a / e)))

@@ -1,22 +1,31 @@
-"""Input drift of one model version's traffic against its own data set version.
+"""Input drift of one model version's traffic against its own data set version, one entry per modality.
 
-PSI compares the traffic with a sample of the whole data set version; the embedding test compares it
-with the version's validation and test images, which the weights never trained on (embeddings of
-training images are tighter than those of any unseen image, in distribution or not).
+Images: PSI compares the traffic with a sample of the whole data set version; the embedding test
+compares it with the version's validation and test images, which the weights never trained on
+(embeddings of training images are tighter than those of any unseen image, in distribution or not).
+Texts: both compare with the held-out texts; the unseen-token share counts tokens the training texts
+never used, so only held-out texts are a fair reference for it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dcloop.config import MonitorConfig
 from dcloop.errors import DcloopError
 from dcloop.feedback import _drift as drift
-from dcloop.store.predictions import Prediction, prediction_pixels
+from dcloop.feedback import _text_drift as text_drift
+from dcloop.store.predictions import Prediction, prediction_pixels, prediction_text
 from dcloop.workspace import Workspace
+
+if TYPE_CHECKING:
+    from dcloop.data import PreparedDataset
+    from dcloop.store.registry import ModelVersion
 
 
 @dataclass(frozen=True)
@@ -32,10 +41,13 @@ class DriftReport:
     embedding: dict[str, float] | None
     note: str = ""
     plots: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # arrays for the report
+    alert: str = "pixel_drift"  # the kind of alert a PSI above the threshold raises (text_drift for texts)
 
 
 def input_drift(ws: Workspace, rows: list[Prediction], cfg: MonitorConfig) -> DriftReport:
-    """PSI per pixel statistic and the embedding KS test of the stored inputs of one version."""
+    """Input drift of the stored inputs of one version, by the modality of its data set: PSI per
+    input feature (pixel statistics of images; token length and unknown/unseen-token shares of texts)
+    and the embedding KS test."""
     from dcloop.data import load_dataset
     from dcloop.deploy import get_model_version
 
@@ -45,6 +57,12 @@ def input_drift(ws: Workspace, rows: list[Prediction], cfg: MonitorConfig) -> Dr
             version.ref, "", "", 0, 0, {}, None, note="the version records no data set version"
         )
     dataset = load_dataset(ws, version.dataset_id)
+    return DRIFT[dataset.modality](ws, version, dataset, rows, cfg)
+
+
+def _image_drift(
+    ws: Workspace, version: ModelVersion, dataset: PreparedDataset, rows: list[Prediction], cfg: MonitorConfig
+) -> DriftReport:
     current = np.stack([p for p in (prediction_pixels(r) for r in rows) if p is not None])
     if current.shape[1:] != tuple(dataset.image_shape):
         note = f"stored inputs are {list(current.shape[1:])}, the data set is {list(dataset.image_shape)}"
@@ -70,6 +88,54 @@ def input_drift(ws: Workspace, rows: list[Prediction], cfg: MonitorConfig) -> Dr
     return DriftReport(
         version.ref, dataset.id, split, len(reference), len(current), psi, embedding, note, plots
     )
+
+
+def _text_drift(
+    ws: Workspace, version: ModelVersion, dataset: PreparedDataset, rows: list[Prediction], cfg: MonitorConfig
+) -> DriftReport:
+    """Texts: PSI on each text's token length, unknown-token share and share of tokens the training
+    texts never used, all against held-out texts of the data set; KS on the model's pooled embeddings."""
+    from dcloop.deploy._text import load_registered
+
+    current = [t for t in (prediction_text(r) for r in rows) if t is not None]
+    spec = load_registered(Path(version.path).parent)
+    if spec is None:
+        return DriftReport(version.ref, dataset.id, "", 0, len(current), {}, None, note="not a text model")
+    rng = np.random.default_rng(0)
+    train, held_out = dataset.splits["train"], np.concatenate([dataset.splits["val"], dataset.splits["test"]])
+    if not len(held_out):  # no held-out texts: half of the training texts stand in for them
+        train, held_out = train[: len(train) // 2], train[len(train) // 2 :]
+    vocabulary = text_drift.vocabulary(spec, list(dataset.x[_sample(train, cfg.reference_size, rng)]))
+    reference = [str(t) for t in dataset.x[_sample(held_out, cfg.reference_size, rng)]]
+    ref_features = text_drift.text_features(spec, reference, vocabulary)
+    cur_features = text_drift.text_features(spec, current, vocabulary)
+    psi = {k: drift.psi(ref_features[k], cur_features[k], cfg.psi_bins) for k in ref_features}
+    plots: dict[str, Any] = {"features": (ref_features, cur_features)}
+    embedding, note = None, ""
+    try:
+        ref_emb, cur_emb = (
+            _text_embeddings(ws, version.run_id, x, spec.max_length) for x in (reference, current)
+        )
+        embedding = drift.embedding_drift(ref_emb, cur_emb, cfg.embedding_components)
+        plots["projection"] = drift.principal_projection(ref_emb, cur_emb, 1)
+    except DcloopError as exc:
+        note = f"no embedding test: {exc}"
+    split = "val+test" if len(dataset.splits["val"]) + len(dataset.splits["test"]) else "train (half)"
+    return DriftReport(
+        version.ref,
+        dataset.id,
+        split,
+        len(reference),
+        len(current),
+        psi,
+        embedding,
+        note,
+        plots,
+        "text_drift",
+    )
+
+
+DRIFT: dict[str, Callable[..., DriftReport]] = {"image": _image_drift, "text": _text_drift}
 
 
 def _sample(index: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -99,15 +165,30 @@ def _embeddings(ws: Workspace, run_id: str | None, x: np.ndarray) -> np.ndarray:
     return np.concatenate(captured)
 
 
+def _text_embeddings(ws: Workspace, run_id: str | None, texts: list[str], max_length: int) -> np.ndarray:
+    """The pooled embeddings the text model classifies from (``train.predict_texts``)."""
+    from dcloop.train import predict_texts
+
+    if run_id is None:
+        raise DcloopError("the version records no training run")
+    trained = _trained(ws, run_id)
+    return predict_texts(trained.model, trained.tokenizer, texts, max_length)[1]
+
+
 _models: dict[tuple[str, str], Any] = {}
 
 
 def _run_model(ws: Workspace, run_id: str) -> Any:
-    """The PyTorch model of a run; the last one loaded is kept (a run's weights never change)."""
+    """The PyTorch model of a run (see ``_trained``)."""
+    return _trained(ws, run_id).model
+
+
+def _trained(ws: Workspace, run_id: str) -> Any:
+    """A run's trained model (and tokenizer); the last one loaded is kept (a run's weights never change)."""
     from dcloop.train import load_trained
 
     key = (str(ws.root), run_id)
     if key not in _models:
         _models.clear()
-        _models[key] = load_trained(ws, run_id).model
+        _models[key] = load_trained(ws, run_id)
     return _models[key]

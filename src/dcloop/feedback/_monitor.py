@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Alert:
-    """One threshold crossed: ``kind`` (low_accuracy, pixel_drift, embedding_drift) about ``subject``."""
+    """One threshold crossed: ``kind`` (low_accuracy, pixel_drift, text_drift, embedding_drift) about
+    ``subject``."""
 
     kind: str
     subject: str
@@ -209,12 +210,12 @@ def _alerts(
             alerts.append(Alert("low_accuracy", v.ref, v.accuracy, cfg.min_accuracy, text))
     for d in drifts:
         if d.psi:
-            checks.append(f"pixel_drift:{d.ref}")
+            checks.append(f"{d.alert}:{d.ref}")
             worst = max(d.psi.values())
             if worst > cfg.psi_threshold:
                 shifted = ", ".join(f"{k} {v:.2f}" for k, v in d.psi.items() if v > cfg.psi_threshold)
                 text = f"{d.ref}: input drift, PSI above {cfg.psi_threshold} on {shifted}"
-                alerts.append(Alert("pixel_drift", d.ref, worst, cfg.psi_threshold, text))
+                alerts.append(Alert(d.alert, d.ref, worst, cfg.psi_threshold, text))
         if d.embedding is not None:
             checks.append(f"embedding_drift:{d.ref}")
             p = d.embedding["ks_pvalue"]

@@ -90,7 +90,7 @@ def _drift(result: MonitorResult, cfg: MonitorConfig) -> list[Section]:
     for d in result.drift:
         section = Section(f"Input drift of {d.ref} against its data set")
         section.text(
-            f"reference: {d.reference_n} images of {d.dataset_id[:12]} (PSI), its {d.reference_split} split"
+            f"reference: {d.reference_n} inputs of {d.dataset_id[:12]} (PSI), its {d.reference_split} split"
             f" (embedding KS); traffic: {d.current_n} stored inputs"
         )
         if d.note:
@@ -105,7 +105,7 @@ def _drift(result: MonitorResult, cfg: MonitorConfig) -> list[Section]:
             )
             ax.axhline(cfg.psi_threshold, color="k", linestyle="--", label=f"threshold {cfg.psi_threshold}")
             ax.set_ylabel("PSI")
-            ax.set_title("population stability index per pixel statistic")
+            ax.set_title("population stability index per input feature")
             ax.legend()
             section.figure(fig, alt="PSI per feature")
         if d.embedding is not None:
