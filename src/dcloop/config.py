@@ -87,7 +87,11 @@ def _duration(value: Any) -> Any:
 class TrainConfig(_Section):
     """The training recipe. Every field can be overridden by a `dcloop train` flag."""
 
-    model: str = Field("resnet-s", description="Model zoo name (`dcloop models list`).")
+    model: str = Field(
+        "resnet-s",
+        description="Model zoo name (`dcloop models list`). Left at resnet-s on a text data set: minilm-l6 "
+        "with its text recipe (fields still at their defaults take minilm-l6's values).",
+    )
     width: int = Field(
         16,
         ge=1,
@@ -108,7 +112,7 @@ class TrainConfig(_Section):
     weight_decay: float = Field(5e-4, ge=0.0, le=1.0, description="Decoupled (AdamW) or L2 weight decay.")
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="SGD momentum.")
     nesterov: bool = Field(True, description="Nesterov momentum for SGD.")
-    schedule: str = Field("onecycle", description="constant, step, cosine, onecycle or plateau.")
+    schedule: str = Field("onecycle", description="constant, step, cosine, linear, onecycle or plateau.")
     warmup_epochs: float = Field(0.0, ge=0.0, description="Linear warmup length (onecycle has its own).")
     step_size: int = Field(10, ge=1, description="Epochs between decays for the step schedule.")
     gamma: float = Field(0.1, gt=0.0, le=1.0, description="Decay factor for step and plateau schedules.")
@@ -162,6 +166,43 @@ class TrainConfig(_Section):
         False,
         description="torch.compile (inductor) the training model; needs a C++ compiler on CPU (eager "
         "without one). Pays off on long runs only: compiling takes tens of seconds per process.",
+    )
+    finetune: Literal["full", "lora"] = Field(
+        "full",
+        description="Text models: train every weight (full), or freeze the encoder and train LoRA adapters "
+        "(lora: under 2% of minilm-l6's weights, merged into it after training).",
+    )
+    lora_r: int = Field(8, ge=1, le=1024, description="LoRA rank: adapter capacity (8 suits sentence tasks).")
+    lora_alpha: int = Field(
+        16, ge=1, le=4096, description="LoRA scale numerator: the update is scaled by alpha / r."
+    )
+    lora_dropout: float = Field(0.1, ge=0.0, lt=1.0, description="Dropout on the LoRA adapters' input.")
+    layer_decay: float = Field(
+        1.0,
+        gt=0.0,
+        le=1.0,
+        description="Text models: each encoder layer below the head learns at this times the rate of the "
+        "one above (1: off; 0.8-0.9 keeps pretrained lower layers steadier).",
+    )
+    freeze_epochs: int = Field(
+        0, ge=0, le=10000, description="Text models: train only the head for this many first epochs (0: off)."
+    )
+    grad_checkpointing: bool = Field(
+        False,
+        description="Text models: recompute activations in the backward pass (less memory, ~30% slower).",
+    )
+    max_length: int = Field(
+        128,
+        ge=2,
+        le=512,
+        description="Text models: tokens per text kept (longer texts are cut), with [CLS]/[SEP].",
+    )
+    length_buckets: int = Field(
+        50,
+        ge=0,
+        le=100000,
+        description="Text models: sort texts by length within windows of this many batches, so a batch pads "
+        "less (0 or 1: plain random batches).",
     )
 
 

@@ -92,3 +92,76 @@ def catdog_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("subset") / "catdog300.npz"
     np.savez(path, x=np.asarray(data.x[keep]), y=data.y[keep], classes=np.array(data.classes))
     return path
+
+
+WORDS = {
+    "cat": "purr whisker mouse nap yarn meow claw tabby",
+    "dog": "bark fetch bone walk leash woof tail puppy",
+    "cow": "moo milk grass barn field hay calf udder",
+}
+FILLER = ["the", "a", "and", "of", "on", "in", "with", "near", "very", "quite", "some"]
+
+
+def texts(n: int = 60, seed: int = 0) -> tuple[list[str], np.ndarray, list[str]]:
+    """Short texts whose class shows in its own words among filler, of varied lengths: learnable."""
+    rng = np.random.default_rng(seed)
+    names = list(WORDS)
+    y = np.arange(n) % len(names)
+    out = []
+    for i, label in enumerate(y):
+        own = WORDS[names[label]].split()
+        words = [
+            str(rng.choice(own if rng.random() < 0.5 else FILLER)) for _ in range(int(rng.integers(3, 14)))
+        ]
+        out.append(f"{' '.join(words)} {own[i % len(own)]} number {i}")
+    return out, y.astype(np.int64), names
+
+
+def text_in_memory(n: int = 60, seed: int = 0) -> PreparedDataset:
+    """A text version not at rest (no folder): its tokens are encoded in memory."""
+    x, y, names = texts(n, seed)
+    order = np.random.default_rng(1).permutation(n)
+    splits = {
+        "train": order[: n * 6 // 10],
+        "val": order[n * 6 // 10 : n * 8 // 10],
+        "test": order[n * 8 // 10 :],
+    }
+    record = DatasetRecord(
+        id="e" * 64,
+        name="words",
+        created_at=datetime.now(UTC),
+        path="",
+        classes=names,
+        counts={},
+        shape=[],
+        source={},
+        cleaning={},
+        modality="text",
+    )
+    return PreparedDataset(record=record, x=np.array(x, dtype=object), y=y, splits=splits)
+
+
+@pytest.fixture
+def text_data() -> PreparedDataset:
+    return text_in_memory()
+
+
+@pytest.fixture
+def text_workspace(workspace, tmp_path: Path):
+    """A workspace holding a text version imported from a CSV of 90 texts; MLflow off."""
+    import csv
+
+    from dcloop import config
+    from dcloop.data import import_source
+    from dcloop.workspace import open_workspace
+
+    x, y, names = texts(90)
+    path = tmp_path / "words.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        writer.writerows([t, names[k]] for t, k in zip(x, y, strict=True))
+    (workspace.root / "dcloop.yaml").write_text("tracking:\n  mlflow: false\n", encoding="utf-8")
+    ws = open_workspace(workspace.root, config.load(workspace.root / "dcloop.yaml"))
+    import_source(ws, str(path), name="words")
+    return ws

@@ -8,6 +8,7 @@ the exported and served model is a plain encoder of the same shape and speed.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -56,7 +57,10 @@ def apply_lora(model: nn.Module, r: int, alpha: int, dropout: float) -> None:
     if encoder is None:
         raise ConfigError("`train.finetune` lora applies to text models (minilm-l6, text-tiny) only.")
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=LORA_TARGETS, bias="none")
-    model.encoder = get_peft_model(encoder, config)
+    with warnings.catch_warnings():
+        # peft asks the encoder with a name transformers deprecates (is_gradient_checkpointing)
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+        model.encoder = get_peft_model(encoder, config)
 
 
 def is_lora(model: nn.Module) -> bool:

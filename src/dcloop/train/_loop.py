@@ -31,9 +31,11 @@ from dcloop.data import PreparedDataset
 from dcloop.errors import TrainError
 from dcloop.train import _checkpoint as ckpt
 from dcloop.train._augment import build_augment
+from dcloop.train._batches import Batches, build_batches
 from dcloop.train._budget import Clock, agree
 from dcloop.train._compile import maybe_compile
 from dcloop.train._distributed import rank_world
+from dcloop.train._finetune import encoder_freezer
 from dcloop.train._layout import to_channels_last
 from dcloop.train._recipe import LossFn, build_loss, build_optimizer, build_schedule
 
@@ -105,13 +107,15 @@ def fit_model(
     progress_label: str = "train",
     checkpoint_dir: Path | None = None,
     resume: bool = False,
+    tokenizer: Any = None,
 ) -> FitResult:
     """Train ``model`` on ``dataset``'s train split, validating on its val split every epoch.
 
     ``loss_fn(logits, targets, images)`` replaces the recipe's loss (distillation passes its own).
     ``on_epoch(epoch, metrics)`` runs on rank 0 after each epoch's validation and checkpoint; an
     exception from it stops training and propagates. With ``checkpoint_dir`` every epoch is saved
-    there, and ``resume=True`` continues from its latest checkpoint.
+    there, and ``resume=True`` continues from its latest checkpoint. A text data set needs the
+    model's ``tokenizer`` (``tokenizers.Tokenizer``).
     """
     if recipe.threads:
         torch.set_num_threads(recipe.threads)
@@ -119,11 +123,22 @@ def fit_model(
     device = resolve_device(recipe.device)
     recipe = recipe.model_copy(update={"precision": resolve_precision(recipe.precision, device)})
     seed_everything(recipe.seed)
-    x_train, y_train = (torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in dataset.arrays("train"))
-    x_val, y_val = (torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in dataset.arrays("val"))
-    if len(x_train) < world * recipe.grad_accum:
+    augment = build_augment(**recipe.augment.model_dump(exclude={"enabled"})).to(device)
+    # what the modality's batches need: images their augmentation, text its tokenizer and lengths
+    batch_options = {
+        "device": device,
+        "augment": augment if recipe.augment.enabled else None,
+        "channels_last": recipe.channels_last,
+        "tokenizer": tokenizer,
+        "max_length": recipe.max_length,
+        "length_buckets": recipe.length_buckets,
+        "vocab_size": getattr(model, "vocab_size", None),
+    }
+    train_data = build_batches(dataset, "train", **batch_options)
+    val_data = build_batches(dataset, "val", **batch_options)
+    if len(train_data) < world * recipe.grad_accum:
         raise TrainError(
-            f"The train split has {len(x_train)} images, fewer than processes x `train.grad_accum` "
+            f"The train split has {len(train_data)} examples, fewer than processes x `train.grad_accum` "
             f"({world} x {recipe.grad_accum})."
         )
 
@@ -136,9 +151,16 @@ def fit_model(
         )
     net, compiled = maybe_compile(net, device, recipe.compile)
     optimizer = build_optimizer(
-        recipe.optimizer, model, recipe.lr, recipe.weight_decay, recipe.momentum, recipe.nesterov
+        recipe.optimizer,
+        model,
+        recipe.lr,
+        recipe.weight_decay,
+        recipe.momentum,
+        recipe.nesterov,
+        layer_decay=recipe.layer_decay,
     )
-    steps_per_epoch = math.ceil(len(x_train) / recipe.batch_size)
+    freeze = encoder_freezer(model) if recipe.freeze_epochs else None
+    steps_per_epoch = math.ceil(len(train_data) / recipe.batch_size)
     mode = "min" if recipe.monitor == "val_loss" else "max"
     schedule = build_schedule(
         recipe.schedule,
@@ -151,7 +173,6 @@ def fit_model(
         mode=mode,
     )
     criterion = loss_fn or build_loss(recipe.loss, recipe.label_smoothing)
-    augment = build_augment(**recipe.augment.model_dump(exclude={"enabled"})).to(device)
     order = torch.Generator().manual_seed(recipe.seed)
     ema = _Ema(model, recipe.ema_decay) if recipe.ema_decay > 0 else None
     scored = ema.model if ema is not None else model  # the weights validated, kept and returned
@@ -196,10 +217,11 @@ def fit_model(
             t0 = time.perf_counter()
             seen = 0
             net.train()
+            if freeze is not None:
+                freeze(epoch <= recipe.freeze_epochs)
             # loss sum, correct, count (this rank), kept on the device so steps never wait on the host
             totals = torch.zeros(3, dtype=torch.float64, device=device)
-            perm = torch.randperm(len(x_train), generator=order).to(device)
-            for step in range(steps_per_epoch):
+            for step, batch in enumerate(train_data.epoch(order, recipe.batch_size)):
                 at, out_of_time = _position(clock, (epoch - 1) * steps_per_epoch + step, total_steps, reserve)
                 if recipe.budget_s is not None:
                     at, out_of_time = (int(v) for v in agree([float(at), float(out_of_time)], world, device))
@@ -209,7 +231,6 @@ def fit_model(
                 factor = schedule.factor(at)
                 for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
                     group["lr"] = base * factor
-                batch = perm[step * recipe.batch_size : (step + 1) * recipe.batch_size]
                 if len(batch) < world * recipe.grad_accum:
                     continue  # a sliver too small to give every rank and micro-batch an image
                 t_step = time.perf_counter()
@@ -217,11 +238,9 @@ def fit_model(
                     net,
                     optimizer,
                     criterion,
-                    augment,
                     recipe,
                     device,
-                    x_train,
-                    y_train,
+                    train_data,
                     batch,
                     rank,
                     world,
@@ -241,9 +260,9 @@ def fit_model(
             _sync_buffers(model, world)
             if ema is not None:
                 ema.copy_buffers(model)
-            metrics = _epoch_metrics(totals, world, optimizer, epoch_train_s, len(x_train))
+            metrics = _epoch_metrics(totals, world, optimizer, epoch_train_s, len(train_data))
             t_val, closing = time.perf_counter(), clock.elapsed()
-            metrics.update(evaluate_split(scored, x_val, y_val, dataset.num_classes))
+            metrics.update(evaluate_split(scored, val_data, dataset.num_classes))
             clock.charge("validate", time.perf_counter() - t_val)
             metrics["epoch_s"] = time.perf_counter() - t0
             if agree([float(clock.reached(metrics.get("val_accuracy", 0.0), epoch))], world, device)[0]:
@@ -316,11 +335,9 @@ def _step(
     net: nn.Module,
     optimizer: torch.optim.Optimizer,
     criterion: LossFn,
-    augment: nn.Module,
     recipe: TrainConfig,
     device: torch.device,
-    x: torch.Tensor,
-    y: torch.Tensor,
+    data: Batches,
     batch: torch.Tensor,
     rank: int,
     world: int,
@@ -331,19 +348,15 @@ def _step(
     micro = torch.tensor_split(shard, recipe.grad_accum)
     optimizer.zero_grad(set_to_none=True)
     for index, part in enumerate(micro):
-        images = x[part].float().div_(255.0)
-        if recipe.augment.enabled:
-            images = augment(images)
-        if recipe.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
+        inputs = data.inputs(part, train=True)
         sync = index == len(micro) - 1 or not isinstance(net, nn.parallel.DistributedDataParallel)
         with nullcontext() if sync else net.no_sync(), _autocast(device, recipe.precision):  # type: ignore[operator]
-            logits = net(images)
-            loss = criterion(logits, y[part], images)
+            logits = net(*inputs)
+            loss = criterion(logits, data.labels[part], inputs[0])
         (loss * (len(part) * world / len(batch))).backward()
         with torch.no_grad():
             totals[0] += loss.detach().double() * len(part)
-            totals[1] += _correct(logits, y[part])
+            totals[1] += _correct(logits, data.labels[part])
             totals[2] += len(part)
     if recipe.grad_clip:
         nn.utils.clip_grad_norm_(net.parameters(), recipe.grad_clip)
@@ -411,17 +424,18 @@ def _epoch_metrics(
     }
 
 
-def evaluate_split(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int) -> dict[str, float]:
-    """val_loss (plain cross-entropy), val_accuracy and val_f1_macro of uint8 images, in eval mode."""
-    if len(x) == 0:
+def evaluate_split(model: nn.Module, data: Batches, num_classes: int) -> dict[str, float]:
+    """val_loss (plain cross-entropy), val_accuracy and val_f1_macro of one split, in eval mode."""
+    if len(data) == 0:
         return {}
     from dcloop.train._metrics import classification_metrics
 
     model.eval()
+    y = data.labels
     logits = []
     with torch.inference_mode():
-        for start in range(0, len(x), 1024):
-            logits.append(model(x[start : start + 1024].float().div_(255.0)).float())
+        for index in torch.arange(len(data), device=y.device).split(data.eval_batch_size):
+            logits.append(model(*data.inputs(index, train=False)).float())
     out = torch.cat(logits)
     if out.shape[1] == 1:
         out = torch.cat([torch.zeros_like(out), out], dim=1)  # sigmoid(l) == softmax([0, l])[1]

@@ -78,6 +78,8 @@ def write_run_report(
         ],
     )
     sections = [summary]
+    if "tokens_per_s" in metrics:
+        sections.append(_throughput(metrics))
     if history:
         sections.append(Section("Training curves").figure(_curves(history), alt="training curves"))
         keys = list(history[0])
@@ -108,3 +110,26 @@ def write_run_report(
         )
     )
     return write_report(path, f"Run {run.name}", sections, subtitle=f"{run.kind} run {run.id} ({run.status})")
+
+
+def _throughput(metrics: dict[str, Any]) -> Section:
+    """A text run's speed against this machine's measured peak, and the planner's time for the job."""
+    return Section("Throughput (text)").table(
+        ["figure", "value"],
+        [
+            ["parameters (trainable)", f"{metrics['params']:,} ({metrics['trainable_params']:,})"],
+            ["tokens/s", f"{metrics['tokens_per_s']:.0f}"],
+            [
+                "model FLOPs per token",
+                f"{metrics['model_flops_per_token']:.3g} (6N full, 4N + 6N_trainable LoRA; "
+                "N without embeddings)",
+            ],
+            ["measured peak FLOP/s (fp32 matmul)", f"{metrics['measured_peak_flops_per_s']:.3g}"],
+            ["MFU (share of that peak)", f"{metrics['mfu']:.1%}"],
+            ["training time measured, s", f"{metrics.get('train_s', 0.0):.1f}"],
+            [
+                "`dcloop plan train` estimate, s",
+                f"{metrics['plan_wall_s']:.1f} (planner's default MFU {metrics['plan_mfu']:.0%})",
+            ],
+        ],
+    )

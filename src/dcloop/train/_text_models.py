@@ -201,18 +201,27 @@ def text_tokenizer(model_name: str, texts: Sequence[str] | None = None, vocab_si
 
 
 def wordpiece_tokenizer(texts: Sequence[str], vocab_size: int) -> Any:
-    """A lower-casing BERT-style WordPiece tokenizer learned from ``texts``; [PAD] is id 0."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    """A lower-casing BERT-style WordPiece tokenizer whose vocabulary comes from ``texts``: the
+    special tokens ([PAD] is id 0), every character seen (alone and as a ##continuation), then the
+    most frequent words (ties alphabetical) up to ``vocab_size``. Counted here rather than by the
+    tokenizers trainer, whose ties fall by hash order: the same texts give the same ids every time."""
+    from collections import Counter
 
-    tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+
+    normalizer, splitter = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(word for word, _ in splitter.pre_tokenize_str(normalizer.normalize_str(str(text))))
+    chars = sorted({c for word in counts for c in word})
+    words = sorted(counts, key=lambda w: (-counts[w], w))
+    tokens = dict.fromkeys([*SPECIAL_TOKENS, *chars, *(f"##{c}" for c in chars), *words])
+    vocab = {token: i for i, token in enumerate(list(tokens)[: max(vocab_size, len(SPECIAL_TOKENS))])}
+    tokenizer = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]"))
+    tokenizer.normalizer = normalizer
+    tokenizer.pre_tokenizer = splitter
     tokenizer.decoder = decoders.WordPiece()
-    trainer = trainers.WordPieceTrainer(
-        vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False
-    )
-    tokenizer.train_from_iterator([str(t) for t in texts], trainer=trainer)
-    cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    cls, sep = vocab["[CLS]"], vocab["[SEP]"]
     tokenizer.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
         pair="[CLS] $A [SEP] $B [SEP]",
