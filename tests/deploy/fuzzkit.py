@@ -395,3 +395,130 @@ class Generator:
             [("content-type", f"multipart/form-data; {declared}".rstrip())],
             "multipart",
         )
+
+
+# -- text models ------------------------------------------------------------------------------------
+
+TEXT_ROUTES = ["/predict", "/v2/models/reviews/infer", "/v2/models/reviews/versions/1/infer"]
+_ODD_TEXTS = [
+    "a good film",
+    "",
+    " ",
+    "\u00a0\u2003\n",  # Unicode spaces only
+    "\u0000",
+    "\u200b",  # zero-width space: not whitespace to Python
+    "\U0001f600" * 50,
+    "e\u0301" * 200,  # combining accents
+    "\u202edoog\u202c",  # right-to-left override
+    "word " * 5000,  # cut at max_length tokens, and at CHARS_PER_TOKEN * max_length characters first
+    "x" * 20_000,  # one long unknown word
+    "١٢٣ ²",
+    "\r\n".join(["line"] * 50),
+]
+
+
+def oip_text_binary(texts: list[bytes], count: int | None = None) -> tuple[bytes, str]:
+    """An OIP request carrying ``texts`` as a BYTES tensor in binary form (4-byte little-endian lengths)."""
+    blob = b"".join(len(t).to_bytes(4, "little") + t for t in texts)
+    spec = {
+        "name": "text",
+        "datatype": "BYTES",
+        "shape": [len(texts) if count is None else count],
+        "parameters": {"binary_data_size": len(blob)},
+    }
+    head = json.dumps({"inputs": [spec]}).encode()
+    return head + blob, str(len(head))
+
+
+class TextGenerator:
+    """Seeded stream of requests to a text model (``reviews``): odd texts in every form the server
+    takes, BYTES tensors with broken length prefixes, and mutated JSON."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.kinds = [(self.text_form, 4), (self.bytes_mutation, 4), (self.json_mutation, 2)]
+
+    def draw(self) -> Req:
+        makers, weights = zip(*self.kinds, strict=True)
+        return self.rng.choices(makers, weights)[0]()
+
+    def _odd_text(self) -> str:
+        r = self.rng
+        if r.random() < 0.3:
+            return "".join(
+                chr(r.choice([r.randrange(32, 127), r.randrange(0x80, 0xD800)]))
+                for _ in range(r.randint(1, 40))
+            )
+        return r.choice(_ODD_TEXTS)
+
+    def text_form(self) -> Req:
+        """One odd text as JSON, text/plain, OIP JSON and OIP binary: valid when it has a visible character."""
+        r = self.rng
+        text = self._odd_text()
+        valid = bool(text.strip())
+        choice = r.randrange(4)
+        if choice == 0:
+            body = json.dumps({"text": text}).encode()
+            return Req("POST", "/predict", body, [("content-type", "application/json")], "text json", valid)
+        if choice == 1:
+            return Req(
+                "POST", "/predict", text.encode(), [("content-type", "text/plain")], "text plain", valid
+            )
+        path = r.choice(TEXT_ROUTES[1:])
+        if choice == 2:
+            spec = {"name": "text", "datatype": "BYTES", "shape": [2], "data": ["a cat", text]}
+            return Req("POST", path, json.dumps({"inputs": [spec]}).encode(), [], "text oip json", valid)
+        body, length = oip_text_binary([text.encode(), b"a dog"])
+        return Req(
+            "POST", path, body, [("inference-header-content-length", length)], "text oip binary", valid
+        )
+
+    def bytes_mutation(self) -> Req:
+        """A binary BYTES tensor whose prefixes, elements, count or size are off."""
+        r = self.rng
+        texts = [
+            r.choice([b"a cat", b"", b"\xff\xfe", b"\xc3", "é".encode(), b"\x00"])
+            for _ in range(r.randint(1, 4))
+        ]
+        body, length = oip_text_binary(texts, r.choice([None, len(texts) + r.randint(-2, 2), 0, 2**31]))
+        head_len = int(length)
+        blob = bytearray(body[head_len:])
+        for _ in range(r.randint(0, 3)):
+            if not blob:
+                break
+            action, i = r.random(), r.randrange(len(blob))
+            if action < 0.4:
+                blob[i] = r.randrange(256)  # often inside a length prefix
+            elif action < 0.7:
+                del blob[i:]
+            else:
+                blob[i:i] = r.randbytes(r.randint(1, 6))
+        if r.random() < 0.5:  # the declared size follows the mutated blob, so the prefixes are what is wrong
+            header = json.loads(body[:head_len])
+            header["inputs"][0]["parameters"]["binary_data_size"] = len(blob)
+            head = json.dumps(header).encode()
+            body, length = head + bytes(blob), str(len(head))
+        else:
+            body = body[:head_len] + bytes(blob)
+        return Req(
+            "POST",
+            r.choice(TEXT_ROUTES[1:]),
+            body,
+            [("inference-header-content-length", length)],
+            "text bytes",
+        )
+
+    def json_mutation(self) -> Req:
+        r = self.rng
+        templates = [
+            ("/predict", {"text": "a good film"}),
+            (
+                TEXT_ROUTES[1],
+                {"inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["a cat"]}]},
+            ),
+        ]
+        path, template = r.choice(templates)
+        mutator = Generator.__new__(Generator)  # the image generator's JSON mutations, on this stream
+        mutator.rng = r
+        body = mutator._text(mutator._mutate(template))
+        return Req("POST", path, body, [("content-type", "application/json")], "text json mutation")

@@ -226,3 +226,58 @@ def test_a_client_leaving_before_its_body_is_read_raises_nothing(client) -> None
         req = Req("POST", path, b"{}" * 10, [AUTH])
         client.portal.call(client.app, asgi_scope(req), receive, send)
     assert [m for m in sent if m["type"] == "http.response.start" and m["status"] >= 500] == []
+
+
+# -- a text model ------------------------------------------------------------------------------------
+
+TEXT_REQUESTS = int(os.environ.get("DCLOOP_FUZZ_TEXT_REQUESTS", "800"))
+
+
+@pytest.fixture(scope="module")
+def text_client(tmp_path_factory):
+    from textkit import TEXT_CLASSES, text_model_folder
+
+    from dcloop.deploy import promote, register_model_version
+    from dcloop.workspace import init_workspace
+
+    ws = init_workspace(tmp_path_factory.mktemp("fuzz-text") / "ws")
+    onnx = text_model_folder(tmp_path_factory.mktemp("fuzz-text-model") / "bundle")
+    register_model_version(ws, onnx, name="reviews", classes=TEXT_CLASSES)
+    promote(ws, "reviews", version=1)
+    app = create_app(ws, "reviews@champion", token="s3cret", max_body_bytes=64_000)
+    with TestClient(app, raise_server_exceptions=True) as c:
+        yield c
+
+
+def test_seeded_text_requests_never_5xx_hang_or_drop(text_client) -> None:
+    from fuzzkit import TextGenerator
+
+    generator = TextGenerator(SEED)
+    requests = [generator.draw() for _ in range(TEXT_REQUESTS)]
+    problems, statuses = text_client.portal.call(fire, text_client.app, requests)
+    assert not problems, _report(problems)
+    assert statuses[200] >= TEXT_REQUESTS // 10 and statuses[400] and statuses[422]
+    kinds = Counter(r.kind for r in requests)
+    assert kinds["text bytes"] >= TEXT_REQUESTS // 4
+
+
+@FUZZ
+@given(text=st.text(max_size=300))
+def test_any_text_is_answered_or_refused_as_empty(text_client, text) -> None:
+    r = text_client.post("/predict", json={"text": text})
+    if text.strip():
+        assert r.status_code == 200 and r.json()["tokens"] >= 2, r.text
+    else:
+        assert r.status_code == 422 and "empty or only whitespace" in r.json()["error"]
+
+
+@FUZZ
+@given(elements=st.lists(st.binary(max_size=40), min_size=1, max_size=4), noise=st.binary(max_size=8))
+def test_any_bytes_elements_are_200_400_or_422(text_client, elements, noise) -> None:
+    from fuzzkit import oip_text_binary
+
+    body, length = oip_text_binary(elements)
+    for payload in (body, body + noise, body[: len(body) - len(noise)]):
+        headers = {"Inference-Header-Content-Length": length}
+        r = text_client.post("/v2/models/reviews/infer", content=payload, headers=headers)
+        assert r.status_code in (200, 400, 422), r.text
