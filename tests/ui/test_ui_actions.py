@@ -33,10 +33,10 @@ def filled(workspace):
     return workspace, [r.id for r in rows]
 
 
-def _client(ws, token):
+def _client(ws, token, warm=False):
     from dcloop.ui import create_app
 
-    return TestClient(create_app(ws, token=token, metrics_url="http://127.0.0.1:9/metrics"))
+    return TestClient(create_app(ws, token=token, metrics_url="http://127.0.0.1:9/metrics", warm=warm))
 
 
 def test_read_only_dashboard_refuses_every_change(filled):
@@ -85,3 +85,18 @@ def test_forget_deletes_the_inputs_and_keeps_the_rows(filled):
     assert len(kept) == 4
     assert [kept[i].input is None for i in ids] == [True, False, True, False]
     assert dataclasses.asdict(kept[ids[0]])["confidence"] == 1.0  # the aggregates stay
+
+
+def test_warm_start_counts_the_log_before_the_first_visit(filled):
+    import threading
+
+    from dcloop.ui import _queries as q
+
+    ws, ids = filled
+    q.AGGREGATES.clear()
+    with _client(ws, None, warm=True):
+        for thread in [t for t in threading.enumerate() if t.name == "dcloop-ui-warm"]:
+            thread.join(timeout=120)
+        key = ("feedback", ws.store_url, None, ws.config.gate.feedback_holdout)
+        counted = q.AGGREGATES.get(key, lambda: pytest.fail("the first visit had to count the log"))
+    assert counted == {"predictions": len(ids), "labelled": 0, "held_out": 0}

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Integer, Select, cast, func, literal_column, select
+from sqlalchemy import Integer, Select, and_, case, cast, func, literal_column, select
 
 from dcloop.store import _schema as s
 from dcloop.store._store import Store
@@ -144,13 +144,18 @@ def feedback_counts(
     The held-out side is the one ``predictions.in_holdout`` picks: the first 8 bytes of the sha256 of
     the pixels below ``holdout * 2**64``; compared here as fixed-width lowercase hex text.
     """
-    latest = _latest_label()
     threshold = format(int(holdout * 2**64), "016x") if holdout < 1 else "g"  # "g" sorts after any hex
-    labelled = select(func.count()).select_from(p.join(latest, latest.c.prediction_id == p.c.id))
-    held = labelled.where(p.c.input_bytes > 0).where(func.substr(p.c.input_sha256, 1, 16) < threshold)
-    logged = select(func.count()).select_from(p)
-    queries = {"predictions": logged, "labelled": labelled, "held_out": held}
+    labelled = select(f.c.prediction_id).distinct().subquery("labelled")
+    held = and_(
+        labelled.c.prediction_id.is_not(None),
+        p.c.input_bytes > 0,
+        func.substr(p.c.input_sha256, 1, 16) < threshold,
+    )
+    query = select(  # one pass over the log: every count is a column of the same scan
+        func.count(),
+        func.count(labelled.c.prediction_id),
+        func.coalesce(func.sum(case((held, 1), else_=0)), 0),
+    ).select_from(p.outerjoin(labelled, labelled.c.prediction_id == p.c.id))
     with store.connect() as conn:
-        return {
-            k: int(conn.execute(_filtered(q, model_name, since)).scalar() or 0) for k, q in queries.items()
-        }
+        logged, labelled_n, held_n = conn.execute(_filtered(query, model_name, since)).one()
+    return {"predictions": int(logged), "labelled": int(labelled_n), "held_out": int(held_n)}

@@ -9,10 +9,13 @@ Bad input is a 4xx with one line; a store that fails is a 503.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 import math
+import threading
 import time
+from collections.abc import AsyncIterator
 from html import escape
 from importlib import resources
 from typing import Any
@@ -35,11 +38,23 @@ DRIFT_CACHE_S = 120.0
 STATIC = {"ui.css": "text/css; charset=utf-8", "ui.js": "text/javascript; charset=utf-8"}
 
 
-def create_app(ws: Workspace, *, token: str | None = None, metrics_url: str | None = None) -> FastAPI:
-    """The dashboard of ``ws``. ``token`` enables the write actions; ``metrics_url`` is the server's /metrics."""
+def create_app(
+    ws: Workspace, *, token: str | None = None, metrics_url: str | None = None, warm: bool = False
+) -> FastAPI:
+    """The dashboard of ``ws``. ``token`` enables the write actions; ``metrics_url`` is the server's
+    /metrics; ``warm`` counts the prediction log's aggregates in the background at start, so the first
+    visit to a page finds them ready."""
     from dcloop.ui._queries import serving_url
 
-    app = FastAPI(title="dcloop dashboard", docs_url=None, redoc_url=None, openapi_url=None)
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if warm:
+            threading.Thread(target=_warm, args=(ws,), name="dcloop-ui-warm", daemon=True).start()
+        yield
+
+    app = FastAPI(
+        title="dcloop dashboard", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
     app.state.ws, app.state.token = ws, token
     app.state.scraper = Scraper(serving_url(ws, metrics_url))
     app.state.drift = {}
@@ -50,6 +65,17 @@ def create_app(ws: Workspace, *, token: str | None = None, metrics_url: str | No
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(DcloopError, _dcloop_error)  # type: ignore[arg-type]
     return app
+
+
+def _warm(ws: Workspace) -> None:
+    from dcloop.ui import _queries as q
+
+    try:
+        q.feedback(ws)
+        q.version_scores(ws)
+        q.monitor_series(ws, None, None)
+    except DcloopError as exc:  # the pages count again on their first visit and show the error then
+        log.warning("counting the prediction log at start failed: %s", exc)
 
 
 def _ws(request: Request) -> Workspace:

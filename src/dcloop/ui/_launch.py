@@ -42,7 +42,7 @@ def serve_ui(
         raise ConfigError(f"--port must be in 0..65535. Got {port}.")
     check_metrics_url(metrics_url)
     token = os.environ.get(token_env or ws.config.serve.token_env) or None
-    app = create_app(ws, token=token, metrics_url=metrics_url)
+    app = create_app(ws, token=token, metrics_url=metrics_url, warm=True)
     if on_start is not None:
         on_start(f"http://{host}:{port}/", token is not None)
     try:
