@@ -198,6 +198,7 @@ def test_text_run_kill_and_resume_gives_the_same_weights(text_workspace) -> None
     ).read_bytes()
 
 
+@pytest.mark.slow
 def test_text_run_folder_loads_predicts_and_reports(text_workspace) -> None:
     run = train(text_workspace, _recipe(epochs=2, finetune="lora", lr=1e-2))
     folder = Path(run.path)
@@ -219,3 +220,44 @@ def test_text_run_folder_loads_predicts_and_reports(text_workspace) -> None:
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
     assert evaluate(text_workspace, run.id)["accuracy"] == pytest.approx(float((probs.argmax(1) == y).mean()))
     assert "tokens/s" in (folder / "report.html").read_text()
+
+
+def _cli(
+    root: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str
+) -> tuple[int, str, str]:
+    import sys
+
+    from dcloop.cli import main
+
+    monkeypatch.chdir(root)
+    capsys.readouterr()
+    monkeypatch.setattr(sys, "argv", ["dcloop", *args])
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.slow
+def test_cli_trains_text_and_refuses_an_image_model(
+    text_workspace, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = text_workspace.root
+    code, _, err = _cli(root, capsys, monkeypatch, "train", "--model", "seed-cnn")
+    assert code == 2 and "`train.model` seed-cnn takes image but the data set version holds text" in err
+    assert len(err.strip().splitlines()) == 1
+    code, _, err = _cli(root, capsys, monkeypatch, "train", "--model", "text-tiny", "--finetune", "sideways")
+    assert code != 0 and "finetune" in err
+    args = ["train", "--model", "text-tiny", "--epochs", "1", "--max-length", "16", "--format", "json"]
+    code, out, err = _cli(root, capsys, monkeypatch, *args)
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["status"] == "finished" and summary["model"] == "text-tiny"
+    spec = json.loads((Path(summary["path"]) / "model.json").read_text())
+    assert spec["input"]["max_length"] == 16 and spec["finetune"] == "full"
+    code, out, _ = _cli(root, capsys, monkeypatch, "models", "list", "--format", "json")
+    modality = {row["name"]: row["modality"] for row in json.loads(out)}
+    assert modality["minilm-l6"] == modality["text-tiny"] == "text" and modality["vit-tiny"] == "image"

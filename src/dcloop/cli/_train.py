@@ -49,6 +49,10 @@ def train(
     device: str = typer.Option(None, "--device", help=field_help("train.device")),
     budget: str = typer.Option(None, "--budget", help=field_help("train.budget_s")),
     target_accuracy: float = typer.Option(None, "--target-accuracy", help=field_help("train.target_accuracy")),
+    finetune: str = typer.Option(None, "--finetune", help=field_help("train.finetune")),
+    max_length: int = typer.Option(None, "--max-length", help=field_help("train.max_length")),
+    layer_decay: float = typer.Option(None, "--layer-decay", help=field_help("train.layer_decay")),
+    freeze_epochs: int = typer.Option(None, "--freeze-epochs", help=field_help("train.freeze_epochs")),
     nproc: int = typer.Option(1, "--nproc", min=1, help="Data-parallel worker processes on this node."),
     nnodes: str = typer.Option(None, "--nnodes", help="torchrun --nnodes (e.g. 2 or 1:4)."),
     node_rank: int = typer.Option(None, "--node-rank", help="torchrun --node-rank."),
@@ -73,6 +77,7 @@ def train(
               dcloop train --model seed-cnn --optimizer adam --schedule constant
               dcloop train --resume            (continue the latest killed run)
               dcloop train --nproc 2           (data-parallel on this machine)
+              dcloop train --model minilm-l6 --finetune lora   (a text data set; LoRA adapters)
               dcloop train --budget 2m         (stop at two minutes; the schedule fits the budget)
               dcloop train --target-accuracy 0.95   (stop once validation reaches 95%)
               dcloop train --cluster --num-workers 4   (Ray Train on the cluster)
@@ -101,6 +106,10 @@ def train(
         "device": device,
         "budget_s": budget,
         "target_accuracy": target_accuracy,
+        "finetune": finetune,
+        "max_length": max_length,
+        "layer_decay": layer_decay,
+        "freeze_epochs": freeze_epochs,
     }
     recipe = config.with_overrides(ws.config, "train", overrides).train
     passthrough = {"--nnodes": nnodes, "--node-rank": node_rank, "--rdzv-endpoint": rdzv_endpoint}
@@ -136,7 +145,11 @@ def _print_run(run: Any, fmt: Format) -> None:
         print_json({**summary, **{k: run.metrics.get(k) for k in ("per_class", "confusion_matrix", "cost", "spent")}})
         return
     _print_metrics(f"run {run.id[:12]} ({run.name}): test metrics", run.metrics)
-    print_mapping("speed", {k: summary[k] for k in ("best_epoch", "epochs_run", "images_per_s", "wall_s")})
+    speed = {k: summary[k] for k in ("best_epoch", "epochs_run", "images_per_s", "wall_s")}
+    if "tokens_per_s" in run.metrics:  # a text run: texts/s, tokens/s and the share of the measured peak
+        speed = {"texts_per_s" if k == "images_per_s" else k: v for k, v in speed.items()}
+        speed |= {k: run.metrics[k] for k in ("tokens_per_s", "mfu", "trainable_params", "plan_wall_s")}
+    print_mapping("speed", speed)
     note(f"report: {summary['report']}")
 
 
@@ -201,18 +214,16 @@ def runs_show(run: str = typer.Argument(..., help="Run id or unique prefix."), f
 
 @models_app.command("list")
 def models_list(fmt: Format = _FORMAT) -> None:
-    """The model zoo: name, description and parameters of a 28x28 grayscale 2-class instance."""
+    """The model zoo: name, modality, description and parameters of a 2-class instance (images:
+    28x28 grayscale; text: its own vocabulary)."""
     from dcloop.train._models import describe_models
 
     rows = describe_models()
     if fmt is Format.json:
         print_json(rows)
     else:
-        print_table(
-            "model zoo (1x28x28 input, 2 classes)",
-            ["name", "description", "params"],
-            [list(r.values()) for r in rows],
-        )
+        columns = ["name", "modality", "description", "params"]
+        print_table("model zoo (images 1x28x28, 2 classes)", columns, [[r[c] for c in columns] for r in rows])
 
 
 def register(app: typer.Typer) -> None:
