@@ -1,8 +1,8 @@
 """What the Ray cluster costs a training job, and what a node failure costs it.
 
-Usage: python benchmarks/cluster_overhead.py [--epochs 3] [--cpus 2] [--skip-failure]
+Usage: python benchmarks/cluster_overhead.py [--model seed-cnn] [--epochs 2] [--cpus 2] [--skip-failure]
 
-Measures, on this machine, with the real cat-vs-dog Animal-MNIST set and the workspace's default recipe:
+Measures, on this machine, with the real cat-vs-dog Animal-MNIST set and the default recipe for --model:
   * the same job run locally (`train`) and on a one-node local Ray cluster (`train --cluster`, one
     worker with the same CPUs): wall time of each (run record's cost.wall_s: open to report written),
     their ratio, and each test accuracy;
@@ -28,13 +28,13 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
-def workspace(root: Path, epochs: int, cpus: int) -> Any:
+def workspace(root: Path, model: str, epochs: int, cpus: int) -> Any:
     from dcloop import config
     from dcloop.data import import_source
     from dcloop.workspace import init_workspace, open_workspace
 
     ws = init_workspace(root)
-    text = f"tracking:\n  mlflow: false\ntrain:\n  epochs: {epochs}\n  threads: {cpus}\n"
+    text = f"tracking:\n  mlflow: false\ntrain:\n  model: {model}\n  epochs: {epochs}\n  threads: {cpus}\n"
     (root / "dcloop.yaml").write_text(text, encoding="utf-8")
     ws = open_workspace(root, config.load(root / "dcloop.yaml"))
     import_source(ws, "animal-mnist", classes=["cat", "dog"])
@@ -126,19 +126,21 @@ def _free_port() -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--model", default="seed-cnn")
+    parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--cpus", type=int, default=2)
     parser.add_argument("--skip-failure", action="store_true")
     args = parser.parse_args()
-    rows: list[list[Any]] = []
+    print(f"{'measure':<40}  {'value':>10}  note", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        rows += overhead(workspace(Path(tmp) / "a", args.epochs, args.cpus), args.cpus)
+        _print(overhead(workspace(Path(tmp) / "a", args.model, args.epochs, args.cpus), args.cpus))
         if not args.skip_failure:
-            rows += failure(workspace(Path(tmp) / "b", args.epochs, 1), args.cpus)
-    width = max(len(r[0]) for r in rows)
-    print(f"{'measure':<{width}}  {'value':>10}  note")
+            _print(failure(workspace(Path(tmp) / "b", args.model, args.epochs + 1, 1), args.cpus))
+
+
+def _print(rows: list[list[Any]]) -> None:
     for name, value, note in rows:
-        print(f"{name:<{width}}  {value:>10}  {note}")
+        print(f"{name:<40}  {value:>10}  {note}", flush=True)
 
 
 if __name__ == "__main__":

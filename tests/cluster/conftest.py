@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from dcloop.cluster._local import OBJECT_STORE_BYTES, start_node, stop_group
+from dcloop.errors import ClusterError
 
 HEAD_LABEL, WORKER_LABEL = "dcloop_test_head", "dcloop_test_b"
 
@@ -60,6 +61,14 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _start(args: list[str], env: dict[str, str], log: Path) -> int:
+    """``ray start``, once more if it fails: Ray gives a node 30 s to register, which a loaded machine can miss."""
+    try:
+        return start_node(args, env, log)
+    except ClusterError:
+        return start_node(args, env, log)
+
+
 @pytest.fixture(scope="session")
 def two_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoNodes]:
     folder = Path(f"/tmp/dcloop-t{secrets.token_hex(3)}")  # short: Ray's socket paths must fit 107 bytes
@@ -78,11 +87,11 @@ def two_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoNodes]:
     try:
         head = ["start", "--head", "--port", str(port), "--ray-client-server-port", str(_free_port())]
         head += ["--include-dashboard", "false", "--temp-dir", str(folder / "h")]
-        groups[HEAD_LABEL] = start_node(
+        groups[HEAD_LABEL] = _start(
             [*head, *common, "--resources", json.dumps({HEAD_LABEL: 1})], env, folder / "h.log"
         )
         other = ["start", "--address", f"127.0.0.1:{port}", "--temp-dir", str(folder / "b")]
-        groups[WORKER_LABEL] = start_node(
+        groups[WORKER_LABEL] = _start(
             [*other, *common, "--resources", json.dumps({WORKER_LABEL: 1})], env, folder / "b.log"
         )
         yield TwoNodes(f"127.0.0.1:{port}", token, groups)

@@ -84,6 +84,21 @@ def test_a_request_no_node_can_meet_is_refused_with_what_the_nodes_have(cluster_
     assert store_runs.list_runs(cluster_workspace.store) == []  # nothing was opened
 
 
+def test_tune_workers_run_as_ray_tasks_and_share_one_study(cluster_workspace) -> None:
+    from dcloop.cluster import tune_on_cluster
+
+    ws = cluster_workspace
+    ws.config.tune.epochs = 1
+    ws.config.tune.pruner = "none"
+    ws.config.train.model = "tiny-cnn"
+    result = tune_on_cluster(ws, trials=3, workers=2)
+    assert (result.complete, result.failed) == (3, 0)
+    # pruned trials do not count toward the budget; each complete trial has one finished run
+    finished = [r for r in store_runs.list_runs(ws.store, kind="trial") if r.status == "finished"]
+    assert len(finished) == result.complete + result.pruned
+    assert result.storage == f"sqlite:///{ws.state / 'optuna.db'}"
+
+
 def test_losing_a_node_mid_training_resumes_from_the_last_checkpoint(two_nodes, cluster_workspace) -> None:
     from dcloop.cluster import train_on_cluster
     from dcloop.train._checkpoint import load_checkpoint

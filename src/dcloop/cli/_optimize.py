@@ -70,6 +70,9 @@ def tune(
         False, "--resume", help="Continue a killed study: run only the missing trials."
     ),
     timeout: float = typer.Option(None, "--timeout", min=0.001, help=field_help("tune.timeout_s")),
+    cluster: bool = typer.Option(
+        False, "--cluster", help="Run the workers as Ray tasks on the cluster (RAY_ADDRESS, cluster.address)."
+    ),
     fmt: Format = _FORMAT,
 ) -> None:
     """Search hyperparameters over `tune.space`; each trial is a tracked run (kind trial).
@@ -77,11 +80,15 @@ def tune(
     Examples: dcloop tune --trials 20 --workers 2
               dcloop tune --resume                        (after a kill: finish the missing trials)
               dcloop tune --storage postgresql+psycopg://user@db/optuna --study team   (on every machine)
+              dcloop tune --cluster --workers 4           (trials as Ray tasks; the study in a shared store)
     """
     from dcloop.optimize import tune as tune_study
     from dcloop.workspace import open_workspace
 
-    result = tune_study(
+    run = tune_study
+    if cluster:
+        from dcloop.cluster import tune_on_cluster as run
+    result = run(
         open_workspace(),
         trials=trials,
         workers=workers,

@@ -109,14 +109,26 @@ def auth_env(token_path: str | None) -> dict[str, str]:
     return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": token_path}
 
 
-def _use_token(token_path: str | None) -> None:
-    """Set the token environment; Ray reads it when it loads, so an already loaded Ray re-reads it."""
-    os.environ.update(auth_env(token_path))
+def _use_token(token_path: str | None) -> dict[str, str | None]:
+    """Set the token environment (returning what it replaced); Ray reads it when it loads, so an
+    already loaded Ray re-reads it."""
+    env = auth_env(token_path)
+    previous = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
     if "ray" in sys.modules and os.environ.get("RAY_AUTH_MODE") == "token":
         from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]
 
         Config.initialize("")
         AuthenticationTokenLoader.instance().reset_cache()
+    return previous
+
+
+def _restore(previous: dict[str, str | None]) -> None:
+    for key, value in previous.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @contextmanager
@@ -128,7 +140,7 @@ def connected(workspace: Workspace, address: str | None = None) -> Iterator[Targ
     if "ray" in sys.modules and sys.modules["ray"].is_initialized():  # joined already, e.g. by a loop turn
         yield target
         return
-    _use_token(target.token_path)
+    previous = _use_token(target.token_path)  # this head's token, for this block only
     os.environ.setdefault("RAY_TRAIN_V2_ENABLED", "1")
     import ray
 
@@ -138,6 +150,7 @@ def connected(workspace: Workspace, address: str | None = None) -> Iterator[Targ
             address=target.address, logging_level=logging.ERROR, log_to_driver=False, configure_logging=False
         )
     except (ConnectionError, RuntimeError, TimeoutError, ValueError) as exc:
+        _restore(previous)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ClusterError(
             f"Cannot join the Ray cluster at {target.address!r} ({target.setting}): {first}"
@@ -146,3 +159,4 @@ def connected(workspace: Workspace, address: str | None = None) -> Iterator[Targ
         yield target
     finally:
         ray.shutdown()
+        _restore(previous)

@@ -22,10 +22,15 @@ from dcloop.optimize import _study
 from dcloop.optimize._tune_report import TuneResult, summarize
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import optuna
 
     from dcloop.config import TuneConfig
     from dcloop.workspace import Workspace
+
+    # (workspace, resolved config as JSON, storage URL, workers, deadline, resume)
+    Spawner = Callable[[Workspace, dict[str, Any], str, int, float | None, bool], None]
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +44,13 @@ def tune(
     study: str | None = None,
     resume: bool = False,
     timeout_s: float | None = None,
+    spawn: Spawner | None = None,
 ) -> TuneResult:
-    """Run (or continue) the study until it holds ``trials`` finished trials; flags override ``tune.*``."""
+    """Run (or continue) the study until it holds ``trials`` finished trials; flags override ``tune.*``.
+
+    ``spawn``, when given, runs the ``workers`` instead of local processes, with ``_spawn_workers``'s
+    arguments (dcloop.cluster submits each as a Ray task that runs ``run_worker``).
+    """
     from dcloop.config import with_overrides
 
     overrides = {
@@ -55,7 +65,9 @@ def tune(
     url = cfg.storage or f"sqlite:///{workspace.state / 'optuna.db'}"
     opened = _open_study(workspace, cfg, url, resume)
     deadline = time.time() + cfg.timeout_s if cfg.timeout_s else None
-    if cfg.workers == 1:
+    if spawn is not None:
+        spawn(workspace, config.model_dump(mode="json"), url, cfg.workers, deadline, resume)
+    elif cfg.workers == 1:
         from dcloop.optimize._worker import run_worker
 
         run_worker(workspace, cfg, url, 0, deadline, wait_for_running=resume)
