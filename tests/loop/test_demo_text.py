@@ -186,7 +186,8 @@ def test_text_demo_closes_the_loop_on_generated_topics(tmp_path: Path) -> None:
         assert result["accuracy_shifted_after"] >= result["accuracy_shifted_before"]
     else:
         assert result["gate_reasons"] and result["served_after"] == "quotes@1"
-    assert any(a.startswith("Live accuracy") or "accuracy" in a for a in result["alerts"])
+    assert any("embedding drift" in alert for alert in result["alerts"]), result["alerts"]
+    assert result["alert_gauges"]["embedding_drift:quotes@1"] == 1.0
     for path in result["reports"].values():
         assert Path(path).is_file(), path
     assert "shifted texts" in Path(result["report"]).read_text()
