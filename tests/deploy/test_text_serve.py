@@ -252,3 +252,24 @@ def test_stored_texts_are_bounded(text_server, text_ws) -> None:
     assert row.input_bytes <= MAX_STORED_TEXT_BYTES and row.input.decode() == huge[: len(row.input.decode())]
     assert len(row.input.decode()) == MAX_STORED_TEXT_BYTES // 2
     add_labels(text_ws.store, [(pid, "pos")])
+
+
+def test_dcloop_predict_reads_text_files_as_the_server_does(text_ws, text_onnx, tmp_path: Path) -> None:
+    from dcloop.deploy._batch import predict_files
+
+    texts = ["a superb and warm film", "a cold, dull story", " ".join(sentences(1, seed=9, words=(30, 30)))]
+    for i, text in enumerate(texts):
+        (tmp_path / f"{i}.txt").write_text(text, encoding="utf-8")
+    (tmp_path / "3.txt").write_text("  \n", encoding="utf-8")
+    (tmp_path / "4.txt").write_bytes(b"\xff\xfe\xfa")
+    result = predict_files(text_ws, [tmp_path], "reviews@1")
+    assert result.failed == 2 and [r.error is None for r in result.rows] == [True] * 3 + [False] * 2
+    probs = softmax(onnx_logits(text_onnx, texts))
+    got = np.asarray([[r.probabilities[c] for c in TEXT_CLASSES] for r in result.rows[:3]])
+    assert np.allclose(got, probs, atol=1e-5)
+    assert "empty or only whitespace" in result.rows[3].error and "UTF-8" in result.rows[4].error
+
+
+def test_a_bundle_registers_with_the_classes_its_model_json_lists(text_ws, text_onnx) -> None:
+    version = register_model_version(text_ws, text_onnx, name="bundle")
+    assert version.classes == TEXT_CLASSES and version.input_shape == []

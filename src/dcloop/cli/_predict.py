@@ -1,4 +1,4 @@
-"""`dcloop predict`: classify image files with a registered model, as the server would."""
+"""`dcloop predict`: classify image (or text) files with a registered model, as the server would."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ class PredictFormat(enum.StrEnum):
 
 def predict(
     paths: list[str] = typer.Argument(
-        ..., metavar="FILES...|FOLDER", help="Image files and/or folders (searched recursively)."
+        ...,
+        metavar="FILES...|FOLDER",
+        help="Image files (a text model: UTF-8 text files, one text each) and/or folders (searched recursively).",
     ),
     model: str = typer.Option(
         None, "--model", help="NAME, NAME@ALIAS or NAME@VERSION (default: serve.model, else the champion)."
@@ -28,6 +30,7 @@ def predict(
     fmt: PredictFormat = typer.Option(PredictFormat.table, "--format", help="table, json or csv."),
 ) -> None:
     """Classify images with a registered model: the server's ONNX Runtime session and image decoder.
+    A text model reads each file as one UTF-8 text and tokenizes it as the server does.
 
     Nothing is stored; send images to a running `dcloop serve` to log predictions for feedback.
     Exits 1 when a file could not be read (its row says why).
@@ -36,6 +39,7 @@ def predict(
       dcloop predict photos/
       dcloop predict cat.png dog.jpg --model pets@challenger --format json
       dcloop predict photos/ --format csv > predictions.csv
+      dcloop predict reviews/*.txt --model reviews@champion
     """
     from dcloop.deploy._batch import predict_files
     from dcloop.workspace import open_workspace

@@ -1,4 +1,4 @@
-"""`dcloop predict`: batch inference on image files from the command line.
+"""`dcloop predict`: batch inference on image files (or, for a text model, text files) from the command line.
 
 It uses what the server uses: the registered model version's ONNX Runtime session
 (``deploy.runtime``) and the image decoder `/predict` and `dcloop data import` share, so a file gets
@@ -61,8 +61,9 @@ def predict_files(ws: Workspace, paths: Sequence[str | Path], model: str | None 
     onnx = load_model(get_model_version(ws, ref), threads=ws.config.serve.threads)
     max_pixels = ws.config.serve.max_image_pixels
     rows: list[FilePrediction] = []
+    run = _predict_chunk if onnx.text is None else _predict_text_chunk
     for start in range(0, len(files), CHUNK):
-        rows += _predict_chunk(onnx, files[start : start + CHUNK], max_pixels)
+        rows += run(onnx, files[start : start + CHUNK], max_pixels)
     return BatchPrediction(onnx.version.ref, onnx.classes, rows)
 
 
@@ -98,6 +99,34 @@ def _predict_chunk(onnx: OnnxModel, files: Sequence[Path], max_pixels: int) -> l
         except ImageRejected as rejected:
             errors[i] = rejected.reason
     probs = softmax(onnx.logits(as_model_input(np.stack(images)))) if images else np.zeros((0, 0))
+    return _rows(onnx, files, probs, errors)
+
+
+def _predict_text_chunk(onnx: OnnxModel, files: Sequence[Path], max_pixels: int) -> list[FilePrediction]:
+    """A text model reads each file as one UTF-8 text, tokenized and cut as the server does it."""
+    from dcloop.deploy._text import encode
+
+    assert onnx.text is not None
+    texts: list[str] = []
+    errors: dict[int, str] = {}
+    for i, path in enumerate(files):
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            errors[i] = f"not readable as UTF-8 text: {exc}"
+            continue
+        if not text.strip():
+            errors[i] = "empty or only whitespace"
+            continue
+        texts.append(text)
+    logits = [onnx.text_logits(encode(onnx.text, texts[i : i + 64])) for i in range(0, len(texts), 64)]
+    probs = softmax(np.concatenate(logits)) if texts else np.zeros((0, 0))
+    return _rows(onnx, files, probs, errors)
+
+
+def _rows(
+    onnx: OnnxModel, files: Sequence[Path], probs: np.ndarray, errors: dict[int, str]
+) -> list[FilePrediction]:
     answers = iter(probs)
     rows = []
     for i, path in enumerate(files):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -22,6 +23,7 @@ def resolve_source(
     if path.suffix == ".onnx" or path.is_file():
         if not path.is_file():
             raise NotFoundError(f"No ONNX file {path}.")
+        classes = classes or _spec_classes(path.parent)
         if not classes:
             raise ConfigError(f"Registering the ONNX file {path} needs its class names (--classes a,b,...).")
         return dict(
@@ -95,3 +97,15 @@ def _from_variant(ws: Workspace, ref: str) -> dict[str, Any]:
         metrics=dict(variant.metrics),
         lineage={"run": run.id, "variant": variant.id, "params": variant.params},
     )
+
+
+def _spec_classes(folder: Path) -> list[str] | None:
+    """The class names a deployable folder's ``model.json`` lists (a text bundle does), if any."""
+    try:
+        spec = json.loads((folder / "model.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    classes = spec.get("classes") if isinstance(spec, dict) else None
+    if isinstance(classes, list) and classes and all(isinstance(c, str) and c for c in classes):
+        return list(classes)
+    return None
