@@ -273,3 +273,17 @@ def test_dcloop_predict_reads_text_files_as_the_server_does(text_ws, text_onnx, 
 def test_a_bundle_registers_with_the_classes_its_model_json_lists(text_ws, text_onnx) -> None:
     version = register_model_version(text_ws, text_onnx, name="bundle")
     assert version.classes == TEXT_CLASSES and version.input_shape == []
+
+
+def test_a_text_onnx_without_its_tokenizer_is_refused_with_one_line(
+    text_ws, text_onnx, tmp_path: Path
+) -> None:
+    from dcloop.errors import DataError
+
+    bare = tmp_path / "bare.onnx"
+    bare.write_bytes(text_onnx.read_bytes())
+    with pytest.raises(DataError, match=r"is a text model: it needs tokenizer.json and a model.json"):
+        register_model_version(text_ws, bare, name="bare", classes=TEXT_CLASSES)
+    (tmp_path / "model.json").write_text('{"modality": "text", "input": {"max_length": 1}}', encoding="utf-8")
+    with pytest.raises(DataError, match=r"`input.max_length` must be an integer 2-8192. Got 1"):
+        register_model_version(text_ws, bare, name="bare", classes=TEXT_CLASSES)

@@ -107,6 +107,11 @@ def inspect_onnx(path: Path) -> tuple[list[int], int]:
     """([C, H, W], number of classes) of an ONNX classifier, checked against the dcloop contract."""
     session = _session(path, threads=1)
     inputs, outputs = session.get_inputs(), session.get_outputs()
+    if sorted(i.name for i in inputs) == ["attention_mask", "input_ids"]:
+        raise DataError(
+            f"{path} is a text model: it needs tokenizer.json and a model.json saying "
+            '"modality": "text" and input.max_length beside it.'
+        )
     if len(inputs) != 1 or len(inputs[0].shape) != 4:
         raise DataError(f"{path} must take one input shaped (N, C, H, W). Got {[i.shape for i in inputs]}.")
     chw = inputs[0].shape[1:]
