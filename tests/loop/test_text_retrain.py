@@ -1,5 +1,6 @@
 """Retraining a text model: labelled text feedback from the server becomes a new text data set version,
-a text-tiny challenger trains on it, and the gate judges it on texts (test split and held-out feedback)."""
+a text-tiny challenger trains on it, and the gate judges it on texts (test split and held-out feedback).
+On the way, monitoring tests the traffic's drift, embeddings included, with the trained run's model."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def _reviews(n: int, seed: int) -> list[tuple[str, str]]:
 def test_labelled_text_feedback_becomes_a_new_version_and_a_gated_challenger(tmp_path: Path) -> None:
     from dcloop.data import import_source, load_dataset
     from dcloop.deploy import create_app, get_model_version, in_process_client
-    from dcloop.feedback import challenge, retrain
+    from dcloop.feedback import challenge, monitor, retrain
     from dcloop.workspace import init_workspace, open_workspace
 
     ws = init_workspace(tmp_path / "ws")
@@ -74,6 +75,11 @@ def test_labelled_text_feedback_becomes_a_new_version_and_a_gated_challenger(tmp
                 headers={"Authorization": "Bearer t"},
             )
             assert r.status_code == 200
+    report = monitor(ws, "reviews")  # 60 stored texts >= monitor.min_samples: drift is tested
+    (drift,) = report.drift
+    assert tuple(drift.psi) == ("token_length", "unknown_share", "unseen_share") and drift.current_n == 60
+    assert drift.embedding is not None, drift.note  # KS on the trained run's pooled embeddings
+    assert 0.0 <= drift.embedding["ks_pvalue"] <= 1.0 and drift.embedding["components"] >= 1
     result = retrain(ws, "reviews")
     new = load_dataset(ws, result.dataset)
     assert new.modality == "text" and result.base_dataset == base.id
