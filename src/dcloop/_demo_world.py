@@ -101,6 +101,9 @@ def text_config(fast: bool) -> dict[str, Any]:
         "train": {**train, **recipe, "max_length": 64, "batch_size": 32, "seed": 0, "threads": 0},
         "tracking": {"mlflow": not fast},
         "optimize": {"latency_runs": 20, "throughput_batches": 2},
+        # five topics of quotations share their humour and style: the champion scores about 0.78, so
+        # the default 0.8 would flag it before any shift
+        "monitor": {"min_accuracy": 0.6},
         "gate": GATE,
         "loop": {
             "model": "quotes",
