@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -113,6 +114,7 @@ def cluster_down(workspace: Workspace) -> bool:
     if head is None:
         return False
     stop_group(int(head["pgid"]))
+    shutil.rmtree(str(head["temp_dir"]), ignore_errors=True)  # the head's logs and sockets
     (state_dir(workspace) / HEAD_FILE).unlink(missing_ok=True)
     return True
 
