@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import tempfile
 import threading
@@ -104,6 +105,7 @@ def failure(ws: Any, cpus: int) -> list[list[Any]]:
     finally:
         stop_group(pgid)
         cluster_down(ws)
+        shutil.rmtree(folder, ignore_errors=True)
     info = run.lineage["cluster"]
     records = [
         json.loads(p.read_text()) for p in (Path(run.path) / "cluster" / info["launch"]).glob("*.json")
