@@ -4,7 +4,7 @@ and trainable parameters.
 
 Each row trains in its own process, so its peak RSS (getrusage) is its own. The recipe is each
 model's default (dcloop.train's text recipes) unless flags override it; --train-limit keeps the
-first N texts of the train split (the split's own seeded order) to fit a short run.
+a seeded random sample of N train texts to fit a short run.
 
 Usage: .venv/bin/python benchmarks/text_finetune.py [--epochs 3] [--max-length 128] [--train-limit 0]
 """
@@ -20,6 +20,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROWS = {
     "minilm-l6 full": ("minilm-l6", "full"),
@@ -42,9 +44,9 @@ def run_row(name: str, root: Path, dataset_id: str, args: argparse.Namespace) ->
 
     model_name, finetune = ROWS[name]
     data = load_dataset(open_workspace(root), dataset_id)
-    if args.train_limit:
-        splits = {**data.splits, "train": data.splits["train"][: args.train_limit]}
-        data = dataclasses.replace(data, splits=splits)
+    if args.train_limit:  # a seeded sample: the split is in stored order, which is by class
+        train = np.random.default_rng(0).permutation(data.splits["train"])[: args.train_limit]
+        data = dataclasses.replace(data, splits={**data.splits, "train": np.sort(train)})
     overrides = {
         "model": model_name,
         "finetune": finetune,
