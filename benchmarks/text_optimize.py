@@ -8,7 +8,7 @@ student keeping 3 of the 6 encoder layers) and prints the variant table and the 
   distill: size / speed / accuracy of the student against the export (reported, no target)
 
     .venv/bin/python benchmarks/text_optimize.py [--workspace DIR] [--run RUN] [--epochs N]
-        [--max-length N] [--threads N] [--no-distill]
+        [--max-length N] [--threads N] [--distill-epochs N] [--no-distill] [--quick [--train-texts N] [--test-texts N]]
 
 Throughput is texts per second at batch 32, each batch padded to its longest text, best of 3
 rounds. Timings depend on the machine and its load; run it on a quiet machine for stable numbers.
@@ -26,7 +26,7 @@ from typing import Any
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
-def _workspace(folder: Path, threads: int) -> Any:
+def _workspace(folder: Path, threads: int, distill_epochs: int) -> Any:
     from dcloop import config
     from dcloop.data import import_source
     from dcloop.store import datasets as store_datasets
@@ -38,7 +38,9 @@ def _workspace(folder: Path, threads: int) -> Any:
         import_source(ws, "fortunes")
         print(f"imported fortunes in {time.perf_counter() - start:.0f}s")
     cfg = config.with_overrides(
-        ws.config, "optimize", {"threads": threads, "latency_runs": 100, "throughput_batches": 5}
+        ws.config,
+        "optimize",
+        {"threads": threads, "latency_runs": 100, "throughput_batches": 5, "distill_epochs": distill_epochs},
     )
     return open_workspace(ws.root, config.with_overrides(cfg, "tracking", {"mlflow": False}))
 
@@ -56,6 +58,15 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=2, help="ONNX Runtime intra-op threads (optimize.threads)."
     )
+    parser.add_argument("--distill-epochs", type=int, default=1, help="Epochs of student training.")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="No fine-tuning: minilm-l6's pretrained encoder with a head fitted on its frozen embeddings "
+        "of --train-texts train texts; the export, fused graph and dynamic int8 measured the same way.",
+    )
+    parser.add_argument("--train-texts", type=int, default=600, help="Train texts fitting the --quick head.")
+    parser.add_argument("--test-texts", type=int, default=0, help="--quick: test texts measured (0: all).")
     parser.add_argument("--no-distill", action="store_true", help="Leave the distilled student out (faster).")
     args = parser.parse_args()
 
@@ -63,7 +74,11 @@ def main() -> None:
     from dcloop.optimize._report import columns, variant_row
     from dcloop.train import train
 
-    ws = _workspace(args.workspace or Path(tempfile.mkdtemp(prefix="dcloop-bench-text-")), args.threads)
+    ws = _workspace(
+        args.workspace or Path(tempfile.mkdtemp(prefix="dcloop-bench-text-")),
+        args.threads,
+        args.distill_epochs,
+    )
     run_id = args.run
     if run_id is None:
         recipe = ws.config.train.model_copy(
@@ -129,6 +144,116 @@ def main() -> None:
         [[n, f"{v:.3f}", g, "" if ok is None else ("yes" if ok else "NO")] for n, v, g, ok in targets],
     )
     print(f"recommended: {result.recommended.id[:12]} ({result.recommended.method}) by rule: {result.rule}")
+
+
+def _quick(ws: Any, max_length: int, threads: int, train_texts: int, test_texts: int) -> None:
+    """minilm-l6 with a fitted head (frozen encoder), then export / fused / int8 under measure_onnx."""
+    import numpy as np
+    import torch
+
+    from dcloop.data import encode_texts, load_dataset
+    from dcloop.optimize._measure import measure_onnx, text_inputs
+    from dcloop.optimize._onnx import onnx_session
+    from dcloop.optimize._text_onnx import export_text_onnx, max_abs_diff, text_onnx_logits, torch_text_logits
+    from dcloop.optimize._text_quantize import bert_dims, fuse_transformer, quantize_dynamic_int8
+    from dcloop.train import create_model, text_tokenizer
+
+    torch.set_num_threads(threads)
+    data = load_dataset(ws)
+    tokenizer = text_tokenizer("minilm-l6")
+    model = create_model("minilm-l6", num_classes=data.num_classes).eval()
+    x_train, y_train = data.arrays("train")
+    pick = np.random.default_rng(0).permutation(len(x_train))[:train_texts]
+    start = time.perf_counter()
+    ids, lengths = encode_texts(tokenizer, list(x_train[pick]), max_length)
+    features = _embeddings(model, ids, lengths)
+    _fit_head(model.head, features, torch.from_numpy(y_train[pick]))
+    print(f"head fitted on {len(pick)} frozen embeddings in {time.perf_counter() - start:.0f}s")
+    x_test, y_test = data.arrays("test")
+    if test_texts:
+        keep = np.random.default_rng(1).permutation(len(x_test))[:test_texts]
+        x_test, y_test = x_test[keep], y_test[keep]
+    test_ids, test_lengths = encode_texts(tokenizer, list(x_test), max_length)
+    inputs = text_inputs(test_ids, test_lengths)
+    folder = Path(tempfile.mkdtemp(prefix="dcloop-bench-text-quick-"))
+    export_text_onnx(model, folder / "fp32.onnx", max_length)
+    torch_logits = torch_text_logits(model, test_ids, test_lengths)
+    parity = max_abs_diff(
+        torch_logits, text_onnx_logits(onnx_session(folder / "fp32.onnx"), test_ids, test_lengths)
+    )
+    print(f"export parity (max |logit diff|, test texts): {parity:.2e}")
+    fusions = fuse_transformer(folder / "fp32.onnx", folder / "fused.onnx", *bert_dims(model))  # type: ignore[misc]
+    print(f"fusions: {fusions}")
+    quantize_dynamic_int8(folder / "fused.onnx", folder / "int8.onnx", per_channel=True)
+    torch_pred = torch_logits.argmax(1)
+    print(f"PyTorch test accuracy: {100 * float((torch_pred == y_test).mean()):.2f}% on {len(y_test)} texts")
+    rows, measured = [], {}
+    for name in ("fp32", "fused", "int8"):
+        m, pred = measure_onnx(
+            folder / f"{name}.onnx",
+            inputs,
+            y_test,
+            data.classes,
+            threads=threads,
+            latency_runs=50,
+            throughput_batches=5,
+        )
+        measured[name] = m
+        rows.append(
+            [
+                name,
+                round(100 * m["accuracy"], 2),
+                round(100 * float((pred == torch_pred).mean()), 2),
+                round(m["size_bytes"] / 2**20, 1),
+                round(m["latency_p50_ms"], 1),
+                round(m["throughput_ips"], 1),
+            ]
+        )
+    _print(["variant", "accuracy %", "agreement %", "size MiB", "p50 ms", "text/s @32"], rows)
+    base, int8 = measured["fp32"], measured["int8"]
+    size, speed = base["size_bytes"] / int8["size_bytes"], int8["throughput_ips"] / base["throughput_ips"]
+    drop = 100 * (base["accuracy"] - int8["accuracy"])
+    fused = measured["fused"]["throughput_ips"] / base["throughput_ips"]
+    _print(
+        ["target", "measured", "goal", "met"],
+        [
+            ["int8 file size vs fp32 export", f"{size:.2f}", ">= 3.5x", "yes" if size >= 3.5 else "NO"],
+            [
+                "int8 batch-32 throughput vs fp32 export",
+                f"{speed:.2f}",
+                ">= 2x",
+                "yes" if speed >= 2 else "NO",
+            ],
+            ["int8 accuracy drop (pts)", f"{drop:.2f}", "<= 1", "yes" if drop <= 1 else "NO"],
+            ["fused fp32 throughput vs export", f"{fused:.2f}", "report", ""],
+        ],
+    )
+
+
+def _embeddings(model: Any, ids: Any, lengths: Any, batch_size: int = 32) -> Any:
+    import torch
+
+    from dcloop.optimize._text_onnx import text_batches
+
+    with torch.no_grad():
+        return torch.cat(
+            [
+                model.embed(torch.from_numpy(f["input_ids"]), torch.from_numpy(f["attention_mask"]))
+                for f in text_batches(ids, lengths, batch_size)
+            ]
+        )
+
+
+def _fit_head(head: Any, features: Any, labels: Any, steps: int = 300) -> None:
+    """Multinomial logistic regression of the head on fixed features (full-batch Adam, L2)."""
+    import torch
+
+    optimizer = torch.optim.Adam(head.parameters(), lr=1e-2, weight_decay=1e-4)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(head(features), labels).backward()
+        optimizer.step()
+    head.requires_grad_(False)
 
 
 def _print(columns: list[str], rows: list[list[object]]) -> None:
