@@ -25,7 +25,6 @@ def test_list_sources_names_every_kind() -> None:
         "jsonl",
         "npz",
         "parquet",
-    ] + [
         "text-folder",
         "tsv",
     ]
