@@ -79,6 +79,9 @@ def main() -> None:
         args.threads,
         args.distill_epochs,
     )
+    if args.quick:
+        _quick(ws, args.max_length, args.threads, args.train_texts, args.test_texts)
+        return
     run_id = args.run
     if run_id is None:
         recipe = ws.config.train.model_copy(
