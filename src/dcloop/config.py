@@ -53,7 +53,9 @@ class DataConfig(_Section):
         description="Largest image file (width x height) decoded; larger ones are quarantined unread.",
     )
     text_column: str = Field(
-        "text", min_length=1, description="Column of the text in CSV/TSV/JSONL/Parquet sources (--text-column)."
+        "text",
+        min_length=1,
+        description="Column of the text in CSV/TSV/JSONL/Parquet sources (--text-column).",
     )
     label_column: str = Field(
         "label", min_length=1, description="Column of the label in tabular text sources (--label-column)."

@@ -25,6 +25,7 @@ LAYERS: tuple[str, ...] = (
     "helpers",  # config.py and the top-level modules that are not a layout entry (errors, atomic, ...)
     "store",
     "workspace",
+    "plan",  # formulas over helpers only: a training run can print the planner's answer for its own job
     "data",
     "train",
     "optimize",
@@ -32,7 +33,6 @@ LAYERS: tuple[str, ...] = (
     "feedback",
     "loop",
     "cluster",
-    "plan",
     "demo",
     "ui",  # the dashboard: reads what every stage recorded, so it sits above them all
     "cli",

@@ -20,7 +20,9 @@ TEXT_KWARGS = {"text-tiny": {"vocab_size": 100, "layers": 2, "width": 32, "max_l
 
 
 def test_every_entry_has_a_modality_contract() -> None:
-    assert sorted(IMAGE + TEXT) == ZOO and {"vit-tiny"} <= set(IMAGE) and {"minilm-l6", "text-tiny"} <= set(TEXT)
+    assert (
+        sorted(IMAGE + TEXT) == ZOO and {"vit-tiny"} <= set(IMAGE) and {"minilm-l6", "text-tiny"} <= set(TEXT)
+    )
 
 
 @pytest.mark.parametrize("name", IMAGE)
@@ -64,7 +66,9 @@ def text_model(request: pytest.FixtureRequest) -> tuple[str, torch.nn.Module]:
     return name, create_model(name, num_classes=3, **TEXT_KWARGS.get(name, {}))
 
 
-def test_text_models_train_one_step_with_gradients_everywhere(text_model: tuple[str, torch.nn.Module]) -> None:
+def test_text_models_train_one_step_with_gradients_everywhere(
+    text_model: tuple[str, torch.nn.Module],
+) -> None:
     name, model = text_model
     model.train()
     ids, mask = _text_batch(model.vocab_size)

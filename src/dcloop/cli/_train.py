@@ -48,7 +48,9 @@ def train(
     precision: str = typer.Option(None, "--precision", help=field_help("train.precision")),
     device: str = typer.Option(None, "--device", help=field_help("train.device")),
     budget: str = typer.Option(None, "--budget", help=field_help("train.budget_s")),
-    target_accuracy: float = typer.Option(None, "--target-accuracy", help=field_help("train.target_accuracy")),
+    target_accuracy: float = typer.Option(
+        None, "--target-accuracy", help=field_help("train.target_accuracy")
+    ),
     finetune: str = typer.Option(None, "--finetune", help=field_help("train.finetune")),
     max_length: int = typer.Option(None, "--max-length", help=field_help("train.max_length")),
     layer_decay: float = typer.Option(None, "--layer-decay", help=field_help("train.layer_decay")),
@@ -60,10 +62,14 @@ def train(
     rdzv_backend: str = typer.Option(None, "--rdzv-backend", help="torchrun --rdzv-backend (c10d, static)."),
     rdzv_id: str = typer.Option(None, "--rdzv-id", help="torchrun --rdzv-id shared by all nodes."),
     cluster: bool = typer.Option(
-        False, "--cluster", help="Train with Ray Train on the cluster (RAY_ADDRESS, cluster.address, cluster up)."
+        False,
+        "--cluster",
+        help="Train with Ray Train on the cluster (RAY_ADDRESS, cluster.address, cluster up).",
     ),
     num_workers: int = typer.Option(None, "--num-workers", min=1, help=field_help("cluster.num_workers")),
-    cpus_per_worker: float = typer.Option(None, "--cpus-per-worker", help=field_help("cluster.cpus_per_worker")),
+    cpus_per_worker: float = typer.Option(
+        None, "--cpus-per-worker", help=field_help("cluster.cpus_per_worker")
+    ),
     resume: bool = typer.Option(
         False, "--resume", help="Continue an unfinished run: RUN, or the latest one when RUN is left out."
     ),
@@ -121,7 +127,12 @@ def train(
         workers = {"num_workers": num_workers, "cpus_per_worker": cpus_per_worker}
         settings = config.with_overrides(ws.config, "cluster", workers).cluster
         run = train_on_cluster(
-            ws, recipe, data, name=name, resume=(resume_run or "latest") if resume else None, settings=settings
+            ws,
+            recipe,
+            data,
+            name=name,
+            resume=(resume_run or "latest") if resume else None,
+            settings=settings,
         )
         _print_run(run, fmt)
         return
@@ -142,7 +153,9 @@ def _print_run(run: Any, fmt: Format) -> None:
 
     summary = run_summary(run)
     if fmt is Format.json:
-        print_json({**summary, **{k: run.metrics.get(k) for k in ("per_class", "confusion_matrix", "cost", "spent")}})
+        print_json(
+            {**summary, **{k: run.metrics.get(k) for k in ("per_class", "confusion_matrix", "cost", "spent")}}
+        )
         return
     _print_metrics(f"run {run.id[:12]} ({run.name}): test metrics", run.metrics)
     speed = {k: summary[k] for k in ("best_epoch", "epochs_run", "images_per_s", "wall_s")}

@@ -136,9 +136,9 @@ def encode(spec: TextSpec, texts: list[str]) -> TokenBatch:
 
 def inspect_text_onnx(path: Path) -> int:
     """Number of classes of a text ONNX classifier, checked against the text contract."""
-    from dcloop.deploy._runtime import _session
+    from dcloop.optimize._onnx import onnx_session
 
-    session = _session(path, threads=1)
+    session = onnx_session(path, 1, spinning=False)
     inputs, outputs = session.get_inputs(), session.get_outputs()
     names = sorted(i.name for i in inputs)
     if names != sorted(INPUT_NAMES) or any(len(i.shape) != 2 or i.type != "tensor(int64)" for i in inputs):

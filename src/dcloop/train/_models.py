@@ -9,27 +9,13 @@ logits; their builders take ``num_classes`` plus their own keywords.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
-from dcloop.registry import Registry
-
-ModelBuilder = Callable[..., nn.Module]
-_models: Registry[ModelBuilder] = Registry("model")
-_descriptions: dict[str, str] = {}
-_modalities: dict[str, str] = {}
-
-
-def register_model(
-    name: str, description: str, modality: str = "image"
-) -> Callable[[ModelBuilder], ModelBuilder]:
-    """Add a builder to the zoo under ``name``, for inputs of ``modality`` ("image" or "text")."""
-    _descriptions[name] = description
-    _modalities[name] = modality
-    return _models.register(name)
+from dcloop.train import _text_models, _vit  # noqa: F401  (their entries register on import)
+from dcloop.train._zoo import ModelBuilder, Normalize, _descriptions, _modalities, _models, register_model
 
 
 def create_model(
@@ -57,21 +43,6 @@ def model_modality(name: str) -> str:
     """The modality a zoo entry takes ("image" or "text")."""
     _models.get(name)
     return _modalities[name]
-
-
-class Normalize(nn.Module):
-    """(x - mean) / std with fixed buffers, so preprocessing travels with the weights."""
-
-    mean: torch.Tensor
-    std: torch.Tensor
-
-    def __init__(self, mean: float, std: float) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
 
 
 def _flat_features(body: nn.Module, in_channels: int, image_size: int) -> int:
@@ -216,7 +187,3 @@ def describe_models(in_channels: int = 1, num_classes: int = 2, image_size: int 
             {"name": name, "modality": _modalities[name], "description": description, "params": params}
         )
     return rows
-
-
-# the entries of the other modules register themselves on import
-from dcloop.train import _text_models, _vit  # noqa: E402, F401

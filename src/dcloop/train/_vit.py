@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dcloop.errors import ConfigError
-from dcloop.train._models import Normalize, register_model
+from dcloop.train._zoo import Normalize, register_model
 
 
 class _Block(nn.Module):
