@@ -7,7 +7,7 @@ DEMO_DIR ?= demo-workspace
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 
-.PHONY: setup demo test lint typecheck unit cpu-paths slow bench clean system-packages
+.PHONY: setup demo test lint typecheck unit cpu-paths slow bench clean system-packages cluster-tests
 
 setup: $(STAMP)
 
@@ -57,6 +57,11 @@ test: system-packages lint typecheck unit cpu-paths
 # training, pruned fine-tune and distillation under every CPU code path torch and oneDNN can emulate
 cpu-paths: setup
 	$(BIN)/pytest -q -m slow tests/train/test_cpu_paths.py
+
+# the Ray extra on a real two-node cluster on loopback (started and stopped by the tests): training,
+# a killed node's raylet mid-epoch, tuning; minutes, so outside the default run; CI runs it
+cluster-tests: setup
+	$(BIN)/pytest -q -m ray tests/cluster
 
 slow: setup
 	$(BIN)/pytest -q -m slow
