@@ -79,7 +79,7 @@ def build_bundle(folder: Path, model_name: str, max_length: int) -> Path:
     import torch
     from torch import nn
 
-    from dcloop.optimize._text_onnx import export_text_onnx, write_text_bundle
+    from dcloop.optimize import export_text_onnx, write_text_bundle
 
     torch.manual_seed(0)
     tokenizer = _tokenizer()

@@ -51,7 +51,7 @@ def resolve_source(
     out = folder / "model.onnx"
     try:
         if spec.get("modality", "image") == "text":  # the ONNX file with its tokenizer and model.json
-            from dcloop.optimize._text_onnx import export_text_onnx, write_text_bundle
+            from dcloop.optimize import export_text_onnx, write_text_bundle
 
             length = int(spec["input"]["max_length"])
             export_text_onnx(trained.model, out, max_length=length)
