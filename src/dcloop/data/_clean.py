@@ -55,11 +55,29 @@ def clean(
             dropped["blank"].append((names[i], f"constant image (value {int(flat[i, 0])})"))
         else:
             groups[digest(x[i])].append(i)
+    kept = resolve_groups(groups, y, names, known, prefer, dedupe, dropped, "pixels", "")
+    return kept, _report(len(x) + len(quarantined), len(kept), dropped)
+
+
+def resolve_groups(
+    groups: Mapping[str, list[int]],
+    y: np.ndarray,
+    names: Sequence[str],
+    known: Mapping[str, int],
+    prefer: np.ndarray | None,
+    dedupe: bool,
+    dropped: dict[str, list[tuple[str, str]]],
+    what: str,
+    how: str,
+) -> np.ndarray:
+    """The kept indices of examples grouped by content digest: a group whose labels disagree (with each
+    other or with an earlier version's ``known`` label) goes to "conflict"; of the rest one example of a
+    group is kept (none when an earlier version has it) and the others go to "duplicate"."""
     keep: list[int] = []
     for key, members in groups.items():
         labels = {int(y[i]) for i in members} | ({known[key]} if key in known else set())
         if len(labels) > 1:
-            reason = f"same pixels labelled {sorted(labels)}"
+            reason = f"same {what} labelled {sorted(labels)}"
             dropped["conflict"] += [(names[i], reason) for i in members]
             continue
         first = _keeper(members, prefer) if key not in known else None
@@ -67,9 +85,8 @@ def clean(
             if i == first or not dedupe:
                 keep.append(i)
             else:
-                dropped["duplicate"].append((names[i], "same pixels as another example"))
-    kept = np.array(sorted(keep), dtype=np.int64)
-    return kept, _report(len(x) + len(quarantined), len(kept), dropped)
+                dropped["duplicate"].append((names[i], f"same {what} as another example{how}"))
+    return np.array(sorted(keep), dtype=np.int64)
 
 
 def _keeper(members: list[int], prefer: np.ndarray | None) -> int:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from dcloop.data._clean import MAX_EXAMPLES, _keeper, _report, merge_reports
+from dcloop.data._clean import MAX_EXAMPLES, _report, merge_reports, resolve_groups
 
 TEXT_QUARANTINE_RULES = ("undecodable", "unreadable", "missing_label", "symlink_outside", "not_text")
 TEXT_RULES = (*TEXT_QUARANTINE_RULES, "empty", "conflict", "duplicate")
@@ -62,20 +62,7 @@ def clean_texts(
             dropped["empty"].append((names[i], "empty or whitespace only"))
         else:
             groups[text_digest(text)].append(i)
-    keep: list[int] = []
-    for key, members in groups.items():
-        labels = {int(y[i]) for i in members} | ({known[key]} if key in known else set())
-        if len(labels) > 1:
-            reason = f"same text labelled {sorted(labels)}"
-            dropped["conflict"] += [(names[i], reason) for i in members]
-            continue
-        first = _keeper(members, prefer) if key not in known else None
-        for i in members:
-            if i == first or not dedupe:
-                keep.append(i)
-            else:
-                dropped["duplicate"].append((names[i], "same text as another example (after normalisation)"))
-    kept = np.array(sorted(keep), dtype=np.int64)
+    kept = resolve_groups(groups, y, names, known, prefer, dedupe, dropped, "text", " (after normalisation)")
     report = _report(len(texts) + len(quarantined), len(kept), dropped, TEXT_QUARANTINE_RULES)
     long = [names[i] for i in kept if len(texts[i]) > max_chars]
     report["long"] = {"max_chars": max_chars, "count": len(long), "examples": long[:MAX_EXAMPLES]}

@@ -101,36 +101,61 @@ def new_predictions(
     """Records of a batch: ``pixels`` uint8 (N, C, H, W), ``probabilities`` (N, K), one latency each."""
     raw = np.ascontiguousarray(pixels, dtype=np.uint8)
     flat = raw.reshape(len(raw), -1).astype(np.float32)
-    means, stds = flat.mean(axis=1).tolist(), flat.std(axis=1).tolist()
+    data = [raw[i].tobytes() for i in range(len(raw))]
+    return _records(
+        data,
+        [hashlib.sha256(d).hexdigest() for d in data],
+        [int(d) for d in raw.shape[1:]],
+        (flat.mean(axis=1).tolist(), flat.std(axis=1).tolist()),
+        probabilities,
+        classes,
+        model,
+        latency_ms,
+        endpoint,
+        store_input,
+    )
+
+
+def _records(
+    data: Sequence[bytes],
+    digests: Sequence[str],
+    shape: list[int],
+    summaries: tuple[Sequence[float], Sequence[float]],
+    probabilities: np.ndarray,
+    classes: Sequence[str],
+    model: AnsweringModel,
+    latency_ms: Sequence[float],
+    endpoint: str,
+    store_input: bool,
+) -> list[Prediction]:
+    """One record per input: ``data`` the stored form, ``digests`` the hash of the whole input, and the
+    two summaries kept after ``forget`` (mean_intensity, std_intensity)."""
     indices = probabilities.argmax(axis=1).tolist()
     rounded = np.round(probabilities.astype(np.float64), 6).tolist()
-    now, shape = datetime.now(UTC), [int(d) for d in raw.shape[1:]]
-    ids = time_ordered_ids(len(raw))
-    rows = []
-    for i, index in enumerate(indices):
-        data = raw[i].tobytes()
-        rows.append(
-            Prediction(
-                id=ids[i],
-                created_at=now,
-                model_name=model.name,
-                model_version=model.version,
-                model_version_id=model.id,
-                input_sha256=hashlib.sha256(data).hexdigest(),
-                input_shape=shape,
-                input=data if store_input else None,
-                input_bytes=len(data) if store_input else 0,
-                pred_index=index,
-                pred_label=classes[index],
-                confidence=rounded[i][index],
-                probabilities=dict(zip(classes, rounded[i], strict=True)),
-                latency_ms=float(latency_ms[i]),
-                mean_intensity=means[i],
-                std_intensity=stds[i],
-                endpoint=endpoint,
-            )
+    now, ids = datetime.now(UTC), time_ordered_ids(len(data))
+    first, second = summaries
+    return [
+        Prediction(
+            id=ids[i],
+            created_at=now,
+            model_name=model.name,
+            model_version=model.version,
+            model_version_id=model.id,
+            input_sha256=digests[i],
+            input_shape=shape,
+            input=data[i] if store_input else None,
+            input_bytes=len(data[i]) if store_input else 0,
+            pred_index=index,
+            pred_label=classes[index],
+            confidence=rounded[i][index],
+            probabilities=dict(zip(classes, rounded[i], strict=True)),
+            latency_ms=float(latency_ms[i]),
+            mean_intensity=float(first[i]),
+            std_intensity=float(second[i]),
+            endpoint=endpoint,
         )
-    return rows
+        for i, index in enumerate(indices)
+    ]
 
 
 MAX_STORED_TEXT_BYTES = 16 * 1024  # a stored text keeps its first 16 KiB of UTF-8 (its hash covers all of it)
@@ -151,35 +176,19 @@ def new_text_predictions(
     """Records of a batch of texts: the text itself is the stored input (UTF-8, at most
     ``MAX_STORED_TEXT_BYTES``, ``input_shape`` ``[]``). The summaries kept after ``forget`` are the
     text's token count (in ``mean_intensity``) and its share of unknown tokens (in ``std_intensity``)."""
-    indices = probabilities.argmax(axis=1).tolist()
-    rounded = np.round(probabilities.astype(np.float64), 6).tolist()
-    now, ids = datetime.now(UTC), time_ordered_ids(len(texts))
-    rows = []
-    for i, index in enumerate(indices):
-        full = texts[i].encode("utf-8", "replace")
-        data = full if len(full) <= MAX_STORED_TEXT_BYTES else _cut_utf8(full, MAX_STORED_TEXT_BYTES)
-        rows.append(
-            Prediction(
-                id=ids[i],
-                created_at=now,
-                model_name=model.name,
-                model_version=model.version,
-                model_version_id=model.id,
-                input_sha256=hashlib.sha256(full).hexdigest(),
-                input_shape=[],
-                input=data if store_input else None,
-                input_bytes=len(data) if store_input else 0,
-                pred_index=index,
-                pred_label=classes[index],
-                confidence=rounded[i][index],
-                probabilities=dict(zip(classes, rounded[i], strict=True)),
-                latency_ms=float(latency_ms[i]),
-                mean_intensity=float(tokens[i]),
-                std_intensity=float(unknown_share[i]),
-                endpoint=endpoint,
-            )
-        )
-    return rows
+    full = [text.encode("utf-8", "replace") for text in texts]
+    return _records(
+        [d if len(d) <= MAX_STORED_TEXT_BYTES else _cut_utf8(d, MAX_STORED_TEXT_BYTES) for d in full],
+        [hashlib.sha256(d).hexdigest() for d in full],
+        [],
+        (tokens, unknown_share),
+        probabilities,
+        classes,
+        model,
+        latency_ms,
+        endpoint,
+        store_input,
+    )
 
 
 def _cut_utf8(data: bytes, limit: int) -> bytes:
