@@ -20,8 +20,12 @@ _ADDRESS = typer.Option(
 @cluster_app.command("up")
 def up(
     num_cpus: int = typer.Option(None, "--num-cpus", min=1, help="CPUs the head offers (default: all)."),
-    port: int = typer.Option(
-        6379, "--port", min=1024, max=65534, help="Head port; the Ray client uses PORT+1."
+    port: int | None = typer.Option(
+        None,
+        "--port",
+        min=1024,
+        max=65534,
+        help="Head port; the Ray client uses PORT+1. Default 6379, or the next free pair if taken.",
     ),
     fmt: Format = _FORMAT,
 ) -> None:

@@ -15,6 +15,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -45,8 +46,38 @@ def temp_dir_for(workspace: Workspace) -> Path:
     return Path("/tmp") / f"dcloop-ray-{digest}"
 
 
-def cluster_up(workspace: Workspace, num_cpus: int | None = None, port: int = 6379) -> dict[str, Any]:
-    """Start a local head (if none is running for this workspace) and record how to reach it."""
+RAY_DEFAULT_PORT = 6379
+
+
+def _free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((LOOPBACK, port))
+        except OSError:
+            return False
+    return True
+
+
+def head_port(port: int | None) -> int:
+    """``port`` when it and the client port after it are free; with none given Ray's 6379, or, where
+    something else holds it (a Redis server often does), the first free pair above it."""
+    if port is not None:
+        if not (_free(port) and _free(port + 1)):
+            raise ClusterError(
+                f"Port {port} or {port + 1} on {LOOPBACK} is in use (a Redis server or another Ray head?); "
+                "choose another with `dcloop cluster up --port`."
+            )
+        return port
+    for candidate in range(RAY_DEFAULT_PORT, RAY_DEFAULT_PORT + 200, 2):
+        if _free(candidate) and _free(candidate + 1):
+            return candidate
+    raise ClusterError(f"No free port pair on {LOOPBACK} from {RAY_DEFAULT_PORT}; give one with --port.")
+
+
+def cluster_up(workspace: Workspace, num_cpus: int | None = None, port: int | None = None) -> dict[str, Any]:
+    """Start a local head (if none is running for this workspace) and record how to reach it.
+
+    ``port`` defaults to Ray's 6379, or the next free pair when something else listens there."""
     head = local_head(workspace)
     if head is not None and _alive(int(head["pgid"])):
         raise ClusterError(
@@ -60,6 +91,7 @@ def cluster_up(workspace: Workspace, num_cpus: int | None = None, port: int = 63
         write_text(token, secrets.token_hex(32))
     token.chmod(0o600)
     temp = temp_dir_for(workspace)
+    port = head_port(port)
     args = ["start", "--head", "--node-ip-address", LOOPBACK, "--port", str(port)]
     args += ["--ray-client-server-port", str(port + 1), "--temp-dir", str(temp)]
     args += [
