@@ -37,6 +37,10 @@ def _root(
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("dcloop").setLevel(level)
+    if not verbose:
+        # notices printed on import about optional kernels this build lacks (CUDA, Triton), not errors
+        for noisy in ("torchao", "torch.utils._pytree"):
+            logging.getLogger(noisy).setLevel(logging.ERROR)
     from dcloop import progress
 
     progress.enable(not quiet and err_console.is_terminal, console=err_console)

@@ -54,20 +54,36 @@ def fuse_transformer(fp32_path: Path, out_path: Path, num_heads: int, hidden_siz
     return counts
 
 
+class _DropMessage(logging.Filter):
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefix)
+
+
 def quantize_dynamic_int8(fp32_path: Path, out_path: Path, *, per_channel: bool) -> Path:
     """Write a dynamic int8 copy of ``fp32_path`` (fused or not) to ``out_path``; return the path."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    with replacing(Path(out_path)) as tmp:
-        quantize_dynamic(
-            str(fp32_path),
-            str(tmp),
-            per_channel=per_channel,
-            weight_type=QuantType.QInt8,
-            # the fused nodes live in ONNX Runtime's own domain, where shape inference finds no
-            # types; their outputs are float32
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-        )
+    # quantize_dynamic advises pre-processing (shape inference + graph optimization) on the root logger;
+    # the graph given here is already ONNX Runtime's optimized one, so the advice is dropped
+    advice = _DropMessage("Please consider to run pre-processing")
+    logging.getLogger().addFilter(advice)
+    try:
+        with replacing(Path(out_path)) as tmp:
+            quantize_dynamic(
+                str(fp32_path),
+                str(tmp),
+                per_channel=per_channel,
+                weight_type=QuantType.QInt8,
+                # the fused nodes live in ONNX Runtime's own domain, where shape inference finds no
+                # types; their outputs are float32
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+            )
+    finally:
+        logging.getLogger().removeFilter(advice)
     log.info("dynamic int8 model written to %s", out_path)
     return Path(out_path)
