@@ -23,7 +23,9 @@ from pathlib import Path
 import numpy as np
 from fastapi import FastAPI, Request  # module level: the plain handler's annotations must resolve
 
-from serve_throughput import P99_TARGET_MS, _serve, _sweep
+from serve_throughput import _serve, _sweep
+
+TEXT_P99_TARGET_MS = 100.0  # text answers may take longer than images: tokenizing and a transformer
 
 CLASSES = ["negative", "positive"]
 REVIEW = (
@@ -198,7 +200,7 @@ def _print_table(rows: list[list], levels: list[int]) -> None:
     from rich.table import Table
 
     table = Table(
-        title=f"text serving: req/s (p99 ms) per clients; p99 target {P99_TARGET_MS:.0f} ms",
+        title=f"text serving: req/s (p99 ms) per clients; p99 target {TEXT_P99_TARGET_MS:.0f} ms",
         title_justify="left",
     )
     table.add_column("endpoint")
