@@ -3,12 +3,11 @@ and a uvicorn server on a free loopback port."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from deploykit import CLASSES, free_port, tiny_cnn_onnx, wait_ready
+from deploykit import CLASSES, serving, tiny_cnn_onnx
 
 
 @pytest.fixture
@@ -29,23 +28,7 @@ def served_ws(workspace, onnx_path: Path):
 @pytest.fixture
 def live_server(served_ws) -> Iterator[str]:
     """The app over a real socket (uvicorn in a thread, as ``dcloop serve`` runs it); yields its base URL."""
-    import uvicorn
-
     from dcloop.deploy import create_app
-    from dcloop.deploy._protocol import CappedHttpToolsProtocol  # as `dcloop serve` runs it
 
-    app = create_app(served_ws, "pets@champion", token="s3cret", max_queue_delay_ms=2)
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, http=CappedHttpToolsProtocol, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url)
+    with serving(create_app(served_ws, "pets@champion", token="s3cret", max_queue_delay_ms=2)) as url:
         yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -96,3 +99,27 @@ def wait_ready(url: str, timeout: float = 30.0) -> None:
             pass
         time.sleep(0.05)
     raise TimeoutError(f"{url} did not become ready in {timeout} s")
+
+
+@contextmanager
+def serving(app) -> Iterator[str]:
+    """``app`` over a real socket, as ``dcloop serve`` runs it (uvicorn in a thread, the capped
+    httptools protocol); yields its base URL once it answers ready, stops it on exit."""
+    import uvicorn
+
+    from dcloop.deploy._protocol import CappedHttpToolsProtocol
+
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, http=CappedHttpToolsProtocol, log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url)
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

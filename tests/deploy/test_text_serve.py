@@ -8,14 +8,13 @@ import hashlib
 import json
 import re
 import struct
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-from deploykit import free_port, wait_ready
+from deploykit import serving
 from textkit import MAX_LENGTH, TEXT_CLASSES, onnx_logits, sentences, text_model_folder, tiny_tokenizer
 
 from dcloop.deploy import create_app, get_model_version, promote, register_model_version
@@ -42,25 +41,8 @@ def text_ws(tmp_path_factory, text_onnx: Path):
 
 @pytest.fixture(scope="module")
 def text_server(text_ws) -> Iterator[str]:
-    import uvicorn
-
-    from dcloop.deploy._protocol import CappedHttpToolsProtocol
-
-    app = create_app(text_ws, "reviews@champion", token="s3cret", max_batch_size=64)
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, http=CappedHttpToolsProtocol, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url)
+    with serving(create_app(text_ws, "reviews@champion", token="s3cret", max_batch_size=64)) as url:
         yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 def _tokens(text: str) -> int:
