@@ -663,6 +663,37 @@ class LoopConfig(_Section):
     )
 
 
+LoopStep = Literal[
+    "prepare", "train", "optimize", "register", "gate", "deploy", "feedback", "monitor", "retrain"
+]
+"""The steps of a loop turn, in order (dcloop.loop's step table runs exactly these; a test checks it)."""
+
+
+class StageResources(_Section):
+    """What one loop stage's Ray task asks the cluster for (`dcloop loop --cluster`)."""
+
+    num_cpus: float | None = Field(
+        None,
+        ge=0.0,
+        le=1024.0,
+        description="CPUs the stage reserves (null: cluster.cpus_per_worker for train, 1 for the others).",
+    )
+    num_gpus: float | None = Field(
+        None,
+        ge=0.0,
+        le=64.0,
+        description="GPUs the stage reserves (null: cluster.gpus_per_worker for train, 0 for the others).",
+    )
+    memory_gb: float = Field(
+        0.0, ge=0.0, le=65536.0, description="Memory the stage reserves, GB (0: no reservation)."
+    )
+    resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="Custom Ray resources the stage needs, e.g. {gpu_box: 1} to pin it to the nodes "
+        "started with that resource.",
+    )
+
+
 class ClusterConfig(_Section):
     """Ray: where `--cluster` commands submit their work, and what each piece asks for."""
 
@@ -690,6 +721,11 @@ class ClusterConfig(_Section):
     )
     max_failures: int = Field(
         3, ge=-1, le=1000, description="Worker/node losses a job survives by resuming (-1: no limit)."
+    )
+    stages: dict[LoopStep, StageResources] = Field(
+        default_factory=dict,
+        description="Per loop stage (prepare, train, ...), what its Ray task reserves under "
+        "`dcloop loop --cluster`; a stage left out gets the defaults.",
     )
 
     @model_validator(mode="after")
@@ -819,7 +855,7 @@ class Config(_Section):
 
 
 def _describe(error: Any, source: str) -> str:
-    field = ".".join(str(p) for p in error["loc"])
+    field = ".".join(str(p) for p in error["loc"]).removesuffix(".[key]")  # a mapping's bad key
     kind = error["type"]
     got = error.get("input")
     if kind == "extra_forbidden":

@@ -136,12 +136,18 @@ def loop(
         False, "--watch", help="Run the controller: start turns when loop.triggers fire, until stopped."
     ),
     request: str = typer.Option(None, "--request", help="Ask the controller for a turn, giving a reason."),
+    cluster: bool = typer.Option(
+        False,
+        "--cluster",
+        help="Run each stage as a Ray task with its cluster.stages request (RAY_ADDRESS, cluster.address).",
+    ),
     fmt: Format = _FORMAT,
 ) -> None:
     """One turn: prepare, train, optimize, register, gate, deploy, feedback, monitor, retrain.
 
     Examples: dcloop loop
               dcloop loop --until register && dcloop loop --resume
+              dcloop loop --cluster        (each stage a Ray task; the table shows the node per step)
               dcloop loop --watch          (the controller; dcloop loop history shows its decisions)
               dcloop loop --request "labels from the night shift"
     """
@@ -163,7 +169,12 @@ def loop(
 
     printer = None if fmt is Format.json else _print_step
     ws = open_workspace()
-    turn = run_loop(ws, resume=resume, stop_after=until, on_step=printer)
+    if cluster:
+        from dcloop.cluster import loop_on_cluster
+
+        turn = loop_on_cluster(ws, resume, stop_after=until, on_step=printer)
+    else:
+        turn = run_loop(ws, resume=resume, stop_after=until, on_step=printer)
     model = turn.outputs.get("model")
     if isinstance(model, str):  # the turn registered (and maybe promoted) versions of it
         mirror_registry(ws, model)
@@ -174,7 +185,12 @@ def loop(
         [s.name, s.status + (" (earlier)" if s.reused else ""), round(s.wall_s, 1), s.brief()]
         for s in turn.steps
     ]
-    print_table(f"loop turn {turn.number}: {turn.status}", ["step", "status", "seconds", "outputs"], rows)
+    columns = ["step", "status", "seconds", "outputs"]
+    if any(s.placement for s in turn.steps):  # ran on a cluster: which node, and its CPU seconds there
+        columns[3:3] = ["node", "cpu s"]
+        for row, s in zip(rows, turn.steps, strict=True):
+            row[3:3] = _placement_cells(s.placement)
+    print_table(f"loop turn {turn.number}: {turn.status}", columns, rows)
     if turn.report:
         note(f"report: {turn.report}")
 
@@ -234,9 +250,16 @@ def demo(
     print_mapping("reports", {name: Path(path) for name, path in result.reports.items()})
 
 
+def _placement_cells(placement: dict[str, Any] | None) -> list[Any]:
+    if not placement:
+        return ["", ""]
+    return [f"{placement['address']} ({placement['node_id'][:8]})", round(placement["cost"]["cpu_s"], 1)]
+
+
 def _print_step(step: Any) -> None:
     done = "done earlier" if step.reused else f"{step.wall_s:.1f} s"
-    note(f"  {step.name:<9} {step.status} ({done}) {step.brief()}")
+    where = f" on {step.placement['address']}" if step.placement else ""
+    note(f"  {step.name:<9} {step.status} ({done}{where}) {step.brief()}")
 
 
 def register(app: typer.Typer) -> None:

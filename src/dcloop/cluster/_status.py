@@ -6,13 +6,13 @@ Ray would otherwise keep the job pending forever.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from dcloop.cluster._usage import custom_resources
 from dcloop.errors import ClusterError
 from dcloop.workspace import Workspace
-
-BUILTIN = ("CPU", "GPU", "memory", "object_store_memory")
 
 
 @dataclass(frozen=True)
@@ -41,11 +41,7 @@ def nodes() -> list[Node]:
             continue
         res = entry.get("Resources", {})
         avail = free.get(entry["NodeID"], {})
-        custom = {
-            k: v
-            for k, v in res.items()
-            if k not in BUILTIN and not k.startswith(("node:", "accelerator_type"))
-        }
+        custom = custom_resources(res)
         found.append(
             Node(
                 id=entry["NodeID"],
@@ -92,24 +88,47 @@ def cluster_status(workspace: Workspace) -> dict[str, Any]:
     return {"totals": totals, "nodes": [asdict(n) for n in found], "jobs": jobs}
 
 
-def check_fits(what: str, setting: str, cpus: float, gpus: float, count: int = 1) -> None:
-    """Refuse a request (``count`` pieces of ``cpus``/``gpus`` each) that the cluster's nodes cannot hold."""
-    found = nodes()
-    slots = sum(_slots(n, cpus, gpus) for n in found)
-    if slots >= count:
+def check_fits(
+    what: str,
+    setting: str,
+    cpus: float,
+    gpus: float,
+    count: int = 1,
+    *,
+    memory_gb: float = 0.0,
+    custom: Mapping[str, float] | None = None,
+    found: list[Node] | None = None,
+) -> None:
+    """Refuse a request (``count`` pieces of ``cpus``/``gpus``, plus ``memory_gb`` and ``custom``
+    resources, each) that the cluster's nodes cannot hold; ``found`` defaults to the joined cluster's."""
+    found = nodes() if found is None else found
+    need = {"CPU": cpus, "GPU": gpus, "memory": memory_gb, **(custom or {})}
+    if sum(_slots(_totals(n), need) for n in found) >= count:
         return
-    have = (
-        ", ".join(f"{n.address} ({n.id[:8]}) {n.cpus:g} CPU {n.gpus:g} GPU" for n in found)
-        or "no alive nodes"
+    amounts = f"{count} x {cpus:g} CPU" + (f" + {gpus:g} GPU" if gpus else "")
+    amounts += (f" + {memory_gb:g} GB memory" if memory_gb else "") + "".join(
+        f" + {v:g} {k}" for k, v in (custom or {}).items()
     )
-    need = f"{count} x {cpus:g} CPU" + (f" + {gpus:g} GPU" if gpus else "")
+    have = ", ".join(_have(n, bool(memory_gb or custom)) for n in found) or "no alive nodes"
     raise ClusterError(
-        f"The cluster cannot hold {what}: it needs {need} ({setting}), and the nodes have: {have}. "
+        f"The cluster cannot hold {what}: it needs {amounts} ({setting}), and the nodes have: {have}. "
         "Lower the request or add nodes."
     )
 
 
-def _slots(node: Node, cpus: float, gpus: float) -> int:
-    """How many pieces of (cpus, gpus) fit on one node's totals."""
-    fits = [int(node.cpus // cpus) if cpus > 0 else 10**6, int(node.gpus // gpus) if gpus > 0 else 10**6]
-    return min(fits)
+def _totals(node: Node) -> dict[str, float]:
+    return {"CPU": node.cpus, "GPU": node.gpus, "memory": node.memory_gb, **node.custom}
+
+
+def _have(node: Node, detailed: bool) -> str:
+    """One node's totals as the refusal shows them (memory and labels only when the request names them)."""
+    text = f"{node.address} ({node.id[:8]}) {node.cpus:g} CPU {node.gpus:g} GPU"
+    if detailed:
+        text += f" {node.memory_gb:g} GB" + "".join(f" {k}={v:g}" for k, v in sorted(node.custom.items()))
+    return text
+
+
+def _slots(totals: Mapping[str, float], need: Mapping[str, float]) -> int:
+    """How many pieces of ``need`` fit on one node's totals (a resource the node lacks fits none)."""
+    fits = [int(totals.get(k, 0.0) // v) for k, v in need.items() if v > 0]
+    return min(fits, default=10**6)

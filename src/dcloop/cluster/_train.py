@@ -25,8 +25,9 @@ from typing import Any
 from dcloop.atomic import write_text
 from dcloop.cluster._connect import connected
 from dcloop.cluster._status import check_fits
+from dcloop.cluster._usage import open_shared_workspace, this_node
 from dcloop.config import ClusterConfig, TrainConfig
-from dcloop.errors import ClusterError, TrainError
+from dcloop.errors import TrainError
 from dcloop.store import RunRecord
 from dcloop.workspace import Workspace
 
@@ -124,15 +125,8 @@ def _worker(config: dict[str, Any]) -> None:
     from dcloop.store import runs as store_runs
     from dcloop.train._checkpoint import latest_checkpoint
     from dcloop.train._run import run_training
-    from dcloop.workspace import open_workspace
 
-    root = Path(config["root"])
-    node_id = ray.get_runtime_context().get_node_id()
-    if not (root / "dcloop.yaml").is_file():
-        raise ClusterError(
-            f"Workspace {root} is not reachable from node {node_id[:8]}: put it on a shared folder."
-        )
-    workspace = open_workspace(root)
+    workspace = open_shared_workspace(Path(config["root"]))
     run = store_runs.get_run(workspace.store, config["run_id"])
     recipe = TrainConfig.model_validate(run.config)
     if torch.cuda.is_available() and recipe.device in ("auto", "cuda"):
@@ -149,27 +143,9 @@ def _worker(config: dict[str, Any]) -> None:
 
 def _worker_record(folder: Path, launch_id: str, rank: int, world: int) -> Path:
     """Write this worker's node and start; return the record's path (its cost is added at the end)."""
-    import ray
-
-    node_id = ray.get_runtime_context().get_node_id()
-    entry: dict[str, Any] = next((n for n in ray.nodes() if n["NodeID"] == node_id), {})
-    labels = sorted(
-        k
-        for k in entry.get("Resources", {})
-        if k not in ("CPU", "GPU", "memory", "object_store_memory")
-        and not k.startswith(("node:", "accelerator_type"))
-    )
     path = folder / "cluster" / launch_id / f"{time.time_ns()}-rank{rank}-{os.getpid()}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    info = {
-        "rank": rank,
-        "world": world,
-        "node_id": node_id,
-        "address": entry.get("NodeManagerAddress"),
-        "labels": labels,
-        "pid": os.getpid(),
-        "started": time.time(),
-    }
+    info = {"rank": rank, "world": world, **this_node(), "pid": os.getpid(), "started": time.time()}
     _write(path, info)
     return path
 

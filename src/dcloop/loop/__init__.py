@@ -26,7 +26,7 @@ from dcloop.loop._steps import (
     Trained,
 )
 from dcloop.loop._triggers import Firing, Observation, fired, held_back
-from dcloop.loop._turn import LoopTurn, StepResult, list_turns, run_loop
+from dcloop.loop._turn import LoopTurn, StepResult, StepRunner, list_turns, run_here, run_loop
 
 __all__ = [
     "STEPS",
@@ -44,12 +44,14 @@ __all__ = [
     "Retrained",
     "Step",
     "StepResult",
+    "StepRunner",
     "Traffic",
     "Trained",
     "fired",
     "held_back",
     "list_turns",
     "request_turn",
+    "run_here",
     "run_loop",
     "turn_sections",
     "watch",

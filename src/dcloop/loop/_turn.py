@@ -25,6 +25,14 @@ from dcloop.workspace import Workspace
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+PLACEMENT = "cluster"  # key of a step's recorded outputs that says where it ran and what it used
+StepRunner = Callable[[Step[Any], Context], tuple[Any, dict[str, Any] | None]]
+"""Runs one step: returns its output and, when it ran elsewhere (a cluster node), where and at what cost."""
+
+
+def run_here(step: Step[Any], ctx: Context) -> tuple[Any, dict[str, Any] | None]:
+    """The default runner: the step in this process, nothing more to record."""
+    return step.run(ctx), None
 
 
 @dataclass(frozen=True)
@@ -37,9 +45,10 @@ class StepResult:
     wall_s: float
     reused: bool = False  # finished in an earlier, interrupted run of this turn
     output: Any = field(default=None, repr=False, compare=False)
+    placement: dict[str, Any] | None = None  # the node that ran it and its cost (loop --cluster)
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("name", "status", "outputs", "wall_s", "reused")}
+        return {k: getattr(self, k) for k in ("name", "status", "outputs", "wall_s", "reused", "placement")}
 
     def brief(self, limit: int = 110) -> str:
         """The outputs as ``key=value`` pairs on one line, content ids shortened to 12 characters."""
@@ -96,11 +105,13 @@ def run_loop(
     stop_after: str | None = None,
     traffic: Traffic | None = None,
     on_step: Callable[[StepResult], None] | None = None,
+    runner: StepRunner = run_here,
 ) -> LoopTurn:
     """Run one turn (or finish the newest unfinished one with ``resume``).
 
     ``stop_after`` pauses the turn after that step (resume it later); ``traffic`` is called by the
-    feedback step to send requests to the served model; ``on_step`` sees each step as it ends.
+    feedback step to send requests to the served model; ``on_step`` sees each step as it ends;
+    ``runner`` runs each step (here by default; ``dcloop.cluster.loop_on_cluster`` as a Ray task).
     """
     if stop_after is not None and stop_after not in STEPS:
         raise ConfigError(f"--until must be one of {', '.join(STEPS)}. Got {stop_after!r}.")
@@ -112,10 +123,12 @@ def run_loop(
         earlier = done.get(step.name)
         output = read_back(step.output, earlier.outputs) if earlier is not None else None
         if earlier is not None and output is not None:
-            result = StepResult(step.name, earlier.status, earlier.outputs, earlier.wall_s, True, output)
+            outputs = dict(earlier.outputs)
+            placement = outputs.pop(PLACEMENT, None)
+            result = StepResult(step.name, earlier.status, outputs, earlier.wall_s, True, output, placement)
             log.info("turn %d: %s already finished, reusing its outputs", record.number, step.name)
         else:
-            result = _run_step(ctx, record, position, step)
+            result = _run_step(ctx, record, position, step, runner)
         ctx.done[step.output] = result.output
         results.append(result)
         if on_step is not None:
@@ -131,19 +144,23 @@ def run_loop(
     return replace(turn, report=report)
 
 
-def _run_step(ctx: Context, turn: q.TurnRecord, position: int, step: Step[Any]) -> StepResult:
-    """Run one step and record it; a failure marks the turn failed (resume it after the fix)."""
+def _run_step(
+    ctx: Context, turn: q.TurnRecord, position: int, step: Step[Any], runner: StepRunner
+) -> StepResult:
+    """Run one step and record it (with where it ran, if elsewhere); a failure marks the turn failed
+    (resume it after the fix)."""
     start = time.perf_counter()
     try:
-        output = step.run(ctx)
+        output, placement = runner(step, ctx)
     except BaseException as exc:
         q.set_status(ctx.ws.store, turn.id, "failed", f"{step.name}: {type(exc).__name__}: {exc}"[:2000])
         raise
     wall = time.perf_counter() - start
     outputs, state = recorded(output), status(output)
-    q.finish_step(ctx.ws.store, turn.id, step.name, position, outputs, wall, state)
+    stored = outputs | ({PLACEMENT: placement} if placement else {})
+    q.finish_step(ctx.ws.store, turn.id, step.name, position, stored, wall, state)
     log.info("turn %d: %s %s in %.1f s", turn.number, step.name, state, wall)
-    return StepResult(step.name, state, outputs, wall, output=output)
+    return StepResult(step.name, state, outputs, wall, output=output, placement=placement)
 
 
 def list_turns(ws: Workspace) -> list[q.TurnRecord]:
