@@ -727,12 +727,43 @@ class ClusterConfig(_Section):
         description="Per loop stage (prepare, train, ...), what its Ray task reserves under "
         "`dcloop loop --cluster`; a stage left out gets the defaults.",
     )
+    serve_min_replicas: int = Field(
+        1, ge=1, le=1024, description="`dcloop serve --cluster`: fewest Ray Serve replicas autoscaling keeps."
+    )
+    serve_max_replicas: int = Field(
+        2,
+        ge=1,
+        le=1024,
+        description="Most replicas autoscaling starts (--replicas N fixes the count instead).",
+    )
+    serve_cpus_per_replica: float = Field(
+        1.0,
+        gt=0.0,
+        le=1024.0,
+        description="CPUs each serving replica reserves (its ONNX session and batcher).",
+    )
+    serve_max_ongoing_requests: int = Field(
+        32,
+        ge=1,
+        le=100_000,
+        description="Requests one replica takes at once (its batcher groups them); Ray Serve queues the "
+        "rest and autoscales on half this per replica.",
+    )
 
     @model_validator(mode="after")
     def _bounds(self) -> ClusterConfig:
         if self.min_workers is not None and self.min_workers > self.num_workers:
             raise ValueError(
                 f"min_workers ({self.min_workers}) must not exceed num_workers ({self.num_workers})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _serve_bounds(self) -> ClusterConfig:
+        if self.serve_min_replicas > self.serve_max_replicas:
+            raise ValueError(
+                f"serve_min_replicas ({self.serve_min_replicas}) must not exceed "
+                f"serve_max_replicas ({self.serve_max_replicas})"
             )
         return self
 

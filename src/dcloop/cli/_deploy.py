@@ -29,14 +29,47 @@ def serve(
         False, "--follow-champion", help="Switch whenever the champion alias moves."
     ),
     follow_every: float = typer.Option(5.0, "--follow-every", help="Seconds between champion polls."),
+    cluster: bool = typer.Option(
+        False, "--cluster", help="Serve as Ray Serve replicas on the cluster (RAY_ADDRESS, cluster.address)."
+    ),
+    replicas: int = typer.Option(
+        None,
+        "--replicas",
+        min=1,
+        help="With --cluster: this many replicas (default: autoscale within cluster.serve_min_replicas "
+        "and cluster.serve_max_replicas).",
+    ),
 ) -> None:
     """Serve a model over HTTP: Open Inference Protocol v2, /predict, /feedback, /metrics.
 
-    Example: DCLOOP_TOKEN=secret dcloop serve --model animals@champion --port 8000 --follow-champion
+    Examples: DCLOOP_TOKEN=secret dcloop serve --model animals@champion --port 8000 --follow-champion
+              dcloop serve --cluster --replicas 2 --follow-champion   (Ray Serve replicas)
     """
     from dcloop.deploy import serve as run
+    from dcloop.errors import ConfigError
     from dcloop.workspace import open_workspace
 
+    if replicas is not None and not cluster:
+        raise ConfigError(
+            f"--replicas is only read with --cluster: dcloop serve --cluster --replicas {replicas}."
+        )
+    if cluster and workers is not None:
+        raise ConfigError("--workers is for the single-process server; with --cluster use --replicas N.")
+    follow = follow_every if follow_champion else None
+    if cluster:
+        from dcloop.cluster import serve_on_cluster
+
+        serve_on_cluster(
+            open_workspace(),
+            model,
+            replicas=replicas,
+            host=host,
+            port=port,
+            token_env=token_env,
+            follow_champion_s=follow,
+            on_start=lambda url, count: note(f"serving on {url} with {count} replicas (Ctrl-C stops)"),
+        )
+        return
     run(
         open_workspace(),
         model,
@@ -44,7 +77,7 @@ def serve(
         port=port,
         workers=workers,
         token_env=token_env,
-        follow_champion_s=follow_every if follow_champion else None,
+        follow_champion_s=follow,
         on_start=lambda url: note(f"serving {model or 'the champion'} on {url} (Ctrl-C stops)"),
     )
 

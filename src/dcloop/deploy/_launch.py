@@ -37,28 +37,10 @@ def serve(
     """
     import uvicorn
 
-    from dcloop.deploy._registry import get_model_version, resolve_model_name
-
     cfg = ws.config.serve
-    token_env = token_env or cfg.token_env
-    model_ref = model_ref or cfg.model or f"{resolve_model_name(ws)}@champion"
-    args: dict[str, Any] = {
-        "root": str(ws.root),
-        "model_ref": model_ref,
-        "token_env": token_env,
-        "follow_champion_s": cfg.follow_champion_s if follow_champion_s is None else follow_champion_s,
-    }
-    from dcloop.deploy._schema import check_model_ref
-
-    try:
-        check_model_ref(model_ref)
-    except ValueError as exc:
-        raise ConfigError(f"The model to serve {exc}. Got {model_ref!r}.") from None
-    get_model_version(ws, model_ref)  # a bad reference is a one-line error here, not a failed startup
+    args = serve_args(ws, model_ref, token_env=token_env, follow_champion_s=follow_champion_s)
     host, port, workers = host or cfg.host, cfg.port if port is None else port, workers or cfg.workers
     check_port(host, port)  # one line with a hint, not uvicorn's bind error after start-up
-    if not os.environ.get(token_env):
-        log.warning("$%s is not set: /feedback and /admin refuse every request", token_env)
     if on_start is not None:
         on_start(f"http://{host}:{port}")
     from dcloop.deploy._protocol import CappedHttpToolsProtocol  # 431 for oversized request headers
@@ -87,6 +69,37 @@ def serve(
             log_level="warning",
             access_log=False,
         )
+
+
+def serve_args(
+    ws: Workspace,
+    model_ref: str | None = None,
+    *,
+    token_env: str | None = None,
+    follow_champion_s: float | None = None,
+) -> dict[str, Any]:
+    """The checked arguments each server process (a uvicorn worker, a Ray Serve replica) builds its app
+    from with ``app_from_args``; they travel between processes, so they hold the token's variable name,
+    never the token."""
+    from dcloop.deploy._registry import get_model_version, resolve_model_name
+    from dcloop.deploy._schema import check_model_ref
+
+    cfg = ws.config.serve
+    token_env = token_env or cfg.token_env
+    model_ref = model_ref or cfg.model or f"{resolve_model_name(ws)}@champion"
+    try:
+        check_model_ref(model_ref)
+    except ValueError as exc:
+        raise ConfigError(f"The model to serve {exc}. Got {model_ref!r}.") from None
+    get_model_version(ws, model_ref)  # a bad reference is a one-line error here, not a failed startup
+    if not os.environ.get(token_env):
+        log.warning("$%s is not set: /feedback and /admin refuse every request", token_env)
+    return {
+        "root": str(ws.root),
+        "model_ref": model_ref,
+        "token_env": token_env,
+        "follow_champion_s": cfg.follow_champion_s if follow_champion_s is None else follow_champion_s,
+    }
 
 
 def check_port(host: str, port: int) -> None:

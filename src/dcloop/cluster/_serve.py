@@ -1,0 +1,181 @@
+"""`dcloop serve --cluster`: the single-process server's FastAPI app, as Ray Serve replicas.
+
+Each replica builds its app with the launcher's ``app_from_args`` (``create_app``, as a uvicorn worker
+does), so the routes, the durable prediction log (an answer leaves only after its row is committed)
+and champion following are the single-process server's own. Every replica writes to the workspace
+store, so the workspace must be on a folder every node reaches (SQLite) or ``store.url`` PostgreSQL.
+One Ray Serve HTTP proxy runs, on the head node, bound to ``serve.host`` (loopback by default).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any
+
+from dcloop.cluster._connect import connected
+from dcloop.cluster._status import check_fits
+from dcloop.config import ClusterConfig
+from dcloop.errors import ClusterError
+from dcloop.workspace import Workspace
+
+log = logging.getLogger(__name__)
+APP_NAME = "dcloop"
+DEPLOYMENT = "server"
+
+
+def serve_on_cluster(
+    workspace: Workspace,
+    model_ref: str | None = None,
+    *,
+    replicas: int | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    token_env: str | None = None,
+    follow_champion_s: float | None = None,
+    address: str | None = None,
+    on_start: Callable[[str, str], None] | None = None,
+) -> None:
+    """Serve ``model_ref`` on the cluster until SIGINT or SIGTERM, then shut Ray Serve down.
+
+    ``replicas`` fixes the replica count; without it autoscaling keeps between
+    ``cluster.serve_min_replicas`` and ``cluster.serve_max_replicas``. ``on_start`` gets the URL and
+    how many replicas serve, once they all answer.
+    """
+    stop = threading.Event()
+    with (
+        deployed(
+            workspace,
+            model_ref,
+            replicas=replicas,
+            host=host,
+            port=port,
+            token_env=token_env,
+            follow_champion_s=follow_champion_s,
+            address=address,
+        ) as url,
+        _stop_on_signals(stop),
+    ):  # after ray.init, which sets handlers of its own
+        if on_start is not None:
+            on_start(url, _replica_count(workspace.config.cluster, replicas))
+        stop.wait()
+
+
+@contextmanager
+def deployed(
+    workspace: Workspace,
+    model_ref: str | None = None,
+    *,
+    replicas: int | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    token_env: str | None = None,
+    follow_champion_s: float | None = None,
+    address: str | None = None,
+) -> Iterator[str]:
+    """The app deployed as Ray Serve replicas for the block (its base URL), shut down afterwards."""
+    from dcloop.deploy._launch import check_port, serve_args
+
+    args = serve_args(workspace, model_ref, token_env=token_env, follow_champion_s=follow_champion_s)
+    cfg = workspace.config
+    host, port = host or cfg.serve.host, cfg.serve.port if port is None else port
+    check_port(host, port)  # the proxy binds on the head: true when this runs there, as `cluster up` does
+    settings = cfg.cluster
+    with connected(workspace, address):
+        count = replicas or settings.serve_min_replicas
+        check_fits(
+            f"{count} serving replicas",
+            "cluster.serve_cpus_per_replica",
+            settings.serve_cpus_per_replica,
+            0.0,
+            count,
+        )
+        from ray import serve
+
+        serve.start(http_options={"host": host, "port": port}, proxy_location="HeadOnly")
+        try:
+            _run(serve, _deployment(args, settings, replicas))
+            yield f"http://{host}:{port}"
+        finally:
+            serve.shutdown()
+
+
+def _run(serve: Any, app: Any) -> None:
+    """Deploy and wait until every replica has built its app; a replica that cannot is one error line."""
+    try:
+        serve.run(app, name=APP_NAME, route_prefix="/", blocking=False)
+    except RuntimeError as exc:
+        lines = [line for line in str(exc).splitlines() if line.strip()]
+        raise ClusterError(
+            f"The serving replicas did not start ({lines[-1] if lines else type(exc).__name__}). "
+            "Is the workspace on a folder every node reaches?"
+        ) from None
+
+
+def _deployment(args: dict[str, Any], settings: ClusterConfig, replicas: int | None) -> Any:
+    """The Ray Serve application: ``app_from_args(args)`` built on each replica, behind its routes."""
+    from ray import serve
+
+    token = os.environ.get(args["token_env"])
+    options: dict[str, Any] = {"num_cpus": settings.serve_cpus_per_replica}
+    if token:  # a replica's environment is its raylet's; the token travels to it with the deployment
+        options["runtime_env"] = {"env_vars": {args["token_env"]: token}}
+    scaling: dict[str, Any] = (
+        {"num_replicas": replicas}
+        if replicas
+        else {
+            "autoscaling_config": {
+                "min_replicas": settings.serve_min_replicas,
+                "max_replicas": settings.serve_max_replicas,
+                "target_ongoing_requests": max(1, settings.serve_max_ongoing_requests // 2),
+            }
+        }
+    )
+    deployment = serve.deployment(
+        name=DEPLOYMENT,
+        max_ongoing_requests=settings.serve_max_ongoing_requests,
+        ray_actor_options=options,
+        **scaling,
+    )
+    return deployment(serve.ingress()(DcloopServer)).bind(args)
+
+
+class DcloopServer:
+    """One replica: Ray Serve asks it for its ASGI app once it is placed, so the app (and its ONNX
+    session and store connection) is built on the replica's node, never pickled from the driver."""
+
+    def __init__(self, args: dict[str, Any]) -> None:
+        self.args = args
+
+    def __serve_build_asgi_app__(self) -> Any:
+        from dcloop.deploy._launch import app_from_args
+
+        return app_from_args(self.args)
+
+
+def _replica_count(settings: ClusterConfig, replicas: int | None) -> str:
+    """How many replicas serve, as the start-up notice says it."""
+    if replicas:
+        return str(replicas)
+    return f"{settings.serve_min_replicas} to {settings.serve_max_replicas} autoscaled"
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGINT and SIGTERM set ``stop`` for the block, so the deployment is shut down either way."""
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        log.info("signal %d: shutting the replicas down", signum)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,240 @@
+"""`dcloop serve --cluster`: the server's app as Ray Serve replicas on the two-node loopback cluster.
+
+The ray tests share one deployment, started through the CLI as a user starts it and stopped with
+SIGTERM by the last of them: answers equal the single-process server's, a replica killed under load
+loses no acknowledged prediction. The config and flag checks run in the default suite.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from dcloop import config
+from dcloop.cli import app
+from dcloop.errors import ConfigError
+
+sys.path.insert(
+    0, str(Path(__file__).resolve().parents[1] / "deploy")
+)  # deploykit: the deploy tests' helpers
+from deploykit import CLASSES, free_port, serving, tiny_cnn_onnx, wait_ready
+
+TOKEN = "s3cret"
+REPLICA = "ServeReplica:dcloop:server"  # the title Ray gives a replica actor's process
+
+
+def test_serve_replica_bounds_are_checked_with_the_field_named() -> None:
+    with pytest.raises(
+        ConfigError, match=r"serve_min_replicas \(3\) must not exceed serve_max_replicas \(2\)"
+    ):
+        config.validate({"cluster": {"serve_min_replicas": 3, "serve_max_replicas": 2}}, source="dcloop.yaml")
+    with pytest.raises(ConfigError, match=r"`cluster.serve_cpus_per_replica` in dcloop.yaml .* Got 0"):
+        config.validate({"cluster": {"serve_cpus_per_replica": 0}}, source="dcloop.yaml")
+    settings = config.validate({}, source="dcloop.yaml").cluster
+    assert (settings.serve_min_replicas, settings.serve_max_replicas, settings.serve_cpus_per_replica) == (
+        1,
+        2,
+        1,
+    )
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--replicas", "2"], "--replicas is only read with --cluster: dcloop serve --cluster --replicas 2."),
+        (["--cluster", "--workers", "2"], "--workers is for the single-process server; with --cluster use"),
+    ],
+)
+def test_serve_refuses_flags_that_do_not_go_together(flags: list[str], expected: str, served_ws) -> None:
+    result = CliRunner().invoke(app, ["serve", *flags], env={"DCLOOP_WORKSPACE": str(served_ws.root)})
+    assert result.exit_code != 0  # refused before any server or cluster starts
+    assert isinstance(result.exception, ConfigError) and str(result.exception).startswith(expected)
+
+
+def test_serve_refuses_zero_replicas(served_ws) -> None:
+    result = CliRunner().invoke(
+        app, ["serve", "--cluster", "--replicas", "0"], env={"DCLOOP_WORKSPACE": str(served_ws.root)}
+    )
+    assert result.exit_code == 2 and "--replicas" in result.output
+
+
+@pytest.fixture
+def served_ws(workspace, tmp_path: Path):
+    """A workspace with pets@1 (tiny-cnn) registered and promoted to champion."""
+    from dcloop.deploy import promote, register_model_version
+
+    register_model_version(workspace, tiny_cnn_onnx(tmp_path / "tiny.onnx"), name="pets", classes=CLASSES)
+    promote(workspace, "pets", version=1)
+    return workspace
+
+
+@dataclass
+class Deployment:
+    url: str
+    workspace: object
+    process: subprocess.Popen[str]
+
+
+@pytest.fixture(scope="module")
+def deployment(two_nodes, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    """`dcloop serve --cluster --replicas 2` in a child process, on a workspace both nodes reach."""
+    from dcloop.deploy import promote, register_model_version
+    from dcloop.workspace import init_workspace, open_workspace
+
+    folder = tmp_path_factory.mktemp("serve")
+    ws = init_workspace(folder / "ws")
+    (ws.root / "dcloop.yaml").write_text(
+        f"tracking:\n  mlflow: false\ncluster:\n  address: '{two_nodes.address}'\n", encoding="utf-8"
+    )
+    ws = open_workspace(ws.root)
+    register_model_version(ws, tiny_cnn_onnx(folder / "tiny.onnx"), name="pets", classes=CLASSES)
+    promote(ws, "pets", version=1)
+    port = free_port()
+    env = {**os.environ, "DCLOOP_WORKSPACE": str(ws.root), "DCLOOP_TOKEN": TOKEN}
+    command = [
+        sys.executable,
+        "-m",
+        "dcloop.cli",
+        "serve",
+        "--cluster",
+        "--replicas",
+        "2",
+        "--port",
+        str(port),
+    ]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}", timeout=480)
+        yield Deployment(f"http://127.0.0.1:{port}", ws, process)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=60)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_two_replicas_answer_as_the_single_process_server_does(deployment: Deployment) -> None:
+    from dcloop.deploy import create_app
+    from dcloop.store.predictions import list_predictions
+
+    assert len(_replica_pids()) == 2
+    x = np.random.default_rng(0).random((4, 1, 28, 28), dtype=np.float32)
+    pixels = np.random.default_rng(1).integers(0, 256, (3, 28, 28), dtype=np.uint8)
+    on_cluster = _answers(deployment.url, x, pixels)
+    with serving(create_app(deployment.workspace, "pets@champion", token=TOKEN)) as url:
+        single = _answers(url, x, pixels)
+    np.testing.assert_allclose(on_cluster["logits"], single["logits"], atol=1e-5)
+    np.testing.assert_allclose(on_cluster["probabilities"], single["probabilities"], atol=1e-5)
+    assert on_cluster["labels"] == single["labels"]
+    stored = {p.id for p in list_predictions(deployment.workspace.store)}
+    assert set(on_cluster["ids"]) <= stored and len(stored) == 2 * (len(x) + len(pixels))
+
+
+def _answers(url: str, x: np.ndarray, pixels: np.ndarray) -> dict[str, list]:
+    """Logits from the stock Triton client, then /predict answers for single images, from one server."""
+    import tritonclient.http as httpclient
+
+    client = httpclient.InferenceServerClient(url.removeprefix("http://"))
+    try:
+        inp = httpclient.InferInput("input", list(x.shape), "FP32")
+        inp.set_data_from_numpy(x)
+        result = client.infer("pets", [inp], outputs=[httpclient.InferRequestedOutput("logits")])
+        ids = result.get_response()["parameters"]["prediction_ids"].split(",")
+        logits = result.as_numpy("logits")
+    finally:
+        client.close()
+    answers = [httpx.post(f"{url}/predict", json={"pixels": p.tolist()}, timeout=60).json() for p in pixels]
+    return {
+        "logits": logits.tolist(),
+        "probabilities": [[a["probabilities"][c] for c in CLASSES] for a in answers],
+        "labels": [a["label"] for a in answers],
+        "ids": ids + [a["prediction_id"] for a in answers],
+    }
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_replica_killed_under_load_loses_no_acknowledged_prediction(deployment: Deployment) -> None:
+    from dcloop.store.predictions import list_predictions
+
+    before = _replica_pids()
+    answered: list[str] = []
+    failed: list[str] = []
+    body = {"pixels": np.full((28, 28), 9).tolist()}
+    killed = threading.Event()
+
+    def send() -> None:
+        """Requests one after another; one that fails is retried, as a client would."""
+        with httpx.Client(base_url=deployment.url, timeout=60) as http:
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline and len(answered) < 60:
+                try:
+                    r = http.post("/predict", json=body)
+                except httpx.TransportError as exc:
+                    failed.append(type(exc).__name__)
+                    continue
+                if r.status_code == 200:
+                    answered.append(r.json()["prediction_id"])
+                else:
+                    failed.append(str(r.status_code))
+                if len(answered) >= 40 and not killed.is_set():
+                    break  # wait for the kill to have happened before finishing
+
+    client = threading.Thread(target=send)
+    client.start()
+    _wait_for(lambda: len(answered) >= 10, "10 answers before the kill")
+    os.kill(before[0], signal.SIGKILL)  # the replica actor's process dies mid-stream
+    killed.set()
+    client.join(timeout=300)
+    assert not client.is_alive()
+    _wait_for(lambda: len(_replica_pids()) == 2 and before[0] not in _replica_pids(), "Ray to replace it")
+    stored = {p.id for p in list_predictions(deployment.workspace.store, with_inputs=False)}
+    assert len(answered) >= 10 and set(answered) <= stored  # every 200 had its row committed first
+    assert len(set(answered)) == len(answered)
+    after = httpx.post(f"{deployment.url}/predict", json=body, timeout=60)
+    assert after.status_code == 200 and after.json()["prediction_id"] not in answered
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_sigterm_shuts_the_deployment_down_cleanly(deployment: Deployment) -> None:
+    deployment.process.send_signal(signal.SIGTERM)
+    _, err = deployment.process.communicate(timeout=180)
+    assert deployment.process.returncode == 0, err[-2000:]
+    assert f"serving on {deployment.url} with 2 replicas" in " ".join(err.split())
+    _wait_for(lambda: not _replica_pids(), "the replicas to stop")
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{deployment.url}/v2/health/ready", timeout=5)
+
+
+def _replica_pids() -> list[int]:
+    """Processes of this deployment's replica actors on this machine (both nodes run here)."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if cmdline and REPLICA in cmdline[0]:
+            found.append(proc.info["pid"])
+    return sorted(found)
+
+
+def _wait_for(condition, what: str, timeout: float = 240.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up waiting for {what} after {timeout} s")
+        time.sleep(0.2)
