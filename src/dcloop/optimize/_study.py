@@ -24,6 +24,7 @@ FORMAT_ATTR = "dcloop_study_format"
 DATASET_ATTR = "dcloop_dataset_id"
 DIRECTION_ATTR = "dcloop_metric"
 SURPLUS_ATTR = "dcloop_surplus"
+STALE_RETRIES = 2  # times a trial whose worker died is asked again with its params
 
 
 def redact(url: str) -> str:
@@ -49,7 +50,14 @@ def open_storage(url: str, heartbeat_s: int) -> optuna.storages.RDBStorage:
                 "ignore", optuna.exceptions.ExperimentalWarning
             )  # heartbeats: stable in use
             return _storage_class()(
-                url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_s, grace_period=3 * heartbeat_s
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=heartbeat_s,
+                grace_period=3 * heartbeat_s,
+                # a trial failed by its stale heartbeat (its worker or node died) runs again, same params
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                    STALE_RETRIES
+                ),
             )
     except RuntimeError as exc:  # optuna: schema written by another optuna version
         first = str(exc).strip().splitlines()[0]

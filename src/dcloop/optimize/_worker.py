@@ -14,8 +14,9 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dcloop.errors import DcloopError, TrainError
 from dcloop.optimize import _study
@@ -61,11 +62,13 @@ def run_worker(
     deadline: float | None,
     *,
     wait_for_running: bool,
+    trial_attrs: Mapping[str, Any] | None = None,
 ) -> None:
     """Run trials of the study until its budget is met, the deadline passes or trials keep failing.
 
     With ``wait_for_running`` a worker whose budget is all taken by running trials waits for them to
     finish or to be failed by their stale heartbeat (so a resume retries a dead worker's trials).
+    ``trial_attrs`` are written on each trial this worker starts (a cluster task names its node).
     """
     import optuna
     from optuna.trial import TrialState
@@ -77,7 +80,7 @@ def run_worker(
         sampler=_sampler(cfg, index),
         pruner=_pruner(cfg),
     )
-    objective = _Objective(workspace, cfg, study.user_attrs[_study.DATASET_ATTR], index)
+    objective = _Objective(workspace, cfg, study.user_attrs[_study.DATASET_ATTR], index, trial_attrs or {})
     failures: list[bool] = []
 
     def record(_: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -117,8 +120,10 @@ def _let_first_worker_pop(study: optuna.Study, patience_s: float = 120.0) -> Non
 class _Objective:
     """Trains one trial as a tracked run (kind "trial"); keeps the last error for the worker loop."""
 
-    def __init__(self, workspace: Workspace, cfg: TuneConfig, dataset_id: str, index: int) -> None:
-        self.workspace, self.cfg, self.dataset_id = workspace, cfg, dataset_id
+    def __init__(
+        self, workspace: Workspace, cfg: TuneConfig, dataset_id: str, index: int, attrs: Mapping[str, Any]
+    ) -> None:
+        self.workspace, self.cfg, self.dataset_id, self.attrs = workspace, cfg, dataset_id, attrs
         self.threads = workspace.config.train.threads or max(1, (os.cpu_count() or 1) // cfg.workers)
         self.last_error: str | None = None
 
@@ -132,6 +137,8 @@ class _Objective:
         if _study.is_surplus(trial.study, trial.number, self.cfg.trials):
             trial.set_user_attr(_study.SURPLUS_ATTR, True)
             raise _Surplus(f"trial {trial.number} is beyond the budget of {self.cfg.trials}")
+        for key, value in self.attrs.items():
+            trial.set_user_attr(key, value)
         params = suggest(trial, self.cfg.space)
         recipe = apply_params(self.workspace.config.train, params).model_copy(
             update={
