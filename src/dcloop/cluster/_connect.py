@@ -8,9 +8,11 @@ tried with a plain TCP connect first, so an unreachable address is one error lin
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
+import re
 import socket
 import sys
 from collections.abc import Iterator
@@ -26,6 +28,15 @@ log = logging.getLogger(__name__)
 HEAD_FILE = "head.json"
 RAY_CLIENT_PORT = 10001
 GCS_PORT = 6379
+INSTALL_RAY = (
+    'pip install "dcloop[ray]" (or pip install -c requirements/constraints.txt -r requirements/ray.txt)'
+)
+# Ray's own check (ray._private.utils.check_version_info) fails ray.init with this multi-line text
+_MISMATCH = re.compile(
+    r"cluster was started with:\s*Ray: (\S+)\s*Python: (\S+)\s*This process .*? was started with:"
+    r"\s*Ray: (\S+)\s*Python: (\S+)",
+    re.DOTALL,
+)
 
 
 @dataclass(frozen=True)
@@ -131,9 +142,35 @@ def _restore(previous: dict[str, str | None]) -> None:
             os.environ[key] = value
 
 
+def require_ray() -> None:
+    """One error line naming the extra when Ray is not installed (the base install has none); finding
+    it does not import it, so the check is cheap where Ray is there."""
+    try:
+        found = importlib.util.find_spec("ray") is not None
+    except ImportError:
+        found = False
+    if not found:
+        raise ClusterError(f"dcloop's cluster commands need Ray, which is not installed: {INSTALL_RAY}.")
+
+
+def version_mismatch(message: str, target: Target) -> str | None:
+    """Ray's multi-line version check failure as one line naming both versions; None for other errors."""
+    found = _MISMATCH.search(message)
+    if found is None:
+        return None
+    cluster_ray, cluster_python, here_ray, here_python = found.groups()
+    return (
+        f"The Ray cluster at {target.address!r} ({target.setting}) runs Ray {cluster_ray} on Python "
+        f"{cluster_python}, but this machine has Ray {here_ray} on Python {here_python}: they must match. "
+        f'Install the cluster\'s here (pip install "ray[default,train,tune,serve]=={cluster_ray}" on Python '
+        f"{cluster_python}) or use a cluster of Ray {here_ray}."
+    )
+
+
 @contextmanager
 def connected(workspace: Workspace, address: str | None = None) -> Iterator[Target]:
     """Join the cluster for the block (leaving it afterwards); one error line when it cannot."""
+    require_ray()
     target = resolve(workspace, address)
     timeout = workspace.config.cluster.connect_timeout_s
     probe(target, timeout)
@@ -153,7 +190,8 @@ def connected(workspace: Workspace, address: str | None = None) -> Iterator[Targ
         _restore(previous)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ClusterError(
-            f"Cannot join the Ray cluster at {target.address!r} ({target.setting}): {first}"
+            version_mismatch(str(exc), target)
+            or f"Cannot join the Ray cluster at {target.address!r} ({target.setting}): {first}"
         ) from None
     try:
         yield target

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from dcloop.atomic import write_text
-from dcloop.cluster._connect import HEAD_FILE, local_head, state_dir
+from dcloop.cluster._connect import HEAD_FILE, local_head, require_ray, state_dir
 from dcloop.errors import ClusterError
 from dcloop.workspace import Workspace
 
@@ -78,6 +78,7 @@ def cluster_up(workspace: Workspace, num_cpus: int | None = None, port: int | No
     """Start a local head (if none is running for this workspace) and record how to reach it.
 
     ``port`` defaults to Ray's 6379, or the next free pair when something else listens there."""
+    require_ray()
     head = local_head(workspace)
     if head is not None and _alive(int(head["pgid"])):
         raise ClusterError(
