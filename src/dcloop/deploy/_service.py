@@ -26,10 +26,10 @@ from dcloop.deploy._registry import get_model_version
 from dcloop.deploy._runtime import OnnxModel, as_model_input, as_pixels, load_model, softmax
 from dcloop.deploy._text import encode
 from dcloop.store.predictions import (
-    Prediction,
+    PredictionRows,
     log_predictions,
-    new_predictions,
-    new_text_predictions,
+    new_prediction_rows,
+    new_text_prediction_rows,
     time_ordered_ids,
 )
 from dcloop.store.retention import enforce_retention
@@ -58,15 +58,15 @@ class PredictionLog:
     Whatever queued up during one commit goes into the next, in one transaction: a group commit.
     """
 
-    def __init__(self, write: Callable[[list[Prediction]], None], loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, write: Callable[[PredictionRows], None], loop: asyncio.AbstractEventLoop) -> None:
         self._write, self._loop = write, loop
-        self._queue: queue.SimpleQueue[tuple[list[Prediction], asyncio.Future[None]] | None] = (
+        self._queue: queue.SimpleQueue[tuple[PredictionRows, asyncio.Future[None]] | None] = (
             queue.SimpleQueue()
         )
         self._thread = threading.Thread(target=self._run, name="dcloop-log", daemon=True)
         self._thread.start()
 
-    def write(self, rows: list[Prediction]) -> asyncio.Future[None]:
+    def write(self, rows: PredictionRows) -> asyncio.Future[None]:
         stored: asyncio.Future[None] = self._loop.create_future()
         self._queue.put((rows, stored))
         return stored
@@ -94,7 +94,7 @@ class PredictionLog:
                 group.append(nxt)
             error: BaseException | None = None
             try:
-                self._write([row for rows, _ in group for row in rows])
+                self._write(PredictionRows.join([rows for rows, _ in group]))
             except Exception as exc:
                 log.exception("committing %d batches of predictions failed", len(group))
                 error = exc
@@ -203,7 +203,7 @@ class ModelService:
             each = np.repeat(latencies, [item.size for item in items]).tolist()
             endpoint = endpoints.pop() if len(endpoints) == 1 else "mixed"
             if tokens is None:
-                rows = new_predictions(
+                rows = new_prediction_rows(
                     _join([as_pixels(item.payload[0]) for item in items]),
                     probs,
                     model.classes,
@@ -213,7 +213,7 @@ class ModelService:
                     store_input=self.store_inputs,
                 )
             else:
-                rows = new_text_predictions(
+                rows = new_text_prediction_rows(
                     [text for item in items for text in item.payload[0]],
                     tokens.lengths.tolist(),
                     tokens.unknown.tolist(),
@@ -224,7 +224,7 @@ class ModelService:
                     endpoint=endpoint,
                     store_input=self.store_inputs,
                 )
-            ids, stored = [r.id for r in rows], self._log.write(rows)
+            ids, stored = rows.ids, self._log.write(rows)
         self.metrics.predictions.labels(model.version.ref).inc(len(ids))
         answers, start = [], 0
         for item, latency in zip(items, latencies, strict=True):

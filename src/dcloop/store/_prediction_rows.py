@@ -51,27 +51,64 @@ class Prediction:
         return list(self.probabilities)
 
 
-def insert_predictions(store: Store, rows: Sequence[Prediction]) -> None:
+@dataclass(frozen=True)
+class PredictionRows:
+    """Predictions column by column (table column name -> one value per row): what the server logs.
+
+    A batch is built and stored without a record object per row, which costs several times the
+    insert itself under a busy server's GIL; ``records`` gives the frozen records when a caller
+    needs them.
+    """
+
+    columns: dict[str, list[Any]]
+
+    @property
+    def ids(self) -> list[str]:
+        return self.columns["id"]
+
+    def __len__(self) -> int:
+        return len(self.columns["id"])
+
+    def records(self) -> list[Prediction]:
+        names, values = list(self.columns), self.columns.values()
+        return [Prediction(**dict(zip(names, row, strict=True))) for row in zip(*values, strict=True)]
+
+    @classmethod
+    def of(cls, rows: Sequence[Prediction] | PredictionRows) -> PredictionRows:
+        if isinstance(rows, PredictionRows):
+            return rows
+        return cls({c.name: [getattr(r, c.name) for r in rows] for c in s.predictions.c})
+
+    @classmethod
+    def join(cls, parts: Sequence[PredictionRows]) -> PredictionRows:
+        """The rows of ``parts`` one after another (a group commit's batches)."""
+        if len(parts) == 1:
+            return parts[0]
+        return cls({name: [v for part in parts for v in part.columns[name]] for name in parts[0].columns})
+
+
+def insert_predictions(store: Store, rows: Sequence[Prediction] | PredictionRows) -> None:
     """All rows in one transaction: they are durable when this returns."""
-    if not rows:
+    table = PredictionRows.of(rows)
+    if not len(table):
         return
-    columns = [c.name for c in s.predictions.c]
     with store.transaction() as conn:
         if conn.dialect.name != "sqlite":
-            # not asdict: it deep-copies
-            conn.execute(s.predictions.insert(), [{n: getattr(r, n) for n in columns} for r in rows])
+            names = [c.name for c in s.predictions.c]
+            values = zip(*(table.columns[n] for n in names), strict=True)
+            conn.execute(s.predictions.insert(), [dict(zip(names, row, strict=True)) for row in values])
             return
         # SQLite: multi-row VALUES statements, one driver call per chunk instead of one per row (each
         # row step releases and retakes the GIL, slow while a server is busy).
-        flat = _sqlite_values(conn.dialect, rows)
-        width = len(columns)
-        for start in range(0, len(rows), INSERT_CHUNK):
-            n = min(INSERT_CHUNK, len(rows) - start)
+        flat = _sqlite_values(conn.dialect, table)
+        width = len(s.predictions.c)
+        for start in range(0, len(table), INSERT_CHUNK):
+            n = min(INSERT_CHUNK, len(table) - start)
             conn.exec_driver_sql(_insert_sql(n), tuple(flat[start * width : (start + n) * width]))
 
 
-def _sqlite_values(dialect: Any, rows: Sequence[Prediction]) -> list[Any]:
-    """Bound values of ``rows``, row-major, as SQLAlchemy's own bind processors would give them.
+def _sqlite_values(dialect: Any, table: PredictionRows) -> list[Any]:
+    """Bound values of ``table``, row-major, as SQLAlchemy's own bind processors would give them.
 
     Column by column; JSON through orjson, which writes what the stdlib would for the finite numbers
     and strings a prediction holds, several times faster.
@@ -80,7 +117,7 @@ def _sqlite_values(dialect: Any, rows: Sequence[Prediction]) -> list[Any]:
 
     columns = []
     for column in s.predictions.c:
-        values = [getattr(r, column.name) for r in rows]
+        values = table.columns[column.name]
         if isinstance(column.type, JSON):
             values = [orjson.dumps(v).decode() for v in values]
         elif (process := column.type.bind_processor(dialect)) is not None:

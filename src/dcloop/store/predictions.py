@@ -28,12 +28,13 @@ from dcloop.store._prediction_aggregates import (
     prediction_counts_by_bucket,
     prediction_span,
 )
-from dcloop.store._prediction_rows import Prediction
+from dcloop.store._prediction_rows import Prediction, PredictionRows
 from dcloop.store._store import Store
 from dcloop.store.retention import prediction_windows
 
 __all__ = [
     "Prediction",
+    "PredictionRows",
     "add_labels",
     "confidence_histogram",
     "feedback_counts",
@@ -46,7 +47,10 @@ __all__ = [
     "list_predictions",
     "log_predictions",
     "new_prediction",
+    "new_prediction_rows",
     "new_predictions",
+    "new_text_prediction_rows",
+    "new_text_predictions",
     "prediction_counts_by_bucket",
     "prediction_pixels",
     "prediction_span",
@@ -99,10 +103,32 @@ def new_predictions(
     store_input: bool = True,
 ) -> list[Prediction]:
     """Records of a batch: ``pixels`` uint8 (N, C, H, W), ``probabilities`` (N, K), one latency each."""
+    return new_prediction_rows(
+        pixels,
+        probabilities,
+        classes,
+        model,
+        latency_ms=latency_ms,
+        endpoint=endpoint,
+        store_input=store_input,
+    ).records()
+
+
+def new_prediction_rows(
+    pixels: np.ndarray,
+    probabilities: np.ndarray,
+    classes: Sequence[str],
+    model: AnsweringModel,
+    *,
+    latency_ms: Sequence[float],
+    endpoint: str = "predict",
+    store_input: bool = True,
+) -> PredictionRows:
+    """``new_predictions`` column by column, for ``log_predictions`` (the server's hot path)."""
     raw = np.ascontiguousarray(pixels, dtype=np.uint8)
     flat = raw.reshape(len(raw), -1).astype(np.float32)
     data = [raw[i].tobytes() for i in range(len(raw))]
-    return _records(
+    return _rows(
         data,
         [hashlib.sha256(d).hexdigest() for d in data],
         [int(d) for d in raw.shape[1:]],
@@ -116,7 +142,7 @@ def new_predictions(
     )
 
 
-def _records(
+def _rows(
     data: Sequence[bytes],
     digests: Sequence[str],
     shape: list[int],
@@ -127,35 +153,34 @@ def _records(
     latency_ms: Sequence[float],
     endpoint: str,
     store_input: bool,
-) -> list[Prediction]:
-    """One record per input: ``data`` the stored form, ``digests`` the hash of the whole input, and the
+) -> PredictionRows:
+    """One row per input: ``data`` the stored form, ``digests`` the hash of the whole input, and the
     two summaries kept after ``forget`` (mean_intensity, std_intensity)."""
     indices = probabilities.argmax(axis=1).tolist()
     rounded = np.round(probabilities.astype(np.float64), 6).tolist()
-    now, ids = datetime.now(UTC), time_ordered_ids(len(data))
+    n = len(data)
     first, second = summaries
-    return [
-        Prediction(
-            id=ids[i],
-            created_at=now,
-            model_name=model.name,
-            model_version=model.version,
-            model_version_id=model.id,
-            input_sha256=digests[i],
-            input_shape=shape,
-            input=data[i] if store_input else None,
-            input_bytes=len(data[i]) if store_input else 0,
-            pred_index=index,
-            pred_label=classes[index],
-            confidence=rounded[i][index],
-            probabilities=dict(zip(classes, rounded[i], strict=True)),
-            latency_ms=float(latency_ms[i]),
-            mean_intensity=float(first[i]),
-            std_intensity=float(second[i]),
-            endpoint=endpoint,
-        )
-        for i, index in enumerate(indices)
-    ]
+    return PredictionRows(
+        {
+            "id": time_ordered_ids(n),
+            "created_at": [datetime.now(UTC)] * n,
+            "model_name": [model.name] * n,
+            "model_version": [model.version] * n,
+            "model_version_id": [model.id] * n,
+            "input_sha256": list(digests),
+            "input_shape": [shape] * n,
+            "input": list(data) if store_input else [None] * n,
+            "input_bytes": [len(d) for d in data] if store_input else [0] * n,
+            "pred_index": indices,
+            "pred_label": [classes[i] for i in indices],
+            "confidence": [row[i] for row, i in zip(rounded, indices, strict=True)],
+            "probabilities": [dict(zip(classes, row, strict=True)) for row in rounded],
+            "latency_ms": [float(v) for v in latency_ms],
+            "mean_intensity": [float(v) for v in first],
+            "std_intensity": [float(v) for v in second],
+            "endpoint": [endpoint] * n,
+        }
+    )
 
 
 MAX_STORED_TEXT_BYTES = 16 * 1024  # a stored text keeps its first 16 KiB of UTF-8 (its hash covers all of it)
@@ -176,8 +201,34 @@ def new_text_predictions(
     """Records of a batch of texts: the text itself is the stored input (UTF-8, at most
     ``MAX_STORED_TEXT_BYTES``, ``input_shape`` ``[]``). The summaries kept after ``forget`` are the
     text's token count (in ``mean_intensity``) and its share of unknown tokens (in ``std_intensity``)."""
+    return new_text_prediction_rows(
+        texts,
+        tokens,
+        unknown_share,
+        probabilities,
+        classes,
+        model,
+        latency_ms=latency_ms,
+        endpoint=endpoint,
+        store_input=store_input,
+    ).records()
+
+
+def new_text_prediction_rows(
+    texts: Sequence[str],
+    tokens: Sequence[int],
+    unknown_share: Sequence[float],
+    probabilities: np.ndarray,
+    classes: Sequence[str],
+    model: AnsweringModel,
+    *,
+    latency_ms: Sequence[float],
+    endpoint: str = "predict",
+    store_input: bool = True,
+) -> PredictionRows:
+    """``new_text_predictions`` column by column, for ``log_predictions``."""
     full = [text.encode("utf-8", "replace") for text in texts]
-    return _records(
+    return _rows(
         [d if len(d) <= MAX_STORED_TEXT_BYTES else _cut_utf8(d, MAX_STORED_TEXT_BYTES) for d in full],
         [hashlib.sha256(d).hexdigest() for d in full],
         [],
@@ -209,8 +260,9 @@ def time_ordered_ids(n: int) -> list[str]:
     return [text[start : start + 32] for start in range(0, 32 * n, 32)]
 
 
-def log_predictions(store: Store, rows: Sequence[Prediction]) -> None:
-    """Store ``rows`` in one transaction; they are durable when this returns."""
+def log_predictions(store: Store, rows: Sequence[Prediction] | PredictionRows) -> None:
+    """Store ``rows`` (records, or a batch built by ``new_prediction_rows``) in one transaction; they
+    are durable when this returns."""
     q.insert_predictions(store, rows)
 
 
