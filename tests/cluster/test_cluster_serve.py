@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from dcloop import config
 from dcloop.cli import app
-from dcloop.errors import ConfigError
+from dcloop.errors import ClusterError, ConfigError
 
 sys.path.insert(
     0, str(Path(__file__).resolve().parents[1] / "deploy")
@@ -70,6 +70,17 @@ def test_serve_refuses_zero_replicas(served_ws) -> None:
     assert result.exit_code == 2 and "--replicas" in result.output
 
 
+def test_an_unreachable_cluster_is_one_error_naming_the_setting(served_ws) -> None:
+    from dcloop.cluster import serve_on_cluster
+
+    served_ws.config.cluster.address = f"127.0.0.1:{free_port()}"  # nothing listens there
+    served_ws.config.cluster.connect_timeout_s = 2.0
+    with pytest.raises(
+        ClusterError, match=r"No Ray cluster answers at .* \(from `cluster.address` in dcloop.yaml\)"
+    ):
+        serve_on_cluster(served_ws, replicas=2, port=free_port())
+
+
 @pytest.fixture
 def served_ws(workspace, tmp_path: Path):
     """A workspace with pets@1 (tiny-cnn) registered and promoted to champion."""
@@ -89,7 +100,8 @@ class Deployment:
 
 @pytest.fixture(scope="module")
 def deployment(two_nodes, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    """`dcloop serve --cluster --replicas 2` in a child process, on a workspace both nodes reach."""
+    """`dcloop serve --cluster --replicas 2 --follow-champion` in a child process, on a workspace both
+    nodes reach."""
     from dcloop.deploy import promote, register_model_version
     from dcloop.workspace import init_workspace, open_workspace
 
@@ -103,17 +115,8 @@ def deployment(two_nodes, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     promote(ws, "pets", version=1)
     port = free_port()
     env = {**os.environ, "DCLOOP_WORKSPACE": str(ws.root), "DCLOOP_TOKEN": TOKEN}
-    command = [
-        sys.executable,
-        "-m",
-        "dcloop.cli",
-        "serve",
-        "--cluster",
-        "--replicas",
-        "2",
-        "--port",
-        str(port),
-    ]
+    command = [sys.executable, "-m", "dcloop.cli", "serve", "--cluster", "--replicas", "2"]
+    command += ["--port", str(port), "--follow-champion", "--follow-every", "0.5"]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_ready(f"http://127.0.0.1:{port}", timeout=480)
@@ -206,6 +209,48 @@ def test_a_replica_killed_under_load_loses_no_acknowledged_prediction(deployment
     assert len(set(answered)) == len(answered)
     after = httpx.post(f"{deployment.url}/predict", json=body, timeout=60)
     assert after.status_code == 200 and after.json()["prediction_id"] not in answered
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_both_replicas_follow_the_champion_without_dropping_a_request(
+    deployment: Deployment, tmp_path
+) -> None:
+    from dcloop.deploy import promote, register_model_version
+
+    register_model_version(
+        deployment.workspace, tiny_cnn_onnx(tmp_path / "v2.onnx", seed=3), name="pets", classes=CLASSES
+    )
+    body = {"pixels": np.full((28, 28), 7).tolist()}
+    answers: list[tuple[int, str]] = []
+    with httpx.Client(base_url=deployment.url, timeout=60) as http:
+
+        def ask() -> str:
+            r = http.post("/predict", json=body)
+            answers.append((r.status_code, r.json().get("model_version", r.text)))
+            return answers[-1][1]
+
+        ask()
+        promote(deployment.workspace, "pets", version=2, force=True, reason="test")
+        # the proxy spreads requests over both replicas: 12 answers in a row from v2 means both switched
+        _wait_for(lambda: ask() == "pets@2" and all(ask() == "pets@2" for _ in range(11)), "both on v2")
+    assert answers[0] == (200, "pets@1")
+    assert {status for status, _ in answers} == {200}  # no request failed while the replicas switched
+    assert {version for _, version in answers} == {"pets@1", "pets@2"}
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_a_request_no_node_can_meet_is_refused_before_deploying(deployment: Deployment) -> None:
+    from dcloop.cluster._serve import deployed
+    from dcloop.workspace import open_workspace
+
+    ws = open_workspace(deployment.workspace.root)
+    ws.config.cluster.serve_cpus_per_replica = 4.0
+    refused = r"cannot hold 2 serving replicas: it needs 2 x 4 CPU .* 1 CPU"
+    with pytest.raises(ClusterError, match=refused), deployed(ws, replicas=2, port=free_port()):
+        pass
+    assert httpx.get(f"{deployment.url}/v2/health/ready", timeout=30).status_code == 200  # untouched
 
 
 @pytest.mark.ray
