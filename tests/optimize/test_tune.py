@@ -222,4 +222,9 @@ def test_a_trial_killed_before_its_first_heartbeat_goes_stale(tmp_path: Path) ->
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
     states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
-    assert states == {dead.number: TrialState.FAIL, alive.number: TrialState.RUNNING}
+    retry = 2  # the failed trial is asked again (RetryHeartbeatStaleTrialCallback)
+    assert states == {
+        dead.number: TrialState.FAIL,
+        alive.number: TrialState.RUNNING,
+        retry: TrialState.WAITING,
+    }
