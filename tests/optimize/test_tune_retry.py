@@ -32,8 +32,9 @@ def test_a_lost_trial_is_retried_with_its_params_and_a_second_retry_is_surplus(t
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
-        # a second worker failing it at the same moment asks a second retry of it
-        storage.get_heartbeat_stale_trial_callback()(study, study.get_trials()[lost.number])
+        retry = storage.get_heartbeat_stale_trial_callback()
+        assert retry is not None
+        retry(study, study.get_trials()[lost.number])  # a second worker failing it at once retries it too
     first, second = study.ask(), study.ask()  # each pops one retry, as two workers would
     trials = study.get_trials()
     assert trials[lost.number].state == TrialState.FAIL
