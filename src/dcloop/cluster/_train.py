@@ -19,11 +19,14 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from dcloop.atomic import write_text
 from dcloop.cluster._connect import connected
+from dcloop.cluster._reach import check_reachable
 from dcloop.cluster._status import check_fits
 from dcloop.cluster._usage import open_shared_workspace, this_node
 from dcloop.config import ClusterConfig, TrainConfig
@@ -51,7 +54,9 @@ def train_on_cluster(
 
     settings = settings or workspace.config.cluster
     launch_id = uuid.uuid4().hex[:12]
+    marks = {"called": time.time()}  # the driver's side of the run's timeline (lineage.cluster.marks)
     with connected(workspace, address) as target:
+        marks["connected"] = time.time()
         low = settings.min_workers or settings.num_workers
         check_fits(
             f"{low} training workers",
@@ -60,15 +65,18 @@ def train_on_cluster(
             settings.gpus_per_worker,
             low,
         )
+        check_reachable(workspace, {"`cluster.storage_path`": settings.storage_path})
 
         def launcher(root: Path, run_id: str, resumed: bool) -> None:
             run = store_runs.get_run(workspace.store, run_id)  # status lists it as running on the cluster
             info = {"address": target.address, "launch": launch_id, "nodes": None}
             store_runs.update_run(workspace.store, run_id, lineage={**run.lineage, "cluster": info})
+            marks["submitted"] = time.time()
             _fit(root, run_id, launch_id, settings, _storage(workspace, settings))
+            marks["returned"] = time.time()
 
         run = train(workspace, recipe, dataset, name=name, resume=resume, launcher=launcher)
-        return _record(workspace, run, launch_id, target.address, settings)
+        return _record(workspace, run, launch_id, target.address, settings, marks)
 
 
 def _storage(workspace: Workspace, settings: ClusterConfig) -> str:
@@ -80,9 +88,13 @@ def _storage(workspace: Workspace, settings: ClusterConfig) -> str:
 
 
 def _fit(root: Path, run_id: str, launch_id: str, settings: ClusterConfig, storage: str) -> None:
-    """Run the worker group under Ray Train and wait; a failure beyond max_failures is one TrainError."""
+    """Run the worker group under Ray Train and wait; a failure beyond max_failures is one TrainError.
+
+    One worker needs no torch process group, so it runs under Ray Train's plain data-parallel trainer,
+    which skips the process group's setup and teardown (the same training: one rank uses no DDP)."""
     import ray.train
     from ray.train.torch import TorchTrainer
+    from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer
 
     workers: int | tuple[int, int] = settings.num_workers
     if settings.min_workers is not None and settings.min_workers < settings.num_workers:
@@ -90,7 +102,8 @@ def _fit(root: Path, run_id: str, launch_id: str, settings: ClusterConfig, stora
     resources = {"CPU": settings.cpus_per_worker} | (
         {"GPU": settings.gpus_per_worker} if settings.gpus_per_worker else {}
     )
-    trainer = TorchTrainer(
+    trainer_cls = TorchTrainer if settings.num_workers > 1 else DataParallelTrainer
+    trainer = trainer_cls(
         _worker,
         train_loop_config={"root": str(root), "run_id": run_id, "launch": launch_id},
         scaling_config=ray.train.ScalingConfig(
@@ -114,7 +127,11 @@ def _fit(root: Path, run_id: str, launch_id: str, settings: ClusterConfig, stora
 
 
 def _worker(config: dict[str, Any]) -> None:
-    """One Ray Train worker: the body of ``python -m dcloop.train._worker`` minus the process group setup."""
+    """One Ray Train worker: the body of ``python -m dcloop.train._worker`` minus the process group setup.
+
+    Its record gets the moments it reached (``marks``: entered, imported, fit_start, first_step,
+    fit_end) and, with several workers, the seconds spent in the gradient allreduce (``comm_s``)."""
+    entered = time.time()
     import ray
     import ray.train
     import torch
@@ -126,6 +143,7 @@ def _worker(config: dict[str, Any]) -> None:
     from dcloop.train._checkpoint import latest_checkpoint
     from dcloop.train._run import run_training
 
+    marks = {"entered": entered, "imported": time.time()}
     workspace = open_shared_workspace(Path(config["root"]))
     run = store_runs.get_run(workspace.store, config["run_id"])
     recipe = TrainConfig.model_validate(run.config)
@@ -136,9 +154,57 @@ def _worker(config: dict[str, Any]) -> None:
         Path(run.path), config["launch"], context.get_world_rank(), context.get_world_size()
     )
     resume = latest_checkpoint(Path(run.path) / "checkpoint") is not None
-    with meter_for(workspace) as meter:
-        run_training(workspace, run, load_dataset(workspace, run.dataset_id), recipe, resume=resume)
-    _write(record, {**json.loads(record.read_text(encoding="utf-8")), "cost": meter.result().as_dict()})
+    comm = _CommTimer() if context.get_world_size() > 1 else None
+    with meter_for(workspace) as meter, _first_step(marks):
+        marks["fit_start"] = time.time()
+        data = load_dataset(workspace, run.dataset_id)
+        run_training(workspace, run, data, recipe, resume=resume, comm_hook=comm.hook() if comm else None)
+    marks["fit_end"] = time.time()
+    timing = {"marks": marks} | ({"comm_s": comm.seconds, "comm_calls": comm.calls} if comm else {})
+    cost = {"cost": meter.result().as_dict()}
+    _write(record, {**json.loads(record.read_text(encoding="utf-8")), **cost, **timing})
+
+
+@contextmanager
+def _first_step(marks: dict[str, float]) -> Iterator[None]:
+    """Stamp ``marks["first_step"]`` at this process's first optimizer step: where scheduling ends
+    (a global step hook sees the optimizer fit_model builds)."""
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    def stamp(*_: Any) -> None:
+        marks.setdefault("first_step", time.time())
+
+    handle = register_optimizer_step_post_hook(stamp)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+class _CommTimer:
+    """DDP's gradient allreduce (torch's own default hook), timed in this worker from its start to
+    the averaged gradients' arrival: the time on the wire plus any wait for a slower rank."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.calls = 0
+
+    def __call__(self, state: Any, bucket: Any) -> Any:
+        from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
+
+        start = time.perf_counter()
+
+        def done(future: Any) -> Any:
+            self.seconds += time.perf_counter() - start
+            self.calls += 1
+            return future.value()
+
+        return allreduce_hook(state, bucket).then(done)
+
+    def hook(self) -> Callable[[Any, Any], Any]:
+        """This timer as DDP's ``register_comm_hook`` takes it: DDP checks the hook's annotations
+        against torch's classes, and this module's are strings, so it gets a bare lambda."""
+        return lambda state, bucket: self(state, bucket)
 
 
 def _worker_record(folder: Path, launch_id: str, rank: int, world: int) -> Path:
@@ -172,7 +238,12 @@ def attempts(folder: Path, launch_id: str) -> list[list[dict[str, Any]]]:
 
 
 def _record(
-    workspace: Workspace, run: RunRecord, launch_id: str, address: str, settings: ClusterConfig
+    workspace: Workspace,
+    run: RunRecord,
+    launch_id: str,
+    address: str,
+    settings: ClusterConfig,
+    marks: dict[str, float] | None = None,
 ) -> RunRecord:
     """Add restarts, nodes and the workers' summed cost to the finished run (store and metrics.json)."""
     from dcloop.store import runs as store_runs
@@ -202,6 +273,7 @@ def _record(
         "world_sizes": [len(g) for g in groups],
         "nodes": nodes,
         "node_labels": {r["node_id"]: r["labels"] for r in workers},
+        "marks": marks or {},
     }
     metrics = {**run.metrics, "cost": cost, "restarts": info["restarts"]}
     write_json(folder / "metrics.json", metrics)

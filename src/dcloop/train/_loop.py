@@ -108,6 +108,7 @@ def fit_model(
     checkpoint_dir: Path | None = None,
     resume: bool = False,
     tokenizer: Any = None,
+    comm_hook: Callable[..., Any] | None = None,
 ) -> FitResult:
     """Train ``model`` on ``dataset``'s train split, validating on its val split every epoch.
 
@@ -115,7 +116,8 @@ def fit_model(
     ``on_epoch(epoch, metrics)`` runs on rank 0 after each epoch's validation and checkpoint; an
     exception from it stops training and propagates. With ``checkpoint_dir`` every epoch is saved
     there, and ``resume=True`` continues from its latest checkpoint. A text data set needs the
-    model's ``tokenizer`` (``tokenizers.Tokenizer``).
+    model's ``tokenizer`` (``tokenizers.Tokenizer``). ``comm_hook`` is a DDP communication hook for
+    the gradient allreduce when there are several ranks (dcloop.cluster times the allreduce with one).
     """
     if recipe.threads:
         torch.set_num_threads(recipe.threads)
@@ -149,6 +151,8 @@ def fit_model(
         net = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
+        if comm_hook is not None:
+            net.register_comm_hook(None, comm_hook)
     net, compiled = maybe_compile(net, device, recipe.compile)
     optimizer = build_optimizer(
         recipe.optimizer,

@@ -267,9 +267,11 @@ def run_training(
     *,
     resume: bool,
     on_epoch: EpochHook | None = None,
+    comm_hook: Callable[..., Any] | None = None,
 ) -> None:
     """Build (or warm-start) the model and fit it, checkpointing into the run folder; rank 0 writes
-    the epochs to the store and the chosen weights to ``model.safetensors``. Workers call this too."""
+    the epochs to the store and the chosen weights to ``model.safetensors``. Workers call this too
+    (``comm_hook``: a DDP communication hook, see ``fit_model``)."""
     from dcloop.train._checkpoint import load_weights
     from dcloop.train._distributed import rank_world
     from dcloop.train._loop import fit_model, seed_everything
@@ -304,6 +306,7 @@ def run_training(
         checkpoint_dir=folder / "checkpoint",
         resume=resume,
         tokenizer=tokenizer,
+        comm_hook=comm_hook,
     )
     if rank == 0:
         figures = _text_figures(result, data, recipe, tokenizer) if tokenizer is not None else {}
