@@ -41,6 +41,35 @@ def test_every_optimizer_lowers_a_quadratic_and_spares_biases_from_decay(name: s
     assert F.mse_loss(model(x), target).item() < first * 0.8
 
 
+@pytest.mark.parametrize(
+    ("name", "reference"),
+    [
+        ("sgd", lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, nesterov=True, foreach=False)),
+        ("adam", lambda p: torch.optim.Adam(p, lr=0.05, foreach=False)),
+        ("adamw", lambda p: torch.optim.AdamW(p, lr=0.05, foreach=False)),
+    ],
+)
+def test_fused_optimizers_step_like_torchs_plain_loop(name: str, reference) -> None:  # type: ignore[no-untyped-def]
+    """The fused kernels dcloop picks are a speed-up only: the same steps as the per-parameter loop."""
+    torch.manual_seed(0)
+    fused_model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+    plain_model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+    plain_model.load_state_dict(fused_model.state_dict())
+    fused = build_optimizer(name, fused_model, lr=0.05, weight_decay=0.1, momentum=0.9, nesterov=True)
+    assert all(group["fused"] for group in fused.param_groups)
+    groups = [{"params": list(g["params"]), "weight_decay": g["weight_decay"]} for g in fused.param_groups]
+    by_id = dict(zip(map(id, fused_model.parameters()), plain_model.parameters(), strict=True))
+    plain = reference([{**g, "params": [by_id[id(p)] for p in g["params"]]} for g in groups])
+    x, target = torch.randn(32, 4), torch.randn(32, 1)
+    for _ in range(5):
+        for model, opt in ((fused_model, fused), (plain_model, plain)):
+            opt.zero_grad()
+            F.mse_loss(model(x), target).backward()
+            opt.step()
+    for mine, theirs in zip(fused_model.parameters(), plain_model.parameters(), strict=True):
+        torch.testing.assert_close(mine, theirs)
+
+
 def test_sgd_nesterov_flag_reaches_torch() -> None:
     opt = build_optimizer("sgd", nn.Linear(2, 2), lr=0.1, weight_decay=0.0, momentum=0.9, nesterov=True)
     assert opt.param_groups[0]["nesterov"] is True and opt.param_groups[0]["momentum"] == 0.9
