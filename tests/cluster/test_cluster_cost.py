@@ -52,5 +52,5 @@ def test_a_study_sums_the_cost_of_each_launch(tmp_path: Path) -> None:
     assert optuna.load_study(study_name="s", storage=url).user_attrs[COST_ATTR]["launches"] == 1
     _record_cost("s", url, 1, second)
     total = optuna.load_study(study_name="s", storage=url).user_attrs[COST_ATTR]
-    assert total["launches"] == 2 and total["pieces"] == 3
+    assert total["launches"] == 2 and total["pieces"] == 3 and total["nodes"] == ["a", "b"]
     assert total["cpu_s"] == 18.0 and total["wall_s"] == 20.0 and total["energy_source"] == "estimated"

@@ -139,6 +139,7 @@ def _record_cost(name: str, url: str, heartbeat_s: int, cost: dict[str, Any]) ->
         total |= {
             "launches": before["launches"] + 1,
             "peak_rss_mb": max(before["peak_rss_mb"], cost["peak_rss_mb"]),
+            "nodes": sorted({*before["nodes"], *cost["nodes"]}),
         }
         if "estimated" in before["energy_source"]:
             total["energy_source"] = "estimated"
