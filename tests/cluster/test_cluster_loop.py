@@ -83,3 +83,16 @@ def test_a_stage_no_node_can_hold_is_refused_before_the_turn_starts(cluster_work
     ):
         loop_on_cluster(ws)
     assert list_turns(ws) == []  # nothing was started
+
+
+def test_a_stage_that_fails_on_its_node_is_the_same_one_line_error_as_locally(cluster_workspace) -> None:
+    from dcloop.cluster import loop_on_cluster
+    from dcloop.errors import DcloopError
+
+    ws = cluster_workspace
+    ws.config.loop.source = str(ws.root / "no-such-source.npz")
+    with pytest.raises(DcloopError, match="no-such-source") as caught:
+        loop_on_cluster(ws)
+    assert "\n" not in str(caught.value) and "Ray" not in type(caught.value).__name__
+    [turn] = list_turns(ws)
+    assert turn.status == "failed" and turn.error.startswith("prepare: ")  # resume it after the fix
