@@ -81,31 +81,35 @@ def test_queue_bound_and_failures_reach_every_caller() -> None:
 
 def test_the_prediction_log_commits_waiting_batches_together_and_reports_failures() -> None:
     from dcloop.deploy._service import PredictionLog
+    from dcloop.store.predictions import PredictionRows
 
     commits: list[list[str]] = []
     first_commit_started, release_first_commit = threading.Event(), threading.Event()
 
-    def write(rows: list[str]) -> None:
-        commits.append(list(rows))
+    def write(rows: PredictionRows) -> None:
+        commits.append(rows.ids)
         if len(commits) == 1:
             first_commit_started.set()
             release_first_commit.wait(30)
-        if "bad" in rows:
+        if "bad" in rows.ids:
             raise RuntimeError("disk full")
+
+    def rows(*ids: str) -> PredictionRows:
+        return PredictionRows({"id": list(ids)})
 
     async def main() -> None:
         log = PredictionLog(write, asyncio.get_running_loop())
-        first = log.write(["a"])
+        first = log.write(rows("a"))
         await asyncio.to_thread(first_commit_started.wait, 30)
-        waiting = [log.write(["b"]), log.write(["c", "d"])]
+        waiting = [log.write(rows("b")), log.write(rows("c", "d"))]
         assert not first.done(), "answered before its rows were committed"
         release_first_commit.set()
         await asyncio.gather(first, *waiting)
         assert commits == [["a"], ["b", "c", "d"]], "batches queued during a commit share the next one"
         with pytest.raises(RuntimeError, match="disk full"):
-            await log.write(["bad"])
-        await log.write(["e"])  # the log keeps working after a failed commit
-        pending = log.write(["f"])
+            await log.write(rows("bad"))
+        await log.write(rows("e"))  # the log keeps working after a failed commit
+        pending = log.write(rows("f"))
         await asyncio.to_thread(log.close)
         await pending  # closing commits what was queued
         assert commits[-2:] == [["e"], ["f"]]
