@@ -3,8 +3,8 @@
 This process stays the loop's controller: ``run_loop`` walks the same step table, records each step
 and decides what comes next; only the step itself runs elsewhere, through a step runner that submits
 it as a Ray task asking for ``cluster.stages.<stage>`` (CPUs, GPUs, memory, custom resources). A
-busy cluster queues the task; a request no node can meet is refused before the turn starts. The
-task opens the same workspace (it must be on a folder every node reaches, with the store there too
+busy cluster queues the task; a request no node can meet, or a node that cannot write the
+workspace, is refused before the turn starts. The task opens the same workspace (it must be on a folder every node reaches, with the store there too
 or in PostgreSQL), rebuilds the step's context from the earlier steps' recorded outputs, runs the
 step function under a JobMeter, and returns the output with its node and cost, which the turn
 records with the step.
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from dcloop.cluster._connect import connected
+from dcloop.cluster._reach import check_reachable
 from dcloop.cluster._status import check_fits
 from dcloop.cluster._usage import open_shared_workspace, this_node
 from dcloop.config import ClusterConfig
@@ -26,7 +27,7 @@ from dcloop.errors import DcloopError
 from dcloop.workspace import Workspace
 
 if TYPE_CHECKING:
-    from dcloop.loop import LoopTurn, StepResult, StepRunner, Traffic
+    from dcloop.loop import Context, LoopTurn, Step, StepResult, StepRunner, Traffic
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ def loop_on_cluster(
                 memory_gb=request.memory_gb,
                 custom=request.resources,
             )
+        check_reachable(workspace, {})  # every node must reach the workspace (and its SQLite store)
         runner = _ray_runner(workspace, requests, settings.max_failures)
         return run_loop(
             workspace, resume, stop_after=stop_after, traffic=traffic, on_step=on_step, runner=runner
@@ -100,8 +102,9 @@ def _ray_runner(workspace: Workspace, requests: dict[str, Request], retries: int
 
     config = workspace.config.model_dump(mode="json")  # the driver's settings, overrides included
 
-    def run(step: Any, ctx: Any) -> tuple[Any, dict[str, Any] | None]:
+    def run(step: Step[Any], ctx: Context) -> tuple[Any, dict[str, Any] | None]:
         request = requests[step.name]
+        log.info("turn %d: %s submitted as a Ray task asking for %s", ctx.turn, step.name, request.options())
         # retry only when the worker or its node is lost: a step's own error is final, as it is locally
         task = ray.remote(_stage_task).options(
             **request.options(), max_retries=retries, retry_exceptions=False, name=f"dcloop-{step.name}"

@@ -1,9 +1,10 @@
-"""Where a piece of cluster work ran and what it used: one helper for training workers and loop stages.
+"""Where a piece of cluster work ran, for its record: shared by training workers and loop stages.
 
 Code running inside a Ray worker calls :func:`open_shared_workspace` (the workspace must be on a
-folder every node reaches) and :func:`this_node` (its node id, address and custom resources); a
-stage measures itself with dcloop's JobMeter, so CPU time, energy (measured from counters where
-they exist, else estimated and labelled so) and money are counted the same way as local jobs.
+folder every node reaches) and :func:`this_node` (its node id, address and custom resources), and
+records them beside what it used as measured by dcloop's JobMeter on that node (``meter_for``), so
+CPU time, energy (from counters where they exist, else estimated and labelled so) and money are
+counted the same way as for local jobs.
 """
 
 from __future__ import annotations
