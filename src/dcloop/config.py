@@ -308,6 +308,40 @@ class GateConfig(_Section):
     )
 
 
+class RetrainConfig(_Section):
+    """How a challenger learns from a little labelled feedback (`dcloop retrain`, a loop turn's retrain).
+
+    A few hundred new-camera examples beside thousands of old ones barely move the weights, so the
+    new feedback is drawn several times per epoch (each draw augmented afresh by the recipe), beside
+    a replayed sample of the data the champion learned from, which keeps it from forgetting.
+    """
+
+    feedback_weight: int = Field(
+        4,
+        ge=1,
+        le=100,
+        description="Times each newly added feedback example is drawn per training epoch (1: as often as "
+        "the rest).",
+    )
+    replay_share: float = Field(
+        1.0,
+        gt=0.0,
+        le=1.0,
+        description="Share of the champion data set's training examples trained on again (1: all; "
+        "less: faster, and the feedback weighs more).",
+    )
+    lr_scale: float = Field(
+        1.0,
+        gt=0.0,
+        le=1.0,
+        description="Multiplies the recipe's learning rate when the challenger starts from the champion's "
+        "weights (below 1: fine-tune without undoing what it learned).",
+    )
+    epochs: int | None = Field(
+        None, ge=1, le=10_000, description="Epochs of the challenger (null: the champion run's)."
+    )
+
+
 class FeedbackConfig(_Section):
     """What the prediction store keeps, and for how long (privacy)."""
 
@@ -875,6 +909,7 @@ class Config(_Section):
     store: StoreConfig = Field(default_factory=StoreConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     gate: GateConfig = Field(default_factory=GateConfig)
+    retrain: RetrainConfig = Field(default_factory=RetrainConfig)
     feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
     optimize: OptimizeConfig = Field(default_factory=OptimizeConfig)
     tune: TuneConfig = Field(default_factory=TuneConfig)

@@ -46,6 +46,7 @@ class DemoResult:
     workspace: Path
     task: str  # the modality: image or text
     shift: str
+    seed: int  # of the champion's and challenger's training
     model: str
     champion: str
     challenger: str | None
@@ -85,6 +86,7 @@ def run_demo(
     classes: list[str] | None = None,
     source: str | None = None,
     label_fraction: float = 0.8,
+    seed: int = 0,
     on_step: Callable[[StepResult], None] | None = None,
 ) -> DemoResult:
     """Run the demo in ``directory`` (created; a previous demo there is replaced); ``on_step`` sees
@@ -92,7 +94,8 @@ def run_demo(
 
     ``task`` picks the modality (image or text) and ``shift`` one of its shifts (default: negative,
     banner). ``source`` replaces the task's built-in data (text: a table with ``text`` and ``label``
-    columns, or a folder of class sub-folders of .txt files).
+    columns, or a folder of class sub-folders of .txt files). ``seed`` seeds the champion's and the
+    challenger's training (weights, order, augmentation); the history and future stay the same.
     """
     from dcloop.data import import_source
     from dcloop.deploy import get_model_version
@@ -103,8 +106,10 @@ def run_demo(
     shift = shift or spec.shift
     check_shift(spec.modality, shift)
     classes = classes or (spec.fast_classes if fast and source is None else None)
-    meta = {"fast": fast, "task": task, "shift": shift}
-    ws = _fresh_workspace(Path(directory), spec.config(fast), meta)
+    meta = {"fast": fast, "task": task, "shift": shift, "seed": seed}
+    config = spec.config(fast)
+    config["train"] = {**config["train"], "seed": seed}
+    ws = _fresh_workspace(Path(directory), config, meta)
     world = split_world(spec, ws.root, source, classes)
     record = import_source(ws, str(world.history), name=spec.dataset)
     stream = (shift_inputs(spec.modality, shift, world.stream[0]), world.stream[1])
@@ -131,6 +136,7 @@ def run_demo(
         workspace=ws.root,
         task=task,
         shift=shift,
+        seed=seed,
         model=spec.model,
         champion=champion.ref,
         challenger=retrained.challenger,

@@ -123,7 +123,9 @@ def test_text_demo_config_is_valid() -> None:
         config = validate(demo_config(fast, task="text"), source="demo")
         assert config.train.model == model and config.train.max_length == 64
         assert config.loop.model == "quotes" and config.data.text_column == "text"
-        assert config.gate == validate(demo_config(fast), source="demo").gate, "one gate for both tasks"
+        assert config.gate.class_regression_p == 0.05, "text: a class drop is refused when significant"
+        image = validate(demo_config(fast), source="demo")
+        assert image.gate == type(image.gate)(), "the image demo keeps the gate's defaults"
 
 
 def test_an_unknown_task_is_one_line(tmp_path: Path) -> None:

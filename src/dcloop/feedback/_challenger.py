@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 from dcloop.errors import NotFoundError
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from dcloop.config import TrainConfig
     from dcloop.deploy import ModelVersion
     from dcloop.optimize import OptimizationResult
@@ -55,9 +57,13 @@ def challenge(
     kind: str = "train",
     init_from: str | None = None,
     reason: str | None = None,
+    train_index: np.ndarray | None = None,
 ) -> Challenge:
-    """Train ``recipe`` on ``dataset``, optimize it, register it as ``model``'s challenger, gate it."""
-    run = train_challenger(ws, recipe, dataset, name=run_name, kind=kind, init_from=init_from)
+    """Train ``recipe`` on ``dataset`` (its train split, or ``train_index``), optimize it, register it
+    as ``model``'s challenger, gate it."""
+    run = train_challenger(
+        ws, recipe, dataset, name=run_name, kind=kind, init_from=init_from, train_index=train_index
+    )
     optimization = optimize_challenger(ws, run.id)
     version = register_challenger(ws, model, optimization.recommended.id)
     verdict = gate_challenger(ws, model, version.version, reason)
@@ -72,6 +78,7 @@ def train_challenger(
     name: str,
     kind: str = "train",
     init_from: str | None = None,
+    train_index: np.ndarray | None = None,
 ) -> RunRecord:
     """Train a run called ``name``; an interrupted run of that name on ``dataset`` resumes instead."""
     from dcloop.store.runs import unfinished_runs
@@ -86,7 +93,7 @@ def train_challenger(
         ):
             log.info("resuming training run %s", run.id[:12])
             return train(ws, recipe, resume=run.id)
-    return train(ws, recipe, dataset, kind=kind, name=name, init_from=init_from)
+    return train(ws, recipe, dataset, kind=kind, name=name, init_from=init_from, train_index=train_index)
 
 
 def optimize_challenger(ws: Workspace, run_id: str) -> OptimizationResult:

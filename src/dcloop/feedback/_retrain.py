@@ -3,7 +3,9 @@
 Read top to bottom: the champion and its data set version -> labelled predictions whose inputs are
 still stored, less the ``gate.feedback_holdout`` share the gate judges on -> ``extend_dataset`` (same
 cleaning rules; conflicts with the base are excluded and counted; the test split stays frozen) ->
-train with the champion run's recipe, optionally warm-started from its weights -> optimize it as a
+train with the champion run's recipe, optionally warm-started from its weights, on the policy of the
+``retrain`` config: a ``replay_share`` sample of the base's training examples and the new feedback
+``feedback_weight`` times (the recipe augments each draw afresh) -> optimize it as a
 loop turn does (`loop.optimize_methods`), register the recommended variant as the challenger and
 promote it when it passes the gate: one `challenge`, the same functions a loop turn runs as steps.
 """
@@ -15,7 +17,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from dcloop.config import TrainConfig
+import numpy as np
+
+from dcloop.config import RetrainConfig, TrainConfig
 from dcloop.deploy._registry import resolve_model_name
 from dcloop.errors import DataError, NotFoundError
 from dcloop.store import runs as store_runs
@@ -47,6 +51,7 @@ class RetrainResult:
     run_id: str
     warm_start: bool
     test_metrics: dict[str, Any] = field(default_factory=dict)
+    train_examples: int = 0  # drawn per epoch: replayed base examples plus weighted feedback
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -88,10 +93,19 @@ def retrain(
             f"None of the {len(labels)} labelled predictions adds a new example to data set "
             f"{champion.dataset_id[:12]} (all duplicates or conflicts); nothing to retrain on."
         )
-    recipe = _recipe(ws, champion.run_id)
+    policy = ws.config.retrain
+    recipe = _challenger_recipe(_recipe(ws, champion.run_id), policy, warm_start)
+    split = _challenger_split(ws, champion.dataset_id, extended.id, policy, recipe.seed)
     init_from = champion.run_id if warm_start else None
     made = challenge(
-        ws, recipe, extended.id, model=name, run_name=f"{name}-retrain", kind="retrain", init_from=init_from
+        ws,
+        recipe,
+        extended.id,
+        model=name,
+        run_name=f"{name}-retrain",
+        kind="retrain",
+        init_from=init_from,
+        train_index=split,
     )
     run, verdict = made.run, made.verdict
     return RetrainResult(
@@ -109,7 +123,45 @@ def retrain(
         run_id=run.id,
         warm_start=warm_start,
         test_metrics={k: run.metrics.get(k) for k in ("accuracy", "f1_macro", "n")},
+        train_examples=len(split) if split is not None else _train_size(ws, extended.id),
     )
+
+
+def _challenger_recipe(recipe: TrainConfig, policy: RetrainConfig, warm_start: bool) -> TrainConfig:
+    """The champion's recipe with the policy's epochs, and its lower learning rate when fine-tuning."""
+    lr = recipe.lr * policy.lr_scale if warm_start else recipe.lr
+    return recipe.model_copy(update={"lr": lr, "epochs": policy.epochs or recipe.epochs})
+
+
+def _challenger_split(
+    ws: Workspace, base: str, extended: str, policy: RetrainConfig, seed: int
+) -> np.ndarray | None:
+    """The challenger's train split under ``policy`` (None: the extended version's own split)."""
+    if policy.replay_share == 1.0 and policy.feedback_weight == 1:
+        return None
+    from dcloop.data import load_dataset
+
+    first_new = len(load_dataset(ws, base).y)  # extend_dataset appends the feedback after the base
+    train = load_dataset(ws, extended).splits["train"]
+    return replay_and_weight(train, first_new, policy.replay_share, policy.feedback_weight, seed)
+
+
+def replay_and_weight(
+    train: np.ndarray, first_new: int, replay_share: float, feedback_weight: int, seed: int
+) -> np.ndarray:
+    """A ``replay_share`` sample of the train indices below ``first_new`` (at least one, drawn with
+    ``seed``), then every index from ``first_new`` on, ``feedback_weight`` times."""
+    old, new = train[train < first_new], train[train >= first_new]
+    if replay_share < 1.0 and len(old):
+        size = max(1, round(len(old) * replay_share))
+        old = np.sort(np.random.default_rng(seed).choice(old, size=size, replace=False))
+    return np.concatenate([old, np.tile(new, feedback_weight)])
+
+
+def _train_size(ws: Workspace, dataset: str) -> int:
+    from dcloop.data import load_dataset
+
+    return len(load_dataset(ws, dataset).splits["train"])
 
 
 def _too_few(

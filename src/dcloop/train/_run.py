@@ -8,6 +8,7 @@ as it trains: opened at the start, one step per epoch, closed with the run's out
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import socket
@@ -17,8 +18,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from dcloop import config as config_module
-from dcloop.atomic import write_text
+from dcloop.atomic import replacing, write_text
 from dcloop.config import TrainConfig
 from dcloop.data import PreparedDataset
 from dcloop.errors import ConfigError, TrainError
@@ -48,6 +51,7 @@ if TYPE_CHECKING:
     Launcher = Callable[[Path, str, bool], None]
 
 log = logging.getLogger(__name__)
+TRAIN_INDEX = "train_index.npy"  # in a run folder: the train split its caller chose
 
 
 def train(
@@ -63,6 +67,7 @@ def train(
     init_from: str | None = None,
     launch_args: Sequence[str] = (),
     launcher: Launcher | None = None,
+    train_index: np.ndarray | None = None,
 ) -> RunRecord:
     """Train ``recipe`` on a data set version (default: the newest) and record the run.
 
@@ -72,6 +77,8 @@ def train(
     the exception propagates. ``init_from`` is a run whose weights warm-start the model.
     ``launcher(root, run_id, resume)``, when given, runs the workers instead of torchrun (dcloop.cluster
     submits them to Ray Train); they call ``run_training`` like torchrun's workers do.
+    ``train_index`` replaces the data set's train split for this run (repeats are drawn that many times
+    per epoch); it is kept in the run folder, so a resumed run and every worker train on the same.
     """
     from dcloop.data import load_dataset
 
@@ -99,6 +106,9 @@ def train(
         _check_fit(recipe, data, distributed)
         parent = store_runs.get_run(workspace.store, init_from).id if init_from else None
         run = _open_run(workspace, recipe, data, kind, name, parent, nproc)
+        if train_index is not None:
+            with replacing(Path(run.path) / TRAIN_INDEX) as tmp:
+                np.save(tmp, np.asarray(train_index, dtype=np.int64))
 
     live = _start_tracking(workspace, run)
     stopped = _HookGuard(on_epoch, live)
@@ -277,6 +287,7 @@ def run_training(
     from dcloop.train._loop import fit_model, seed_everything
 
     folder = Path(run.path)
+    data = _chosen_train_split(folder, data)
     rank = rank_world()[0]
     seed_everything(recipe.seed)  # initial weights depend on the seed only
     tokenizer = run_tokenizer(folder, recipe, data, write=rank == 0)
@@ -323,6 +334,14 @@ def run_training(
             **figures,
         }
         write_json(folder / "fit.json", fit)
+
+
+def _chosen_train_split(folder: Path, data: PreparedDataset) -> PreparedDataset:
+    """``data`` with the train split the run was started with (``train(train_index=...)``), if any."""
+    path = folder / TRAIN_INDEX
+    if not path.is_file():
+        return data
+    return dataclasses.replace(data, splits={**data.splits, "train": np.load(path)})
 
 
 def _text_figures(result: Any, data: PreparedDataset, recipe: TrainConfig, tokenizer: Any) -> dict[str, Any]:
