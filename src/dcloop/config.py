@@ -777,11 +777,11 @@ class ClusterConfig(_Section):
         description="CPUs each serving replica reserves (its ONNX session and batcher).",
     )
     serve_max_ongoing_requests: int = Field(
-        32,
+        128,
         ge=1,
         le=100_000,
-        description="Requests one replica takes at once (its batcher groups them); Ray Serve queues the "
-        "rest and autoscales on half this per replica.",
+        description="Requests one replica takes at once (its batcher groups them); past it Ray Serve holds "
+        "requests back and retries them, which costs latency. Autoscaling aims at half this per replica.",
     )
 
     @model_validator(mode="after")

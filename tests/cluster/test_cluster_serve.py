@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -29,9 +30,10 @@ from dcloop.errors import ClusterError, ConfigError
 sys.path.insert(
     0, str(Path(__file__).resolve().parents[1] / "deploy")
 )  # deploykit: the deploy tests' helpers
-from deploykit import CLASSES, free_port, serving, tiny_cnn_onnx, wait_ready
+from deploykit import CLASSES, free_port, serving, tiny_cnn_onnx
 
 TOKEN = "s3cret"
+HEAD_LABEL, WORKER_LABEL = "dcloop_test_head", "dcloop_test_b"  # the nodes' custom resources (conftest)
 REPLICA = "ServeReplica:dcloop:server"  # the title Ray gives a replica actor's process
 
 
@@ -94,8 +96,25 @@ def served_ws(workspace, tmp_path: Path):
 @dataclass
 class Deployment:
     url: str
-    workspace: object
+    workspace: Any
     process: subprocess.Popen[str]
+    raylets: list[int]  # the two nodes' raylets: replica actors are their child processes
+    stderr: list[str]  # what the command has printed so far
+
+    def replica_pids(self) -> list[int]:
+        """This deployment's replica actor processes (Ray titles them; other Ray clusters here are
+        not looked at)."""
+        import psutil
+
+        found = []
+        for raylet in self.raylets:
+            for child in psutil.Process(raylet).children():
+                try:
+                    if REPLICA in (child.cmdline() or [""])[0]:
+                        found.append(child.pid)
+                except psutil.NoSuchProcess:
+                    continue
+        return sorted(found)
 
 
 @pytest.fixture(scope="module")
@@ -117,10 +136,17 @@ def deployment(two_nodes, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     env = {**os.environ, "DCLOOP_WORKSPACE": str(ws.root), "DCLOOP_TOKEN": TOKEN}
     command = [sys.executable, "-m", "dcloop.cli", "serve", "--cluster", "--replicas", "2"]
     command += ["--port", str(port), "--follow-champion", "--follow-every", "0.5"]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stderr or []), daemon=True)
+    reader.start()
+    url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(f"http://127.0.0.1:{port}", timeout=480)
-        yield Deployment(f"http://127.0.0.1:{port}", ws, process)
+        # the notice comes once every replica runs (the proxy answers as soon as one does)
+        _wait_for(lambda: "serving on" in "".join(lines) or process.poll() is not None, "start", 480)
+        assert process.poll() is None, "".join(lines)[-3000:]
+        raylets = [two_nodes.raylet_pid(label) for label in (HEAD_LABEL, WORKER_LABEL)]
+        yield Deployment(url, ws, process, raylets, lines)
     finally:
         if process.poll() is None:
             process.kill()
@@ -133,7 +159,7 @@ def test_two_replicas_answer_as_the_single_process_server_does(deployment: Deplo
     from dcloop.deploy import create_app
     from dcloop.store.predictions import list_predictions
 
-    assert len(_replica_pids()) == 2
+    assert len(deployment.replica_pids()) == 2
     x = np.random.default_rng(0).random((4, 1, 28, 28), dtype=np.float32)
     pixels = np.random.default_rng(1).integers(0, 256, (3, 28, 28), dtype=np.uint8)
     on_cluster = _answers(deployment.url, x, pixels)
@@ -173,7 +199,7 @@ def _answers(url: str, x: np.ndarray, pixels: np.ndarray) -> dict[str, list]:
 def test_a_replica_killed_under_load_loses_no_acknowledged_prediction(deployment: Deployment) -> None:
     from dcloop.store.predictions import list_predictions
 
-    before = _replica_pids()
+    before = deployment.replica_pids()
     answered: list[str] = []
     failed: list[str] = []
     body = {"pixels": np.full((28, 28), 9).tolist()}
@@ -203,7 +229,10 @@ def test_a_replica_killed_under_load_loses_no_acknowledged_prediction(deployment
     killed.set()
     client.join(timeout=300)
     assert not client.is_alive()
-    _wait_for(lambda: len(_replica_pids()) == 2 and before[0] not in _replica_pids(), "Ray to replace it")
+    _wait_for(
+        lambda: len(deployment.replica_pids()) == 2 and before[0] not in deployment.replica_pids(),
+        "Ray to replace it",
+    )
     stored = {p.id for p in list_predictions(deployment.workspace.store, with_inputs=False)}
     assert len(answered) >= 10 and set(answered) <= stored  # every 200 had its row committed first
     assert len(set(answered)) == len(answered)
@@ -241,7 +270,9 @@ def test_both_replicas_follow_the_champion_without_dropping_a_request(
 
 @pytest.mark.ray
 @pytest.mark.slow
-def test_a_request_no_node_can_meet_is_refused_before_deploying(deployment: Deployment) -> None:
+def test_a_request_no_node_can_meet_or_a_running_serve_is_refused_before_deploying(
+    deployment: Deployment,
+) -> None:
     from dcloop.cluster._serve import deployed
     from dcloop.workspace import open_workspace
 
@@ -250,6 +281,9 @@ def test_a_request_no_node_can_meet_is_refused_before_deploying(deployment: Depl
     refused = r"cannot hold 2 serving replicas: it needs 2 x 4 CPU .* 1 CPU"
     with pytest.raises(ClusterError, match=refused), deployed(ws, replicas=2, port=free_port()):
         pass
+    running = r"already runs dcloop \(another `dcloop serve --cluster`\?\)"
+    with pytest.raises(ClusterError, match=running), deployed(open_workspace(ws.root), port=free_port()):
+        pass
     assert httpx.get(f"{deployment.url}/v2/health/ready", timeout=30).status_code == 200  # untouched
 
 
@@ -257,24 +291,13 @@ def test_a_request_no_node_can_meet_is_refused_before_deploying(deployment: Depl
 @pytest.mark.slow
 def test_sigterm_shuts_the_deployment_down_cleanly(deployment: Deployment) -> None:
     deployment.process.send_signal(signal.SIGTERM)
-    _, err = deployment.process.communicate(timeout=180)
-    assert deployment.process.returncode == 0, err[-2000:]
-    assert f"serving on {deployment.url} with 2 replicas" in " ".join(err.split())
-    _wait_for(lambda: not _replica_pids(), "the replicas to stop")
+    deployment.process.wait(timeout=180)
+    err = "".join(deployment.stderr)
+    assert deployment.process.returncode == 0, err[-3000:]
+    assert f"serving on {deployment.url} with 2 replicas (Ctrl-C stops)" in " ".join(err.split())
+    _wait_for(lambda: not deployment.replica_pids(), "the replicas to stop")
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{deployment.url}/v2/health/ready", timeout=5)
-
-
-def _replica_pids() -> list[int]:
-    """Processes of this deployment's replica actors on this machine (both nodes run here)."""
-    import psutil
-
-    found = []
-    for proc in psutil.process_iter(["pid", "cmdline"]):
-        cmdline = proc.info["cmdline"] or []
-        if cmdline and REPLICA in cmdline[0]:
-            found.append(proc.info["pid"])
-    return sorted(found)
 
 
 def _wait_for(condition, what: str, timeout: float = 240.0) -> None:

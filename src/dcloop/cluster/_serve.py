@@ -97,12 +97,24 @@ def deployed(
         )
         from ray import serve
 
+        _refuse_running(serve)
         serve.start(http_options={"host": host, "port": port}, proxy_location="HeadOnly")
         try:
             _run(serve, _deployment(args, settings, replicas))
             yield f"http://{host}:{port}"
         finally:
             serve.shutdown()
+
+
+def _refuse_running(serve: Any) -> None:
+    """Ray Serve runs one HTTP proxy per cluster and shutting it down stops every app: refuse to take
+    over one that already serves something."""
+    running = sorted(serve.status().applications)
+    if running:
+        raise ClusterError(
+            f"Ray Serve on this cluster already runs {', '.join(running)} (another `dcloop serve --cluster`?). "
+            "Stop it first (Ctrl-C there, or `serve shutdown`), or use another cluster."
+        )
 
 
 def _run(serve: Any, app: Any) -> None:
