@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -69,11 +70,18 @@ def open_storage(url: str, heartbeat_s: int) -> optuna.storages.RDBStorage:
 
 
 def _storage_class() -> type[optuna.storages.RDBStorage]:
-    """Optuna's RDB storage, where a running trial that never beat is stale too once its grace passes.
+    """Optuna's RDB storage, where a running trial that never beat is stale too once its grace passes,
+    and a trial is claimed by one worker only.
 
     Optuna fails only trials whose heartbeat went stale. A worker killed after asking a trial but before
     its heartbeat thread first wrote leaves a RUNNING trial with no heartbeat, which Optuna would never
     fail: a resume would wait for it forever. A live worker beats within milliseconds of asking.
+
+    Optuna moves a trial from WAITING to RUNNING (a worker takes an enqueued or retried trial) and
+    from RUNNING to FAIL (a worker fails a stale one, then asks its retry) by reading the row and then
+    writing it; SQLite ignores the row lock of that read, so two workers could both take one waiting
+    trial and run it twice, or both fail one stale trial and retry it twice. Here each move is one
+    conditional UPDATE, which exactly one worker wins.
     """
     from datetime import UTC, datetime, timedelta
 
@@ -98,6 +106,31 @@ def _storage_class() -> type[optuna.storages.RDBStorage]:
                     .all()
                 )
             return stale + [trial_id for (trial_id,) in never_beat if trial_id not in stale]
+
+        def set_trial_state_values(
+            self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
+        ) -> bool:
+            before = {TrialState.RUNNING: TrialState.WAITING, TrialState.FAIL: TrialState.RUNNING}.get(state)
+            if values is None and before is not None and self._claim(trial_id, before, state):
+                return True
+            return super().set_trial_state_values(trial_id, state, values)  # lost the race: Optuna's answer
+
+        def _claim(self, trial_id: int, before: TrialState, after: TrialState) -> bool:
+            """Move the trial from ``before`` to ``after`` unless another worker moved it first."""
+            started = after == TrialState.RUNNING
+            stamp = (
+                models.TrialModel._datetime_start_utc if started else models.TrialModel._datetime_complete_utc
+            )
+            with _create_scoped_session(self.scoped_session) as session:
+                moved = (
+                    session.query(models.TrialModel)
+                    .filter(models.TrialModel.trial_id == trial_id, models.TrialModel.state == before)
+                    .update(
+                        {models.TrialModel.state: after, stamp: datetime.now(UTC).replace(tzinfo=None)},
+                        synchronize_session=False,
+                    )
+                )
+            return bool(moved == 1)
 
     return _Storage
 

@@ -87,8 +87,6 @@ def run_worker(
         if not trial.user_attrs.get(_study.SURPLUS_ATTR):
             failures.append(trial.state == TrialState.FAIL)
 
-    if index > 0:
-        _let_first_worker_pop(study)
     while deadline is None or time.time() < deadline:
         counts = _study.counts(study)
         if counts.done >= cfg.trials:
@@ -107,14 +105,6 @@ def run_worker(
             raise TrainError(
                 f"{len(recent)} trials in a row failed; the last: {objective.last_error or 'see the log'}"
             )
-
-
-def _let_first_worker_pop(study: optuna.Study, patience_s: float = 120.0) -> None:
-    """Wait until worker 0 has taken the enqueued trials: SQLite ignores the row lock Optuna takes
-    when popping a waiting trial, so two workers could otherwise both run the same one."""
-    give_up = time.time() + patience_s
-    while _study.counts(study).waiting and time.time() < give_up:
-        time.sleep(0.2)
 
 
 class _Objective:
@@ -137,9 +127,6 @@ class _Objective:
         if _study.is_surplus(trial.study, trial.number, self.cfg.trials):
             trial.set_user_attr(_study.SURPLUS_ATTR, True)
             raise _Surplus(f"trial {trial.number} is beyond the budget of {self.cfg.trials}")
-        if _retried_already(trial):
-            trial.set_user_attr(_study.SURPLUS_ATTR, True)
-            raise _Surplus(f"trial {trial.number} retries a lost trial another worker retries already")
         for key, value in self.attrs.items():
             trial.set_user_attr(key, value)
         params = suggest(trial, self.cfg.space)
@@ -175,21 +162,6 @@ class _Objective:
     def _run_id(self, name: str) -> str | None:
         runs = [r for r in store_runs.list_runs(self.workspace.store, kind="trial") if r.name == name]
         return runs[-1].id if runs else None
-
-
-def _retried_already(trial: optuna.Trial) -> bool:
-    """Whether an earlier trial, not failed, retries the same lost trial: two workers can fail one
-    stale trial at once (SQLite takes no row lock) and each then asks a retry of it."""
-    from optuna.trial import TrialState
-
-    trials = trial.study.get_trials(deepcopy=False)
-    history = next(t for t in trials if t.number == trial.number).system_attrs.get("retry_history")
-    return bool(history) and any(
-        t.number < trial.number
-        and t.state != TrialState.FAIL
-        and t.system_attrs.get("retry_history") == history
-        for t in trials
-    )
 
 
 class _Surplus(Exception):
