@@ -130,6 +130,12 @@ def run_dcloop(data: Any, recipe: Any, goal: float) -> dict[str, Any]:
     }
 
 
+def _add(rows: list[list[str]], row: list[str]) -> None:
+    """Keep a table row, and print it now: a long run shows its rows as they are measured."""
+    rows.append(row)
+    print("  ".join(row), flush=True)
+
+
 def _acc(runs: list[dict[str, Any]], key: str = "accuracy") -> str:
     values = [r[key] for r in runs]
     spread = f" (min {min(values):.4f})" if len(values) > 1 else ""
@@ -177,7 +183,8 @@ def main() -> None:
         keras = [run_keras(root, seed, args.threads) for seed in seeds]
         goal, keras_s = _mean(keras, "test_accuracy"), _mean(keras, "train_s")
         keras_cpu = _mean(keras, "cpu_s")
-        rows.append(
+        _add(
+            rows,
             [
                 task,
                 "Keras reference, 10 epochs",
@@ -187,7 +194,7 @@ def main() -> None:
                 "",
                 f"{keras_cpu:.1f}",
                 "",
-            ]
+            ],
         )
         if not args.skip_default:
             runs = [run_dcloop(data, base.model_copy(update={"seed": s}), goal) for s in seeds]
@@ -196,7 +203,8 @@ def main() -> None:
             label = f"dcloop {base.model} w{base.width}, {base.epochs} epochs"
             sooner = f"{to_goal:.1f} ({reached}/{len(runs)})"
             cpu_to_goal = _mean(runs, "cpu_to_goal_s")
-            rows.append(
+            _add(
+                rows,
                 [
                     task,
                     label,
@@ -206,7 +214,7 @@ def main() -> None:
                     f"{keras_s / to_goal:.1f}x",
                     f"{cpu_to_goal:.1f}",
                     f"{keras_cpu / cpu_to_goal:.1f}x",
-                ]
+                ],
             )
         for share in (1.0, args.fast_share):
             budget = keras_s * share
@@ -215,14 +223,15 @@ def main() -> None:
             ]
             label = f"dcloop {base.model} w{base.width}, --budget {budget:.1f}s ({share:g} of Keras)"
             points = 100 * (_mean(runs, "accuracy") - goal)
-            rows.append(
-                [task, label, _acc(runs), f"{_mean(runs, 'train_s'):.1f}", "", f"{points:+.1f} pts", "", ""]
+            _add(
+                rows,
+                [task, label, _acc(runs), f"{_mean(runs, 'train_s'):.1f}", "", f"{points:+.1f} pts", "", ""],
             )
         if task == "10-class" and args.goal_budget:
             recipe = base.model_copy(update={"budget_s": args.goal_budget, "width": args.goal_width})
             runs = [run_dcloop(data, recipe.model_copy(update={"seed": s}), goal) for s in seeds]
             label = f"dcloop {base.model} w{args.goal_width}, --budget {args.goal_budget:g}s"
-            rows.append([task, label, _acc(runs), f"{_mean(runs, 'train_s'):.1f}", "", "", "", ""])
+            _add(rows, [task, label, _acc(runs), f"{_mean(runs, 'train_s'):.1f}", "", "", "", ""])
         print(
             f"{task}: {len(data.splits['train'])} train, {len(data.splits['val'])} val, "
             f"{len(data.splits['test'])} test images; Keras {keras[0]['keras']} / TF {keras[0]['tensorflow']}, "
