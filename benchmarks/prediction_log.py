@@ -5,7 +5,7 @@ The server commits whatever batches finished during the previous commit in one t
 commit), so rows per commit grow with load. Each setting commits seed-cnn-sized rows (28x28 uint8 input
 kept, 10 classes) into a fresh SQLite store (WAL, synchronous=FULL, as a workspace's) in the way the
 server does (``new_prediction_rows``), and, for comparison, through one record per row
-(``new_predictions``). CPU is this thread's user and system time (getrusage), so other jobs on the
+(``new_predictions``); then the same into an in-memory store, which leaves out the disk's share. CPU is this thread's user and system time (getrusage), so other jobs on the
 machine move it less than the wall times, which are noisy on shared cores; compare within one run.
 
 Usage: .venv/bin/python benchmarks/prediction_log.py [--rows 4000] [--dir DIR]
@@ -14,6 +14,7 @@ Usage: .venv/bin/python benchmarks/prediction_log.py [--rows 4000] [--dir DIR]
 from __future__ import annotations
 
 import argparse
+import itertools
 import resource
 import sqlite3
 import tempfile
@@ -73,13 +74,21 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from dcloop.store import open_store
+    from dcloop.store import close_store, open_store
     from dcloop.store.predictions import log_predictions, new_prediction_rows, new_predictions
 
     folder = Path(tempfile.mkdtemp(prefix="dcloop-log-", dir=args.dir))
     rng = np.random.default_rng(0)
     table = Table(title="prediction log: CPU per stored row (this thread) and wall per commit")
-    for column in ("rows/commit", "path", "user us/row", "system us/row", "CPU us/row", "wall ms/commit"):
+    for column in (
+        "rows/commit",
+        "path",
+        "store",
+        "user us/row",
+        "system us/row",
+        "CPU us/row",
+        "wall ms/commit",
+    ):
         table.add_column(column)
     for size in SIZES:
         pixels = rng.integers(0, 256, (size, 1, 28, 28), dtype=np.uint8)
@@ -89,11 +98,14 @@ def main() -> None:
             "columns (server)": partial(new_prediction_rows, *batch, latency_ms=[1.0] * size),
             "one record per row": partial(new_predictions, *batch, latency_ms=[1.0] * size),
         }
-        for name, build in paths.items():
-            store = open_store(f"sqlite:///{folder / f'{size}-{len(name)}.db'}")
+        for (name, build), where in itertools.product(paths.items(), ("file", "memory")):
+            # in memory: no WAL and no fsync, so what is left is the Python and SQLite CPU of the rows
+            url = f"sqlite:///{folder / f'{size}-{len(name)}.db'}" if where == "file" else "sqlite://"
+            store = open_store(url)
             user, system, wall = _measure(partial(log_predictions, store), build, max(args.rows // size, 20))
+            close_store(url)
             per_row = [f"{v / size * 1e6:.1f}" for v in (user, system, user + system)]
-            table.add_row(str(size), name, *per_row, f"{wall * 1000:.2f}")
+            table.add_row(str(size), name, where, *per_row, f"{wall * 1000:.2f}")
     Console(width=120).print(table)
     full, off = _raw_commit_ms(folder, "FULL"), _raw_commit_ms(folder, "OFF")
     print(
