@@ -26,6 +26,7 @@ from typing import Any
 
 from dcloop.atomic import write_text
 from dcloop.cluster._connect import connected
+from dcloop.cluster._cost import sum_costs
 from dcloop.cluster._reach import check_reachable
 from dcloop.cluster._status import check_fits
 from dcloop.cluster._usage import open_shared_workspace, this_node
@@ -35,7 +36,6 @@ from dcloop.store import RunRecord
 from dcloop.workspace import Workspace
 
 log = logging.getLogger(__name__)
-SUMMED = ("cpu_s", "energy_j", "energy_kwh", "co2_kg", "cost_usd")
 
 
 def train_on_cluster(
@@ -253,14 +253,10 @@ def _record(
     groups = attempts(folder, launch_id)
     workers = [r for g in groups for r in g]
     finished = [r["cost"] for r in workers if "cost" in r]
-    cost = dict(run.metrics.get("cost") or {})
-    driver = {k: cost.get(k, 0.0) for k in SUMMED}
-    for key in SUMMED:
-        cost[key] = driver[key] + sum(c[key] for c in finished)
-    cost |= {"driver": driver, "workers": len(workers), "workers_measured": len(finished)}
-    cost["peak_rss_mb"] = max([cost.get("peak_rss_mb", 0.0), *(c["peak_rss_mb"] for c in finished)])
-    if finished and "estimated" in "".join(c["energy_source"] for c in finished):
-        cost["energy_source"] = "estimated"
+    cost = sum_costs(run.metrics["cost"], finished) | {
+        "workers": len(workers),
+        "workers_measured": len(finished),
+    }
     nodes = sorted({r["node_id"] for r in workers})
     info = {
         "address": address,
