@@ -6,7 +6,9 @@ client over keep-alive connections) on the same machine sends a bounded number o
 setting (--requests) within a time cap (--seconds). The plain handler does less work (it stores
 nothing), so the ratio is conservative. dcloop also runs once with `feedback.log_predictions` off,
 which prices storing every prediction. A reference row "plain handler + per-request logging" is the same handler
-committing each prediction to a SQLite WAL file (synchronous=FULL) before answering.
+committing each prediction to a SQLite WAL file (synchronous=FULL) before answering. Each row also
+gives the server's CPU time per request (its process and any children), which other jobs on shared
+cores move much less than req/s and p99.
 
 Usage: .venv/bin/python benchmarks/serve_throughput.py [--model seed-cnn] [--requests 3000] [--seconds 8]
        [--bentoml-venv /tmp/bento-venv]   (a separate venv: pip install bentoml==1.4.40 onnxruntime numpy)
