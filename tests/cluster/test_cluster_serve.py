@@ -121,17 +121,7 @@ class Deployment:
 def deployment(two_nodes, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     """`dcloop serve --cluster --replicas 2 --follow-champion` in a child process, on a workspace both
     nodes reach."""
-    from dcloop.deploy import promote, register_model_version
-    from dcloop.workspace import init_workspace, open_workspace
-
-    folder = tmp_path_factory.mktemp("serve")
-    ws = init_workspace(folder / "ws")
-    (ws.root / "dcloop.yaml").write_text(
-        f"tracking:\n  mlflow: false\ncluster:\n  address: '{two_nodes.address}'\n", encoding="utf-8"
-    )
-    ws = open_workspace(ws.root)
-    register_model_version(ws, tiny_cnn_onnx(folder / "tiny.onnx"), name="pets", classes=CLASSES)
-    promote(ws, "pets", version=1)
+    ws = _cluster_workspace(two_nodes.address, tmp_path_factory.mktemp("serve"))
     port = free_port()
     env = {**os.environ, "DCLOOP_WORKSPACE": str(ws.root), "DCLOOP_TOKEN": TOKEN}
     command = [sys.executable, "-m", "dcloop.cli", "serve", "--cluster", "--replicas", "2"]
@@ -151,6 +141,20 @@ def deployment(two_nodes, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         if process.poll() is None:
             process.kill()
             process.wait(timeout=60)
+
+
+def _cluster_workspace(address: str, folder: Path) -> Any:
+    """A workspace using the test cluster, with pets@1 (tiny-cnn) registered and promoted to champion."""
+    from dcloop.deploy import promote, register_model_version
+    from dcloop.workspace import init_workspace, open_workspace
+
+    ws = init_workspace(folder / "ws")
+    text = f"tracking:\n  mlflow: false\ncluster:\n  address: '{address}'\n"
+    (ws.root / "dcloop.yaml").write_text(text, encoding="utf-8")
+    ws = open_workspace(ws.root)
+    register_model_version(ws, tiny_cnn_onnx(folder / "tiny.onnx"), name="pets", classes=CLASSES)
+    promote(ws, "pets", version=1)
+    return ws
 
 
 @pytest.mark.ray
@@ -298,6 +302,26 @@ def test_sigterm_shuts_the_deployment_down_cleanly(deployment: Deployment) -> No
     _wait_for(lambda: not deployment.replica_pids(), "the replicas to stop")
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{deployment.url}/v2/health/ready", timeout=5)
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_replicas_that_cannot_load_the_model_are_one_error_and_leave_nothing_deployed(
+    two_nodes, tmp_path
+) -> None:
+    from ray import serve
+
+    from dcloop.cluster import connected
+    from dcloop.cluster._serve import deployed
+    from dcloop.deploy import get_model_version
+
+    ws = _cluster_workspace(two_nodes.address, tmp_path)
+    Path(get_model_version(ws, "pets@1").path).unlink()  # the record stays; each replica fails to load it
+    failed = r"^The serving replicas did not start: .*NotFoundError: pets@champion's file .* is not on node"
+    with pytest.raises(ClusterError, match=failed), deployed(ws, replicas=1, port=free_port()):
+        pass
+    with connected(ws):
+        assert serve.status().applications == {}  # shut down, not left retrying
 
 
 def _wait_for(condition, what: str, timeout: float = 240.0) -> None:

@@ -12,16 +12,18 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from dcloop.cluster._connect import connected
 from dcloop.cluster._status import check_fits
 from dcloop.config import ClusterConfig
-from dcloop.errors import ClusterError
+from dcloop.errors import ClusterError, NotFoundError
 from dcloop.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -118,15 +120,19 @@ def _refuse_running(serve: Any) -> None:
 
 
 def _run(serve: Any, app: Any) -> None:
-    """Deploy and wait until every replica has built its app; a replica that cannot is one error line."""
+    """Deploy and wait until every replica has built its app; replicas that cannot are one error line."""
     try:
         serve.run(app, name=APP_NAME, route_prefix="/", blocking=False)
-    except RuntimeError as exc:
-        lines = [line for line in str(exc).splitlines() if line.strip()]
-        raise ClusterError(
-            f"The serving replicas did not start ({lines[-1] if lines else type(exc).__name__}). "
-            "Is the workspace on a folder every node reaches?"
-        ) from None
+    except RuntimeError:
+        raise ClusterError(f"The serving replicas did not start: {_replica_error(serve)}") from None
+
+
+def _replica_error(serve: Any) -> str:
+    """The last line of the replicas' own error (the application's status says only that one failed)."""
+    app = serve.status().applications.get(APP_NAME)
+    message = app.deployments[DEPLOYMENT].message if app and DEPLOYMENT in app.deployments else ""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return lines[-1] if lines else "see the Ray Serve replica logs on the cluster"
 
 
 def _deployment(args: dict[str, Any], settings: ClusterConfig, replicas: int | None) -> Any:
@@ -167,7 +173,21 @@ class DcloopServer:
     def __serve_build_asgi_app__(self) -> Any:
         from dcloop.deploy._launch import app_from_args
 
+        _check_model_file(self.args)  # else the app's start-up fails with its reason in the replica's log
         return app_from_args(self.args)
+
+
+def _check_model_file(args: dict[str, Any]) -> None:
+    """The model's file must be on this node: a workspace not shared with it is the usual reason."""
+    from dcloop.deploy._registry import get_model_version
+    from dcloop.workspace import open_workspace
+
+    path = Path(get_model_version(open_workspace(Path(args["root"])), args["model_ref"]).path)
+    if not path.is_file():
+        raise NotFoundError(
+            f"{args['model_ref']}'s file {path} is not on node {socket.gethostname()}: the workspace "
+            "must be on a folder every node reaches."
+        )
 
 
 def _replica_count(settings: ClusterConfig, replicas: int | None) -> str:
