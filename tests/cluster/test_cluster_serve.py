@@ -65,6 +65,13 @@ def test_serve_refuses_flags_that_do_not_go_together(flags: list[str], expected:
     assert isinstance(result.exception, ConfigError) and str(result.exception).startswith(expected)
 
 
+def test_serve_on_the_cluster_refuses_a_port_the_system_picks(served_ws) -> None:
+    from dcloop.cluster import serve_on_cluster
+
+    with pytest.raises(ConfigError, match=r"`serve.port` must be a fixed port with --cluster .* Got 0"):
+        serve_on_cluster(served_ws, replicas=1, port=0)
+
+
 def test_serve_refuses_zero_replicas(served_ws) -> None:
     result = CliRunner().invoke(
         app, ["serve", "--cluster", "--replicas", "0"], env={"DCLOOP_WORKSPACE": str(served_ws.root)}

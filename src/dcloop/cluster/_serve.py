@@ -23,7 +23,7 @@ from typing import Any
 from dcloop.cluster._connect import connected
 from dcloop.cluster._status import check_fits
 from dcloop.config import ClusterConfig
-from dcloop.errors import ClusterError, NotFoundError
+from dcloop.errors import ClusterError, ConfigError, NotFoundError
 from dcloop.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,10 @@ def deployed(
     args = serve_args(workspace, model_ref, token_env=token_env, follow_champion_s=follow_champion_s)
     cfg = workspace.config
     host, port = host or cfg.serve.host, cfg.serve.port if port is None else port
+    if port == 0:
+        raise ConfigError(
+            "`serve.port` must be a fixed port with --cluster (Ray Serve's proxy picks none). Got 0."
+        )
     check_port(host, port)  # the proxy binds on the head: true when this runs there, as `cluster up` does
     settings = cfg.cluster
     with connected(workspace, address):
