@@ -59,7 +59,7 @@ class Task:
 
 def image_config(fast: bool) -> dict[str, Any]:
     """The image demo's dcloop.yaml: fast, the same small CNN on three classes for fewer epochs. The
-    challenger starts from the champion and trains twice as long on all the history and the
+    challenger starts from the champion and trains three times as long on all the history and the
     feedback drawn four times per epoch (`retrain`); the gate keeps its defaults."""
     epochs = 4 if fast else 8
     train = {"model": "seed-cnn", "width": 32, "epochs": epochs, "batch_size": 64 if fast else 128}
@@ -78,7 +78,7 @@ def image_config(fast: bool) -> dict[str, Any]:
         "train": {**train, **recipe, "augment": {**augment, "hflip": True}, "threads": 1},
         "tracking": {"mlflow": not fast},
         "optimize": {"latency_runs": 20, "throughput_batches": 2},
-        "retrain": {"feedback_weight": 4, "replay_share": 1.0, "lr_scale": 1.0, "epochs": 2 * epochs},
+        "retrain": {"feedback_weight": 4, "replay_share": 1.0, "lr_scale": 1.0, "epochs": 3 * epochs},
         "loop": {
             "model": "animals",
             "optimize_methods": ["onnx"],
