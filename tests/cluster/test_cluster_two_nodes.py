@@ -5,6 +5,7 @@ The node-loss test kills the second node, so it runs last in this module.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import threading
@@ -15,7 +16,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from dcloop.cluster._train import attempts
 from dcloop.config import TrainConfig
+from dcloop.data import load_dataset
 from dcloop.errors import ClusterError
 from dcloop.store import runs as store_runs
 
@@ -68,11 +71,40 @@ def test_training_runs_on_both_nodes_and_matches_a_local_run(cluster_workspace) 
         cost["cpu_s"] > cost["driver"]["cpu_s"] > 0
     )  # the workers' CPU time is counted, not only the driver's
     assert [e.epoch for e in store_runs.list_epochs(cluster_workspace.store, run.id)] == [1, 2]
+    [workers] = attempts(Path(run.path), info["launch"])
+    steps = math.ceil(
+        len(load_dataset(cluster_workspace, run.dataset_id).splits["train"]) / recipe.batch_size
+    )
+    assert [w["comm_calls"] for w in workers] == [2 * steps] * 2  # one allreduce a step on each rank
+    assert all(0 < w["comm_s"] < run.metrics["train_s"] for w in workers)
+    _same_weights(local, run)
+    assert run.metrics["accuracy"] == local.metrics["accuracy"]
+
+
+def test_one_worker_matches_a_local_run_and_records_its_timeline(cluster_workspace) -> None:
+    from dcloop.cluster import train_on_cluster
+    from dcloop.train import train
+
+    recipe = _recipe(epochs=1)
+    local = train(cluster_workspace, recipe)
+    settings = cluster_workspace.config.cluster.model_copy(update={"num_workers": 1, "min_workers": None})
+    run = train_on_cluster(cluster_workspace, recipe, settings=settings)
+    info = run.lineage["cluster"]
+    assert run.status == "finished" and info["world_sizes"] == [1]
+    [[worker]] = attempts(Path(run.path), info["launch"])
+    driver, marks = info["marks"], worker["marks"]
+    order = [driver["called"], driver["connected"], driver["submitted"], marks["entered"], marks["imported"]]
+    order += [marks["fit_start"], marks["first_step"], marks["fit_end"], driver["returned"]]
+    assert order == sorted(order)
+    assert "comm_s" not in worker  # one rank: no process group, no allreduce
+    _same_weights(local, run)
+
+
+def _same_weights(local, run) -> None:
     a = load_file(str(Path(local.path) / "model.safetensors"))
     b = load_file(str(Path(run.path) / "model.safetensors"))
     for key in a:
         torch.testing.assert_close(a[key], b[key], atol=2e-5, rtol=1e-4)
-    assert run.metrics["accuracy"] == local.metrics["accuracy"]
 
 
 def test_a_request_no_node_can_meet_is_refused_with_what_the_nodes_have(cluster_workspace) -> None:
