@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -28,6 +29,11 @@ def blobs(n: int = 240, classes: int = 2, size: int = 20, seed: int = 0) -> tupl
 
 
 def in_memory(x: np.ndarray, y: np.ndarray, names: list[str]) -> PreparedDataset:
+    return _prepared(x, y, names, id="f" * 64, name="blobs", shape=list(x.shape[1:]))
+
+
+def _prepared(x: np.ndarray, y: np.ndarray, names: list[str], **record: Any) -> PreparedDataset:
+    """A version not at rest (no folder), split 60/20/20 in a fixed order."""
     n = len(y)
     order = np.random.default_rng(1).permutation(n)
     splits = {
@@ -35,18 +41,19 @@ def in_memory(x: np.ndarray, y: np.ndarray, names: list[str]) -> PreparedDataset
         "val": order[n * 6 // 10 : n * 8 // 10],
         "test": order[n * 8 // 10 :],
     }
-    record = DatasetRecord(
-        id="f" * 64,
-        name="blobs",
-        created_at=datetime.now(UTC),
-        path="",
-        classes=names,
-        counts={},
-        shape=list(x.shape[1:]),
-        source={},
-        cleaning={},
+    fields: dict[str, Any] = {
+        "created_at": datetime.now(UTC),
+        "path": "",
+        "counts": {},
+        "source": {},
+        "cleaning": {},
+    }
+    return PreparedDataset(
+        record=DatasetRecord(classes=names, **fields, **record),
+        x=x,
+        y=y,
+        splits=splits,
     )
-    return PreparedDataset(record=record, x=x, y=y, splits=splits)
 
 
 @pytest.fixture
@@ -120,25 +127,9 @@ def texts(n: int = 60, seed: int = 0) -> tuple[list[str], np.ndarray, list[str]]
 def text_in_memory(n: int = 60, seed: int = 0) -> PreparedDataset:
     """A text version not at rest (no folder): its tokens are encoded in memory."""
     x, y, names = texts(n, seed)
-    order = np.random.default_rng(1).permutation(n)
-    splits = {
-        "train": order[: n * 6 // 10],
-        "val": order[n * 6 // 10 : n * 8 // 10],
-        "test": order[n * 8 // 10 :],
-    }
-    record = DatasetRecord(
-        id="e" * 64,
-        name="words",
-        created_at=datetime.now(UTC),
-        path="",
-        classes=names,
-        counts={},
-        shape=[],
-        source={},
-        cleaning={},
-        modality="text",
+    return _prepared(
+        np.array(x, dtype=object), y, names, id="e" * 64, name="words", shape=[], modality="text"
     )
-    return PreparedDataset(record=record, x=np.array(x, dtype=object), y=y, splits=splits)
 
 
 @pytest.fixture
