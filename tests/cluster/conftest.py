@@ -54,6 +54,21 @@ class TwoNodes:
                 continue
         raise LookupError(f"no raylet in the process group of node {label}")
 
+    def kill_node(self, label: str) -> None:
+        """Lose the node as a machine is lost: its raylet and every worker process it started die at once.
+
+        Killing the raylet alone leaves its workers running until they notice, which a short job can outlive.
+        """
+        import psutil
+
+        raylet = psutil.Process(self.raylet_pid(label))
+        doomed = [raylet, *raylet.children(recursive=True)]
+        for proc in doomed:
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                continue
+
 
 def _free_port() -> int:
     with socket.socket() as s:

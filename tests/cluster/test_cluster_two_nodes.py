@@ -6,8 +6,6 @@ The node-loss test kills the second node, so it runs last in this module.
 from __future__ import annotations
 
 import math
-import os
-import signal
 import threading
 import time
 from pathlib import Path
@@ -77,8 +75,11 @@ def test_training_runs_on_both_nodes_and_matches_a_local_run(cluster_workspace) 
     )
     assert [w["comm_calls"] for w in workers] == [2 * steps] * 2  # one allreduce a step on each rank
     assert all(0 < w["comm_s"] < run.metrics["train_s"] for w in workers)
-    _same_weights(local, run)
-    assert run.metrics["accuracy"] == local.metrics["accuracy"]
+    # two half-batches summed in another order round differently (on AVX2 kernels by up to 4e-5 after
+    # two epochs); a rounding difference, not a training one: at most one test image may flip
+    _same_weights(local, run, atol=2e-4, rtol=1e-3)
+    test_images = len(load_dataset(cluster_workspace, run.dataset_id).splits["test"])
+    assert abs(run.metrics["accuracy"] - local.metrics["accuracy"]) <= 1 / test_images + 1e-12
 
 
 def test_one_worker_matches_a_local_run_and_records_its_timeline(cluster_workspace) -> None:
@@ -100,11 +101,11 @@ def test_one_worker_matches_a_local_run_and_records_its_timeline(cluster_workspa
     _same_weights(local, run)
 
 
-def _same_weights(local, run) -> None:
+def _same_weights(local, run, atol: float = 2e-5, rtol: float = 1e-4) -> None:
     a = load_file(str(Path(local.path) / "model.safetensors"))
     b = load_file(str(Path(run.path) / "model.safetensors"))
     for key in a:
-        torch.testing.assert_close(a[key], b[key], atol=2e-5, rtol=1e-4)
+        torch.testing.assert_close(a[key], b[key], atol=atol, rtol=rtol)
 
 
 def test_a_request_no_node_can_meet_is_refused_with_what_the_nodes_have(cluster_workspace) -> None:
@@ -137,7 +138,6 @@ def test_losing_a_node_mid_training_resumes_from_the_last_checkpoint(two_nodes, 
 
     store = cluster_workspace.store
     settings = cluster_workspace.config.cluster.model_copy(update={"min_workers": 1, "max_failures": 2})
-    raylet = two_nodes.raylet_pid(WORKER_LABEL)
     killed: list[int] = []
 
     def kill_after_first_epoch() -> None:
@@ -145,7 +145,7 @@ def test_losing_a_node_mid_training_resumes_from_the_last_checkpoint(two_nodes, 
         while time.monotonic() < deadline:
             runs = store_runs.list_runs(store)
             if runs and store_runs.list_epochs(store, runs[0].id):
-                os.kill(raylet, signal.SIGKILL)  # the second node dies while epoch 2 trains
+                two_nodes.kill_node(WORKER_LABEL)  # the second node dies while epoch 2 trains
                 killed.append(len(store_runs.list_epochs(store, runs[0].id)))
                 return
             time.sleep(0.1)  # polling the store: the run lives in other processes
