@@ -164,6 +164,12 @@ class TrainConfig(_Section):
         le=1.0,
         description="Stop once val_accuracy reaches this; time and energy to it are recorded.",
     )
+    val_every_steps: int = Field(
+        0,
+        ge=0,
+        description="Also validate every N optimizer steps within an epoch (0: at epoch ends only): a "
+        "target accuracy then stops the run at the first check that meets it, not at the epoch's end.",
+    )
     compile: bool = Field(
         False,
         description="torch.compile (inductor) the training model; needs a C++ compiler on CPU (eager "

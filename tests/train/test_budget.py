@@ -117,6 +117,43 @@ def test_a_target_accuracy_stops_at_the_first_epoch_that_reaches_it(blob_data: P
     assert reached["energy_j"] > 0 and reached["energy_source"]
 
 
+def test_checks_within_an_epoch_stop_at_the_first_step_that_meets_the_target(
+    blob_data: PreparedDataset,
+) -> None:
+    # 144 training images in batches of 16: 9 steps an epoch, checked after steps 2, 4, 6 and 8
+    checks: list[tuple[int, dict[str, float]]] = []
+    recipe = _recipe(epochs=30, target_accuracy=0.9, val_every_steps=2)
+    result = _fit(blob_data, recipe, on_check=lambda epoch, m: checks.append((epoch, m)))
+    reached = result.spent["to_target"]
+    assert result.spent["stopped_by"] == "target" and reached["val_accuracy"] >= 0.9
+    assert reached["step"] in (2, 4, 6, 8)  # met within an epoch, not at its end
+    epoch, last = checks[-1]
+    assert (
+        (epoch, last["step"]) == (reached["epoch"], reached["step"]) == (len(result.history), reached["step"])
+    )
+    assert last["val_accuracy"] == reached["val_accuracy"] == result.history[-1]["val_accuracy"]
+    assert all(m["val_accuracy"] < 0.9 for _, m in checks[:-1])
+    first_epoch = [m["step"] for e, m in checks if e == 1]
+    assert first_epoch == [2, 4, 6, 8][: len(first_epoch)]
+    assert last["epoch_s"] > 0 and result.spent["validate_s"] > 0
+
+
+def test_without_a_target_checks_within_an_epoch_change_nothing_of_the_training(
+    blob_data: PreparedDataset,
+) -> None:
+    torch.manual_seed(3)  # the same initial weights for both
+    plain = _fit(blob_data, _recipe(seed=3))
+    checks: list[int] = []
+    torch.manual_seed(3)
+    checked = _fit(
+        blob_data, _recipe(seed=3, val_every_steps=4), on_check=lambda e, m: checks.append(m["step"])
+    )
+    assert checks == [4, 8, 4, 8]  # two checks in each of the 2 epochs of 9 steps
+    for a, b in zip(plain.model.state_dict().values(), checked.model.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert [h["val_accuracy"] for h in plain.history] == [h["val_accuracy"] for h in checked.history]
+
+
 def test_an_unreached_target_records_no_time_to_it(blob_data: PreparedDataset) -> None:
     result = _fit(blob_data, _recipe(target_accuracy=1.0, lr=1e-6))
     assert result.spent["stopped_by"] == "epochs" and result.spent["to_target"] is None

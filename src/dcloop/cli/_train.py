@@ -51,6 +51,7 @@ def train(
     target_accuracy: float = typer.Option(
         None, "--target-accuracy", help=field_help("train.target_accuracy")
     ),
+    val_every_steps: int = typer.Option(None, "--val-every-steps", help=field_help("train.val_every_steps")),
     finetune: str = typer.Option(None, "--finetune", help=field_help("train.finetune")),
     max_length: int = typer.Option(None, "--max-length", help=field_help("train.max_length")),
     layer_decay: float = typer.Option(None, "--layer-decay", help=field_help("train.layer_decay")),
@@ -112,6 +113,7 @@ def train(
         "device": device,
         "budget_s": budget,
         "target_accuracy": target_accuracy,
+        "val_every_steps": val_every_steps,
         "finetune": finetune,
         "max_length": max_length,
         "layer_decay": layer_decay,

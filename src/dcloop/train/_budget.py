@@ -64,12 +64,15 @@ class Clock:
     def charge(self, phase: str, seconds: float) -> None:
         self.spent[phase] += seconds
 
-    def reached(self, accuracy: float, epoch: int) -> bool:
-        """Record the first epoch whose validation accuracy meets the target; True when it does."""
+    def reached(self, accuracy: float, epoch: int, step: int | None = None) -> bool:
+        """Record the first check (epoch, and step within it) whose validation accuracy meets the target;
+        True when it does."""
         if self.target is None or accuracy < self.target:
             return False
         if not self.to_target:
             self.to_target = {"epoch": epoch, "s": self.elapsed(), "val_accuracy": accuracy}
+            if step is not None:
+                self.to_target["step"] = step
             if self._meter is not None:
                 cost = self._meter.result()
                 joules = cost.energy_j + self.energy_before

@@ -104,6 +104,7 @@ def fit_model(
     *,
     loss_fn: LossFn | None = None,
     on_epoch: EpochHook | None = None,
+    on_check: EpochHook | None = None,
     progress_label: str = "train",
     checkpoint_dir: Path | None = None,
     resume: bool = False,
@@ -114,7 +115,9 @@ def fit_model(
 
     ``loss_fn(logits, targets, images)`` replaces the recipe's loss (distillation passes its own).
     ``on_epoch(epoch, metrics)`` runs on rank 0 after each epoch's validation and checkpoint; an
-    exception from it stops training and propagates. With ``checkpoint_dir`` every epoch is saved
+    exception from it stops training and propagates. With ``train.val_every_steps``, ``on_check(epoch,
+    metrics)`` runs on rank 0 after each validation within an epoch (``step`` and ``epoch_s``, the
+    epoch's seconds so far, in ``metrics``). With ``checkpoint_dir`` every epoch is saved
     there, and ``resume=True`` continues from its latest checkpoint. A text data set needs the
     model's ``tokenizer`` (``tokenizers.Tokenizer``). ``comm_hook`` is a DDP communication hook for
     the gradient allreduce when there are several ranks (dcloop.cluster times the allreduce with one).
@@ -224,6 +227,8 @@ def fit_model(
                 break  # resumed after the run had already stopped at its budget or target
             t0 = time.perf_counter()
             seen = 0
+            checks_s = 0.0  # validations within the epoch: charged to validation, not to training
+            met: dict[str, float] | None = None  # the check that met the target, if one did
             net.train()
             if freeze is not None:
                 freeze(epoch <= recipe.freeze_epochs)
@@ -261,7 +266,22 @@ def fit_model(
                 if ema is not None:
                     ema.update(model)
                 bar.advance(info=f"epoch {epoch}" + ("" if recipe.budget_s else f"/{recipe.epochs}"))
-            epoch_train_s = time.perf_counter() - t0
+                every = recipe.val_every_steps
+                if every and (step + 1) % every == 0 and step + 1 < steps_per_epoch:  # the end validates
+                    t_val = time.perf_counter()
+                    _sync_buffers(model, world)
+                    if ema is not None:
+                        ema.copy_buffers(model)
+                    check = evaluate_split(scored, val_data, dataset.num_classes)
+                    checks_s += time.perf_counter() - t_val
+                    reached = clock.reached(check.get("val_accuracy", 0.0), epoch, step + 1)
+                    if rank == 0 and on_check is not None:
+                        on_check(epoch, check | {"step": step + 1, "epoch_s": time.perf_counter() - t0})
+                    net.train()
+                    if agree([float(reached)], world, device)[0]:
+                        met = check  # stop taking steps; the epoch closes with these weights
+                        break
+            epoch_train_s = time.perf_counter() - t0 - checks_s
             train_s += epoch_train_s
             images += seen
             clock.charge("train", epoch_train_s)
@@ -270,8 +290,8 @@ def fit_model(
                 ema.copy_buffers(model)
             metrics = _epoch_metrics(totals, world, optimizer, epoch_train_s, len(train_data))
             t_val, closing = time.perf_counter(), clock.elapsed()
-            metrics.update(evaluate_split(scored, val_data, dataset.num_classes))
-            clock.charge("validate", time.perf_counter() - t_val)
+            metrics.update(met if met is not None else evaluate_split(scored, val_data, dataset.num_classes))
+            clock.charge("validate", time.perf_counter() - t_val + checks_s)
             metrics["epoch_s"] = time.perf_counter() - t0
             if agree([float(clock.reached(metrics.get("val_accuracy", 0.0), epoch))], world, device)[0]:
                 clock.stopped_by = "target"
