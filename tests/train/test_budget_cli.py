@@ -27,7 +27,11 @@ def _dcloop(
 
 @pytest.mark.parametrize(
     ("flag", "value", "field"),
-    [("--budget", "ten minutes", "train.budget_s"), ("--target-accuracy", "1.5", "train.target_accuracy")],
+    [
+        ("--budget", "ten minutes", "train.budget_s"),
+        ("--target-accuracy", "1.5", "train.target_accuracy"),
+        ("--val-every-steps", "-1", "train.val_every_steps"),
+    ],
 )
 def test_a_bad_value_is_one_line_and_exit_2(
     blob_workspace,
@@ -47,7 +51,18 @@ def test_budget_and_target_are_recorded_with_the_run(
     blob_workspace, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(blob_workspace.root)
-    args = ["train", "--model", "tiny-cnn", "--budget", "2m", "--target-accuracy", "0.8", "--format", "json"]
+    args = [
+        "train",
+        "--model",
+        "tiny-cnn",
+        "--budget",
+        "2m",
+        "--target-accuracy",
+        "0.8",
+        "--val-every-steps",
+        "3",
+    ]
+    args += ["--format", "json"]
     code, out, err = _dcloop(monkeypatch, capsys, *args)
     assert code == 0, err
     spent = json.loads(out)["spent"]
@@ -57,3 +72,4 @@ def test_budget_and_target_are_recorded_with_the_run(
     code, out, err = _dcloop(monkeypatch, capsys, "runs", "show", json.loads(out)["run"], "--format", "json")
     assert code == 0, err
     assert json.loads(out)["config"]["budget_s"] == 120.0
+    assert json.loads(out)["config"]["val_every_steps"] == 3
