@@ -13,10 +13,9 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +42,9 @@ def extra_node(two_nodes: Any) -> Iterator[Any]:
     args += ["--object-store-memory", str(OBJECT_STORE_BYTES), "--resources", json.dumps({EXTRA_LABEL: 1})]
     pgid = start_node(args, env, folder / "c.log")
     try:
-        yield dataclasses.replace(two_nodes, groups={EXTRA_LABEL: pgid})  # raylet_pid finds its raylet
+        yield dataclasses.replace(
+            two_nodes, groups={EXTRA_LABEL: pgid}
+        )  # raylet_pid and kill_node find its raylet
     finally:
         stop_group(pgid)
         shutil.rmtree(folder, ignore_errors=True)
@@ -56,9 +57,10 @@ def _node_id(label: str) -> str | None:
 
 
 def _kill_mid_trial(
-    workspace: Any, url: str, study: str, node_id: str, raylet: int, killed: list[int]
+    workspace: Any, url: str, study: str, node_id: str, kill_node: Callable[[], None], killed: list[int]
 ) -> None:
-    """SIGKILL the node's raylet once a trial it runs is training (its run exists), noting the trial."""
+    """Lose the node (its raylet and workers) once a trial it runs is training (its run exists), noting
+    the trial."""
     import optuna
     from optuna.trial import TrialState
 
@@ -73,7 +75,7 @@ def _kill_mid_trial(
             )
             mine = [t for t in running if t.user_attrs.get(NODE_ATTR) == node_id]
             if mine and f"{study}#{mine[0].number}" in names:
-                os.kill(raylet, signal.SIGKILL)
+                kill_node()
                 killed.append(mine[0].number)
                 return
         time.sleep(0.2)  # polling the stores: the trials run in other processes
@@ -102,8 +104,7 @@ def test_a_node_lost_mid_trial_loses_no_trial_and_counts_none_twice(
         ):  # the second node is alive: reserve its CPU, so no worker lands there
             hold = ray.util.placement_group([{"CPU": 1, WORKER_LABEL: 1}])
             ray.get(hold.ready(), timeout=300)
-        raylet = extra_node.raylet_pid(EXTRA_LABEL)
-        args = (ws, url, name, extra, raylet, killed)
+        args = (ws, url, name, extra, lambda: extra_node.kill_node(EXTRA_LABEL), killed)
         watcher = threading.Thread(target=_kill_mid_trial, args=args, daemon=True)
         watcher.start()
         result = tune_on_cluster(ws, trials=TRIALS, workers=2, study=name)
