@@ -227,7 +227,7 @@ def fit_model(
                 break  # resumed after the run had already stopped at its budget or target
             t0 = time.perf_counter()
             seen = 0
-            checks_s = 0.0  # validations within the epoch: charged to validation, not to training
+            checks_s = 0.0  # checks within the epoch: charged to validation, not to training
             met: dict[str, float] | None = None  # the check that met the target, if one did
             net.train()
             if freeze is not None:
@@ -273,11 +273,11 @@ def fit_model(
                     if ema is not None:
                         ema.copy_buffers(model)
                     check = evaluate_split(scored, val_data, dataset.num_classes)
-                    checks_s += time.perf_counter() - t_val
                     reached = clock.reached(check.get("val_accuracy", 0.0), epoch, step + 1)
                     if rank == 0 and on_check is not None:
                         on_check(epoch, check | {"step": step + 1, "epoch_s": time.perf_counter() - t0})
                     net.train()
+                    checks_s += time.perf_counter() - t_val  # with on_check's own time: none is training
                     if agree([float(reached)], world, device)[0]:
                         met = check  # stop taking steps; the epoch closes with these weights
                         break
