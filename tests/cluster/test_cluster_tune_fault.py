@@ -42,9 +42,8 @@ def extra_node(two_nodes: Any) -> Iterator[Any]:
     args += ["--object-store-memory", str(OBJECT_STORE_BYTES), "--resources", json.dumps({EXTRA_LABEL: 1})]
     pgid = start_node(args, env, folder / "c.log")
     try:
-        yield dataclasses.replace(
-            two_nodes, groups={EXTRA_LABEL: pgid}
-        )  # raylet_pid and kill_node find its raylet
+        # raylet_pid and kill_node find its raylet by this process group
+        yield dataclasses.replace(two_nodes, groups={EXTRA_LABEL: pgid})
     finally:
         stop_group(pgid)
         shutil.rmtree(folder, ignore_errors=True)

@@ -70,16 +70,14 @@ def test_training_runs_on_both_nodes_and_matches_a_local_run(cluster_workspace) 
     )  # the workers' CPU time is counted, not only the driver's
     assert [e.epoch for e in store_runs.list_epochs(cluster_workspace.store, run.id)] == [1, 2]
     [workers] = attempts(Path(run.path), info["launch"])
-    steps = math.ceil(
-        len(load_dataset(cluster_workspace, run.dataset_id).splits["train"]) / recipe.batch_size
-    )
+    splits = load_dataset(cluster_workspace, run.dataset_id).splits
+    steps = math.ceil(len(splits["train"]) / recipe.batch_size)
     assert [w["comm_calls"] for w in workers] == [2 * steps] * 2  # one allreduce a step on each rank
     assert all(0 < w["comm_s"] < run.metrics["train_s"] for w in workers)
     # two half-batches summed in another order round differently (on AVX2 kernels by up to 4e-5 after
     # two epochs); a rounding difference, not a training one: at most one test image may flip
     _same_weights(local, run, atol=2e-4, rtol=1e-3)
-    test_images = len(load_dataset(cluster_workspace, run.dataset_id).splits["test"])
-    assert abs(run.metrics["accuracy"] - local.metrics["accuracy"]) <= 1 / test_images + 1e-12
+    assert abs(run.metrics["accuracy"] - local.metrics["accuracy"]) <= 1 / len(splits["test"]) + 1e-12
 
 
 def test_one_worker_matches_a_local_run_and_records_its_timeline(cluster_workspace) -> None:

@@ -128,9 +128,7 @@ def test_checks_within_an_epoch_stop_at_the_first_step_that_meets_the_target(
     assert result.spent["stopped_by"] == "target" and reached["val_accuracy"] >= 0.9
     assert reached["step"] in (2, 4, 6, 8)  # met within an epoch, not at its end
     epoch, last = checks[-1]
-    assert (
-        (epoch, last["step"]) == (reached["epoch"], reached["step"]) == (len(result.history), reached["step"])
-    )
+    assert epoch == reached["epoch"] == len(result.history) and last["step"] == reached["step"]
     assert last["val_accuracy"] == reached["val_accuracy"] == result.history[-1]["val_accuracy"]
     assert all(m["val_accuracy"] < 0.9 for _, m in checks[:-1])
     first_epoch = [m["step"] for e, m in checks if e == 1]
