@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -164,6 +165,46 @@ async def _load(
     return len(latencies) / wall, float(np.percentile(ms, 50)), float(np.percentile(ms, 99)), errors, len(ms)
 
 
+WRK_SCRIPT = """
+local f = io.open(os.getenv("BENCH_BODY"), "rb")
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+for name, value in string.gmatch(os.getenv("BENCH_HEADERS"), "([^\\n:]+): ([^\\n]+)") do
+  wrk.headers[name] = value
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("WRK %d %d %d %d %d\\n", summary.requests, summary.duration,
+    e.connect + e.read + e.write + e.status + e.timeout, latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def _load_wrk(url: str, path: str, body: bytes, headers: dict[str, str], concurrency: int, seconds: float):
+    """The same load from wrk (one thread, ``concurrency`` keep-alive connections, for ``seconds``): a
+    C load generator that leaves the shared cores to the servers under test."""
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "body").write_bytes(body)
+        (Path(folder) / "load.lua").write_text(WRK_SCRIPT, encoding="utf-8")
+        env = {
+            **os.environ,
+            "BENCH_BODY": str(Path(folder) / "body"),
+            "BENCH_HEADERS": "\n".join(f"{k}: {v}" for k, v in headers.items()),
+        }
+        cmd = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--timeout", "5s"]
+        done = subprocess.run(
+            [*cmd, "-s", str(Path(folder) / "load.lua"), f"{url}{path}"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    line = next(line for line in done.stdout.splitlines() if line.startswith("WRK "))
+    n, duration_us, errors, p50_us, p99_us = (int(v) for v in line.split()[1:])
+    return n / (duration_us / 1e6), p50_us / 1000, p99_us / 1000, errors, n
+
+
 async def _read_head(reader: asyncio.StreamReader) -> tuple[int, int]:
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
@@ -229,7 +270,10 @@ def _sweep(
     rows = []
     for c in levels:
         before = _cpu_seconds(server)
-        rps, p50, p99, errors, n = asyncio.run(_load(url, *body, c, args.requests, args.seconds))
+        if args.load == "wrk":
+            rps, p50, p99, errors, n = _load_wrk(url, *body, c, args.seconds)
+        else:
+            rps, p50, p99, errors, n = asyncio.run(_load(url, *body, c, args.requests, args.seconds))
         cpu_us = (_cpu_seconds(server) - before) / max(n, 1) * 1e6
         rows.append([label, c, rps, rps * images, p50, p99, errors, cpu_us])
         print(
@@ -252,6 +296,12 @@ def main() -> None:
     )
     parser.add_argument("--requests", type=int, default=4000, help="Most requests per setting.")
     parser.add_argument("--seconds", type=float, default=3.0, help="Time cap per setting.")
+    parser.add_argument(
+        "--load",
+        choices=["wrk", "python"],
+        default="wrk" if shutil.which("wrk") else "python",
+        help="Load generator: wrk (C, if installed: apt install wrk) or a minimal asyncio client.",
+    )
     parser.add_argument("--concurrency", default="1,16,32,64,128", help="Concurrent clients to sweep.")
     parser.add_argument("--batch", type=int, default=64, help="Images per batched OIP request.")
     parser.add_argument(

@@ -4,8 +4,10 @@ A single worker task forms a batch whenever one of ``concurrency`` slots is free
 requests (up to ``max_batch_size`` images, all for the same loaded model, so a model switch never
 mixes sessions inside a batch), waiting up to ``max_delay_s`` for more, and runs the batch in a
 thread. While every slot is busy, requests wait in the queue, so batches grow with load. A request's
-future resolves only after its batch has run and been stored. The queue is bounded: ``submit``
-raises ``QueueFull`` beyond ``max_queue`` waiting requests.
+future resolves only after its batch has run and, where ``settled`` gives a future for the batch's
+results (their predictions being stored), after that future: the batch task waits for it once, its
+slot already free, instead of every request waiting on it. The queue is bounded: ``submit`` raises
+``QueueFull`` beyond ``max_queue`` waiting requests.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,8 +55,9 @@ class Batcher:
         max_queue: int,
         concurrency: int = 2,
         on_batch: Callable[[int, float], None] | None = None,
+        settled: Callable[[Sequence[Any]], Awaitable[None] | None] | None = None,
     ) -> None:
-        self.run_batch, self.on_batch = run_batch, on_batch
+        self.run_batch, self.on_batch, self.settled = run_batch, on_batch, settled
         self.max_batch_size, self.max_delay_s, self.max_queue = max_batch_size, max_delay_s, max_queue
         self._items: deque[Item] = deque()
         self._wake = asyncio.Event()
@@ -133,14 +136,25 @@ class Batcher:
             results = await loop.run_in_executor(self._executor, self.run_batch, batch[0].model, batch)
         except Exception as exc:
             log.exception("inference batch of %d requests failed", len(batch))
-            for item in batch:
-                if not item.future.done():  # a caller that gave up has cancelled it
-                    item.future.set_exception(exc)
-        else:
-            for item, result in zip(batch, results, strict=True):
-                if not item.future.done():
-                    item.future.set_result(result)
+            _fail(batch, exc)
+            return
         finally:
             self._slots.release()
             if self.on_batch is not None:
                 self.on_batch(sum(i.size for i in batch), time.perf_counter() - start)
+        pending = None if self.settled is None else self.settled(results)
+        if pending is not None:
+            try:
+                await pending
+            except Exception as exc:  # its own owner has logged why
+                _fail(batch, exc)
+                return
+        for item, result in zip(batch, results, strict=True):
+            if not item.future.done():  # a caller that gave up has cancelled it
+                item.future.set_result(result)
+
+
+def _fail(batch: list[Item], exc: BaseException) -> None:
+    for item in batch:
+        if not item.future.done():
+            item.future.set_exception(exc)

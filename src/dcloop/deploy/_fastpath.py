@@ -1,22 +1,33 @@
-"""``FastPaths``: the busiest routes, ``POST /predict`` and OIP infer, dispatched without FastAPI.
+"""``ServerApp``: the FastAPI app, whose busiest routes (``POST /predict``, OIP infer) skip FastAPI.
 
-For a small model FastAPI's per-request routing, dependency solving and exception middleware cost
-more than the inference. This pure ASGI middleware calls the same handlers and answers errors with
-the same exception handlers the app registers; every other request goes through FastAPI unchanged.
+For a small model FastAPI's per-request layers (its body limit and telemetry wrappers, Starlette's
+error middleware, the app's own middlewares, routing and dependency solving) cost more than the
+inference. ``ServerApp.__call__`` answers those two routes itself, calling the same handlers, answering
+their errors with the same exception handlers the app registers, and recording the same request
+metrics; an exception no handler takes becomes the JSON answer ``ErrorGuard`` would give. Every other
+request, and the lifespan, goes through FastAPI unchanged.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import Request, Response
+from fastapi import FastAPI, Request, Response
+from starlette.requests import ClientDisconnect
 
 from dcloop.deploy import _oip as oip
+from dcloop.deploy._guard import answer_for, send_error
+from dcloop.deploy._metrics import record_request
+
+log = logging.getLogger(__name__)
 
 Handler = Callable[[Request], Awaitable[Response]]
 ErrorHandler = Callable[[Request, Any], Awaitable[Response]]
+CLIENT_GONE = 499  # the status recorded for a request whose client left before its answer
 
 
 @dataclass(frozen=True)
@@ -31,35 +42,57 @@ INFER = _Route("/v2/models/{name}/infer")
 INFER_VERSION = _Route("/v2/models/{name}/versions/{version}/infer")
 
 
-class FastPaths:
-    """Pure ASGI middleware: ``predict`` answers ``POST /predict``, ``oip.infer`` the OIP infer paths.
+class ServerApp(FastAPI):
+    """A FastAPI app with fast routes: ``fast_routes(predict, errors)`` turns them on.
 
-    ``errors`` maps exception types to the app's handlers (checked in order); any other exception
-    propagates as it would from a route.
+    ``predict`` answers ``POST /predict``, ``oip.infer`` the OIP infer paths; ``errors`` maps exception
+    types to the app's handlers (checked in order).
     """
 
-    def __init__(self, app: Any, predict: Handler, errors: Mapping[type[Exception], ErrorHandler]) -> None:
-        self.app, self.predict, self.errors = app, predict, dict(errors)
+    _predict: Handler | None = None
+    _errors: dict[type[Exception], ErrorHandler]
+    _caught: tuple[type[Exception], ...] = ()
+
+    def fast_routes(self, predict: Handler, errors: Mapping[type[Exception], ErrorHandler]) -> None:
+        self._predict, self._errors, self._caught = predict, dict(errors), tuple(errors)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        route, name, version = _match(scope["path"])
-        if route is None:
-            await self.app(scope, receive, send)
-            return
-        scope["route"] = route
+        if self._predict is not None and scope["type"] == "http" and scope["method"] == "POST":
+            route, name, version = _match(scope["path"])
+            if route is not None:
+                await self._answer(route, name, version, scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+    async def _answer(
+        self, route: _Route, name: str, version: str | None, scope: Any, receive: Any, send: Any
+    ) -> None:
+        start = time.perf_counter()
+        scope["app"], scope["route"] = self, route
+        if self.root_path:
+            scope["root_path"] = self.root_path
         request = Request(scope, receive)
         try:
-            if route is PREDICT:
-                response = await self.predict(request)
-            else:
-                response = await oip.infer(request, name, version)
-        except tuple(self.errors) as exc:
-            handler = next(h for kind, h in self.errors.items() if isinstance(exc, kind))
-            response = await handler(request, exc)
+            try:
+                if route is PREDICT:
+                    assert self._predict is not None
+                    response = await self._predict(request)
+                else:
+                    response = await oip.infer(request, name, version)
+            except self._caught as exc:
+                handler = next(h for kind, h in self._errors.items() if isinstance(exc, kind))
+                response = await handler(request, exc)
+        except ClientDisconnect:  # nobody is left to answer
+            log.info("%s %s: the client went away before its answer", scope["method"], scope["path"])
+            record_request(scope, CLIENT_GONE, time.perf_counter() - start)
+            return
+        except Exception as exc:
+            status, detail, headers = answer_for(exc, f"{scope['method']} {scope['path']}")
+            await send_error(send, status, detail, headers)
+            record_request(scope, status, time.perf_counter() - start)
+            return
         await response(scope, receive, send)
+        record_request(scope, response.status_code, time.perf_counter() - start)
 
 
 def _match(path: str) -> tuple[_Route | None, str, str | None]:

@@ -57,23 +57,27 @@ class ErrorGuard:
                 return
             if started:
                 raise
-            status, detail, headers = _answer(exc, where)
-            body = orjson.dumps({"error": detail})
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": status,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                        *headers,
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body, "more_body": False})
+            await send_error(send, *answer_for(exc, where))
 
 
-def _answer(exc: Exception, where: str) -> tuple[int, str, list[tuple[bytes, bytes]]]:
+async def send_error(send: Any, status: int, detail: str, headers: list[tuple[bytes, bytes]]) -> None:
+    """Answer ``{"error": detail}`` with ``status``."""
+    body = orjson.dumps({"error": detail})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+def answer_for(exc: Exception, where: str) -> tuple[int, str, list[tuple[bytes, bytes]]]:
     """Status, one-line detail and extra headers for an exception no route handled."""
     if isinstance(exc, HTTPException):
         headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (exc.headers or {}).items()]

@@ -162,13 +162,18 @@ class MeasureRequests:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            service = getattr(scope["app"].state, "service", None)  # set once the lifespan has started
-            if service is not None:
-                endpoint = getattr(scope.get("route"), "path", "unmatched")
-                service.metrics.requests.labels(endpoint, str(status)).inc()
-                service.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
-                if status >= 400:
-                    service.metrics.errors.labels(_error_kind(status)).inc()
+            record_request(scope, status, time.perf_counter() - start)
+
+
+def record_request(scope: Any, status: int, seconds: float) -> None:
+    """Count one answered request by route template and status, with its latency and error kind."""
+    service = getattr(scope["app"].state, "service", None)  # set once the lifespan has started
+    if service is not None:
+        endpoint = getattr(scope.get("route"), "path", "unmatched")
+        service.metrics.requests.labels(endpoint, str(status)).inc()
+        service.metrics.latency.labels(endpoint).observe(seconds)
+        if status >= 400:
+            service.metrics.errors.labels(_error_kind(status)).inc()
 
 
 _ERROR_KINDS = {

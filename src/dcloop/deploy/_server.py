@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dcloop.deploy import _oip as oip
 from dcloop.deploy._batcher import QueueFull
-from dcloop.deploy._fastpath import ErrorHandler, FastPaths
+from dcloop.deploy._fastpath import ErrorHandler, ServerApp
 from dcloop.deploy._guard import ErrorGuard
 from dcloop.deploy._inputs import bad, checked_texts, decode_image, pixels_from_json, read_body
 from dcloop.deploy._metrics import CONTENT_TYPE, MeasureRequests
@@ -99,13 +99,13 @@ def create_app(
                 task.cancel()
             await service.stop()
 
-    app = FastAPI(title="dcloop", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app = ServerApp(title="dcloop", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.token = token
     app.state.limits = Limits(max_body_bytes, max_image_pixels, max_batch_images=max(max_batch_size, 1024))
     _add_routes(app)
     app.include_router(oip.router)
     _add_error_handlers(app)
-    app.add_middleware(FastPaths, predict=_predict, errors=ERROR_HANDLERS)
+    app.fast_routes(_predict, ERROR_HANDLERS)  # POST /predict and OIP infer, answered before FastAPI's layers
     app.add_middleware(MeasureRequests)
     app.add_middleware(ErrorGuard)  # outermost: even the layers above the routes answer cleanly
     return app

@@ -142,6 +142,7 @@ class ModelService:
             max_delay_s=max_queue_delay_ms / 1000,
             max_queue=max_queue,
             on_batch=self._observe_batch,
+            settled=_stored,
         )
         self.metrics = ServerMetrics(queue_depth=lambda: self.batcher.depth)
         self._switch_lock = asyncio.Lock()
@@ -181,18 +182,22 @@ class ModelService:
         on ``model``; the answer comes once its predictions are durably stored (unless
         ``feedback.log_predictions`` is off)."""
         answer: Answer = await self.batcher.submit(model, len(x), (x, endpoint))
-        if answer.stored is not None:
-            await answer.stored
         return answer
 
     def _run_batch(self, model: OnnxModel, items: Sequence[Item]) -> list[Answer]:
+        pixels: np.ndarray | None = None  # the batch's uint8 images, when every request sent uint8
         if model.text is not None:
             tokens = encode(model.text, [text for item in items for text in item.payload[0]])
             self.metrics.sequence_length.observe(tokens.ids.shape[1])
             logits = model.text_logits(tokens)
         else:
-            # Convert per request: a batch may mix uint8 pixels and [0, 1] floats.
-            logits, tokens = model.logits(_join([as_model_input(i.payload[0]) for i in items])), None
+            inputs = [item.payload[0] for item in items]
+            if all(x.dtype == np.uint8 for x in inputs):  # the usual case: join, then convert once
+                pixels = _join(inputs)
+                x = as_model_input(pixels)
+            else:  # a batch may mix uint8 pixels and [0, 1] floats: convert per request
+                x = _join([as_model_input(x) for x in inputs])
+            logits, tokens = model.logits(x), None
         probs = softmax(logits)
         done = time.perf_counter()
         latencies = [(done - item.enqueued) * 1000 for item in items]
@@ -204,7 +209,7 @@ class ModelService:
             endpoint = endpoints.pop() if len(endpoints) == 1 else "mixed"
             if tokens is None:
                 rows = new_prediction_rows(
-                    _join([as_pixels(item.payload[0]) for item in items]),
+                    pixels if pixels is not None else _join([as_pixels(item.payload[0]) for item in items]),
                     probs,
                     model.classes,
                     model.version,
@@ -272,6 +277,11 @@ class ModelService:
             except Exception:
                 log.exception("retention pass failed")
             await asyncio.sleep(every_s)
+
+
+def _stored(answers: Sequence[Answer]) -> asyncio.Future[None] | None:
+    """What a batch's answers wait for: the commit of their predictions (one future per batch)."""
+    return answers[0].stored if answers else None
 
 
 def _join(arrays: list[np.ndarray]) -> np.ndarray:

@@ -119,10 +119,15 @@ def _sqlite_values(dialect: Any, table: PredictionRows) -> list[Any]:
     for column in s.predictions.c:
         values = table.columns[column.name]
         if isinstance(column.type, JSON):
-            values = [orjson.dumps(v).decode() for v in values]
-        elif (process := column.type.bind_processor(dialect)) is not None:
-            values = [process(v) for v in values]
-        columns.append(values)
+            convert: Any = lambda v: orjson.dumps(v).decode()  # noqa: E731
+        elif (convert := column.type.bind_processor(dialect)) is None:
+            columns.append(values)
+            continue
+        first = values[0]
+        if all(v is first for v in values):  # one value for the whole batch (its time, model, shape)
+            columns.append([convert(first)] * len(values))
+        else:
+            columns.append([convert(v) for v in values])
     return [value for row in zip(*columns, strict=True) for value in row]
 
 

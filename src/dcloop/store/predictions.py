@@ -126,13 +126,13 @@ def new_prediction_rows(
 ) -> PredictionRows:
     """``new_predictions`` column by column, for ``log_predictions`` (the server's hot path)."""
     raw = np.ascontiguousarray(pixels, dtype=np.uint8)
-    flat = raw.reshape(len(raw), -1).astype(np.float32)
-    data = [raw[i].tobytes() for i in range(len(raw))]
+    flat = raw.reshape(len(raw), -1)
+    data = [row.tobytes() for row in flat]
     return _rows(
         data,
         [hashlib.sha256(d).hexdigest() for d in data],
         [int(d) for d in raw.shape[1:]],
-        (flat.mean(axis=1).tolist(), flat.std(axis=1).tolist()),
+        _intensity(flat),
         probabilities,
         classes,
         model,
@@ -140,6 +140,16 @@ def new_prediction_rows(
         endpoint,
         store_input,
     )
+
+
+def _intensity(flat: np.ndarray) -> tuple[list[float], list[float]]:
+    """Mean and standard deviation of each row of uint8 pixels, from exact integer sums."""
+    if not flat.size:
+        return [0.0] * len(flat), [0.0] * len(flat)
+    wide = flat.astype(np.int64)
+    mean = wide.sum(axis=1) / flat.shape[1]
+    var = np.einsum("ij,ij->i", wide, wide) / flat.shape[1] - mean * mean
+    return mean.tolist(), np.sqrt(np.maximum(var, 0.0)).tolist()
 
 
 def _rows(
