@@ -115,3 +115,31 @@ def test_the_prediction_log_commits_waiting_batches_together_and_reports_failure
         assert commits[-2:] == [["e"], ["f"]]
 
     asyncio.run(main())
+
+
+def test_while_more_rows_are_on_their_way_the_log_waits_for_them_and_alone_it_commits_at_once() -> None:
+    from dcloop.deploy._service import PredictionLog
+    from dcloop.store.predictions import PredictionRows
+
+    commits: list[list[str]] = []
+
+    def rows(name: str) -> PredictionRows:
+        return PredictionRows({"id": [name]})
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        # busy, with a linger far longer than the test: only a full group ends the wait
+        busy = PredictionLog(lambda r: commits.append(r.ids), loop, lambda: True, 60.0)
+        busy.MAX_GROUP_ROWS = 3
+        await asyncio.wait_for(
+            asyncio.gather(busy.write(rows("a")), busy.write(rows("b")), busy.write(rows("c"))), 30
+        )
+        assert commits == [["a", "b", "c"]], "batches arriving while busy share one commit"
+        await asyncio.to_thread(busy.close)
+        idle = PredictionLog(lambda r: commits.append(r.ids), loop, lambda: False, 60.0)
+        await asyncio.wait_for(idle.write(rows("d")), 30)  # not busy: committed at once, not after 60 s
+        await asyncio.wait_for(idle.write(rows("e")), 30)
+        assert commits[1:] == [["d"], ["e"]]
+        await asyncio.to_thread(idle.close)
+
+    asyncio.run(main())

@@ -24,7 +24,7 @@ from dcloop.deploy._batcher import Batcher, Item
 from dcloop.deploy._metrics import ServerMetrics
 from dcloop.deploy._registry import get_model_version
 from dcloop.deploy._runtime import OnnxModel, as_model_input, as_pixels, load_model, softmax
-from dcloop.deploy._text import encode
+from dcloop.deploy._text import TokenBatch, encode
 from dcloop.store.predictions import (
     PredictionRows,
     log_predictions,
@@ -55,11 +55,24 @@ class PredictionLog:
     """A thread that commits predictions for many batches at once; ``write`` gives a future that resolves
     (on ``loop``) when the rows are durable, or fails with the commit's error.
 
-    Whatever queued up during one commit goes into the next, in one transaction: a group commit.
+    Whatever queued up during one commit goes into the next, in one transaction: a group commit. While
+    ``busy()`` says more rows are on their way (a batch still running inference, requests queued), the
+    thread waits up to ``linger_s`` for them before committing: under load a commit then carries several
+    batches, and each fsync and rewritten index page is paid for by more predictions. Alone, a batch
+    is committed at once.
     """
 
-    def __init__(self, write: Callable[[PredictionRows], None], loop: asyncio.AbstractEventLoop) -> None:
-        self._write, self._loop = write, loop
+    LINGER_S = 0.004
+    MAX_GROUP_ROWS = 512
+
+    def __init__(
+        self,
+        write: Callable[[PredictionRows], None],
+        loop: asyncio.AbstractEventLoop,
+        busy: Callable[[], bool] = lambda: False,
+        linger_s: float = LINGER_S,
+    ) -> None:
+        self._write, self._loop, self._busy, self._linger_s = write, loop, busy, linger_s
         self._queue: queue.SimpleQueue[tuple[PredictionRows, asyncio.Future[None]] | None] = (
             queue.SimpleQueue()
         )
@@ -82,16 +95,24 @@ class PredictionLog:
             first = self._queue.get()
             if first is None:
                 return
-            group = [first]
-            while True:
+            group, count = [first], len(first[0])
+            deadline = time.perf_counter() + self._linger_s
+            while count < self.MAX_GROUP_ROWS:
                 try:
                     nxt = self._queue.get_nowait()
                 except queue.Empty:
-                    break
+                    remaining = deadline - time.perf_counter()
+                    if remaining <= 0 or not self._busy():
+                        break
+                    try:
+                        nxt = self._queue.get(timeout=remaining)
+                    except queue.Empty:
+                        break
                 if nxt is None:
                     stopping = True
                     break
                 group.append(nxt)
+                count += len(nxt[0])
             error: BaseException | None = None
             try:
                 self._write(PredictionRows.join([rows for rows, _ in group]))
@@ -147,6 +168,12 @@ class ModelService:
         self.metrics = ServerMetrics(queue_depth=lambda: self.batcher.depth)
         self._switch_lock = asyncio.Lock()
         self._log: PredictionLog | None = None
+        self._inferring = 0  # batches between the start of inference and handing their rows to the log
+        self._inferring_lock = threading.Lock()
+
+    def _busy(self) -> bool:
+        """More predictions are on their way to the log: a batch is running, or requests are queued."""
+        return self._inferring > 0 or self.batcher.depth > 0
 
     @property
     def ready(self) -> bool:
@@ -156,7 +183,9 @@ class ModelService:
         await self.switch(self.model_ref, reason="start")
         if self.log_predictions:
             store = self.ws.store
-            self._log = PredictionLog(lambda rows: log_predictions(store, rows), asyncio.get_running_loop())
+            self._log = PredictionLog(
+                lambda rows: log_predictions(store, rows), asyncio.get_running_loop(), busy=self._busy
+            )
         self.batcher.start()
 
     async def stop(self) -> None:
@@ -185,6 +214,33 @@ class ModelService:
         return answer
 
     def _run_batch(self, model: OnnxModel, items: Sequence[Item]) -> list[Answer]:
+        with self._inferring_lock:
+            self._inferring += 1
+        try:
+            logits, probs, latencies, tokens, rows = self._infer(model, items)
+        finally:  # counted out before its rows reach the log, which then need not wait for this batch
+            with self._inferring_lock:
+                self._inferring -= 1
+        if rows is None or self._log is None:  # log off: answers keep ids, nothing is recorded
+            ids, stored = time_ordered_ids(len(logits)), None
+        else:
+            ids, stored = rows.ids, self._log.write(rows)
+        self.metrics.predictions.labels(model.version.ref).inc(len(ids))
+        answers, start = [], 0
+        for item, latency in zip(items, latencies, strict=True):
+            stop = start + item.size
+            cut = None if tokens is None else (tokens.lengths[start:stop], tokens.truncated[start:stop])
+            answers.append(
+                Answer(model, logits[start:stop], probs[start:stop], ids[start:stop], latency, stored, cut)
+            )
+            start = stop
+        return answers
+
+    def _infer(
+        self, model: OnnxModel, items: Sequence[Item]
+    ) -> tuple[np.ndarray, np.ndarray, list[float], TokenBatch | None, PredictionRows | None]:
+        """Logits, probabilities, each request's latency, a text batch's tokens, and the batch's
+        prediction rows (None when predictions are not logged)."""
         pixels: np.ndarray | None = None  # the batch's uint8 images, when every request sent uint8
         if model.text is not None:
             tokens = encode(model.text, [text for item in items for text in item.payload[0]])
@@ -201,45 +257,34 @@ class ModelService:
         probs = softmax(logits)
         done = time.perf_counter()
         latencies = [(done - item.enqueued) * 1000 for item in items]
-        if self._log is None:  # feedback.log_predictions off: answers keep ids, nothing is recorded
-            ids, stored = time_ordered_ids(len(logits)), None
-        else:
-            endpoints = {item.payload[1] for item in items}
-            each = np.repeat(latencies, [item.size for item in items]).tolist()
-            endpoint = endpoints.pop() if len(endpoints) == 1 else "mixed"
-            if tokens is None:
-                rows = new_prediction_rows(
-                    pixels if pixels is not None else _join([as_pixels(item.payload[0]) for item in items]),
-                    probs,
-                    model.classes,
-                    model.version,
-                    latency_ms=each,
-                    endpoint=endpoint,
-                    store_input=self.store_inputs,
-                )
-            else:
-                rows = new_text_prediction_rows(
-                    [text for item in items for text in item.payload[0]],
-                    tokens.lengths.tolist(),
-                    tokens.unknown.tolist(),
-                    probs,
-                    model.classes,
-                    model.version,
-                    latency_ms=each,
-                    endpoint=endpoint,
-                    store_input=self.store_inputs,
-                )
-            ids, stored = rows.ids, self._log.write(rows)
-        self.metrics.predictions.labels(model.version.ref).inc(len(ids))
-        answers, start = [], 0
-        for item, latency in zip(items, latencies, strict=True):
-            stop = start + item.size
-            cut = None if tokens is None else (tokens.lengths[start:stop], tokens.truncated[start:stop])
-            answers.append(
-                Answer(model, logits[start:stop], probs[start:stop], ids[start:stop], latency, stored, cut)
+        if self._log is None:
+            return logits, probs, latencies, tokens, None
+        endpoints = {item.payload[1] for item in items}
+        each = np.repeat(latencies, [item.size for item in items]).tolist()
+        endpoint = endpoints.pop() if len(endpoints) == 1 else "mixed"
+        if tokens is None:
+            rows = new_prediction_rows(
+                pixels if pixels is not None else _join([as_pixels(item.payload[0]) for item in items]),
+                probs,
+                model.classes,
+                model.version,
+                latency_ms=each,
+                endpoint=endpoint,
+                store_input=self.store_inputs,
             )
-            start = stop
-        return answers
+        else:
+            rows = new_text_prediction_rows(
+                [text for item in items for text in item.payload[0]],
+                tokens.lengths.tolist(),
+                tokens.unknown.tolist(),
+                probs,
+                model.classes,
+                model.version,
+                latency_ms=each,
+                endpoint=endpoint,
+                store_input=self.store_inputs,
+            )
+        return logits, probs, latencies, tokens, rows
 
     def _observe_batch(self, size: int, seconds: float) -> None:
         self.metrics.batch_size.observe(size)
