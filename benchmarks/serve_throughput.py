@@ -3,14 +3,15 @@ one-request-one-inference FastAPI handler on the same ONNX model; prints a table
 
 Both servers run as separate processes on loopback; one asyncio load generator (a minimal HTTP/1.1
 client over keep-alive connections) on the same machine sends a bounded number of requests per
-setting (--requests) within a time cap (--seconds). The plain handler does less work (it stores
+setting (--requests) within a time cap (--seconds); `--load wrk` uses wrk instead (C, one thread, for
+--seconds), which leaves more of the shared cores to the servers. The plain handler does less work (it stores
 nothing), so the ratio is conservative. dcloop also runs once with `feedback.log_predictions` off,
 which prices storing every prediction. A reference row "plain handler + per-request logging" is the same handler
 committing each prediction to a SQLite WAL file (synchronous=FULL) before answering. Each row also
 gives the server's CPU time per request (its process and any children), which other jobs on shared
 cores move much less than req/s and p99.
 
-Usage: .venv/bin/python benchmarks/serve_throughput.py [--model seed-cnn] [--requests 3000] [--seconds 8]
+Usage: .venv/bin/python benchmarks/serve_throughput.py [--model seed-cnn] [--requests 3000] [--seconds 8] [--load wrk]
        [--bentoml-venv /tmp/bento-venv]   (a separate venv: pip install bentoml==1.4.40 onnxruntime numpy)
 """
 
@@ -20,7 +21,6 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -299,8 +299,9 @@ def main() -> None:
     parser.add_argument(
         "--load",
         choices=["wrk", "python"],
-        default="wrk" if shutil.which("wrk") else "python",
-        help="Load generator: wrk (C, if installed: apt install wrk) or a minimal asyncio client.",
+        default="python",
+        help="Load generator: a minimal asyncio client (default) or wrk (C; apt install wrk), which leaves "
+        "more of the shared cores to the servers.",
     )
     parser.add_argument("--concurrency", default="1,16,32,64,128", help="Concurrent clients to sweep.")
     parser.add_argument("--batch", type=int, default=64, help="Images per batched OIP request.")

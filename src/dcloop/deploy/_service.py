@@ -11,6 +11,7 @@ against.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import queue
 import threading
@@ -262,28 +263,24 @@ class ModelService:
         endpoints = {item.payload[1] for item in items}
         each = np.repeat(latencies, [item.size for item in items]).tolist()
         endpoint = endpoints.pop() if len(endpoints) == 1 else "mixed"
+        build: Callable[..., PredictionRows]
         if tokens is None:
-            rows = new_prediction_rows(
-                pixels if pixels is not None else _join([as_pixels(item.payload[0]) for item in items]),
-                probs,
-                model.classes,
-                model.version,
-                latency_ms=each,
-                endpoint=endpoint,
-                store_input=self.store_inputs,
-            )
+            if pixels is None:
+                pixels = _join([as_pixels(item.payload[0]) for item in items])
+            build = functools.partial(new_prediction_rows, pixels)
         else:
-            rows = new_text_prediction_rows(
-                [text for item in items for text in item.payload[0]],
-                tokens.lengths.tolist(),
-                tokens.unknown.tolist(),
-                probs,
-                model.classes,
-                model.version,
-                latency_ms=each,
-                endpoint=endpoint,
-                store_input=self.store_inputs,
+            texts = [text for item in items for text in item.payload[0]]
+            build = functools.partial(
+                new_text_prediction_rows, texts, tokens.lengths.tolist(), tokens.unknown.tolist()
             )
+        rows = build(
+            probs,
+            model.classes,
+            model.version,
+            latency_ms=each,
+            endpoint=endpoint,
+            store_input=self.store_inputs,
+        )
         return logits, probs, latencies, tokens, rows
 
     def _observe_batch(self, size: int, seconds: float) -> None:
