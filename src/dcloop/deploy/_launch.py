@@ -55,10 +55,11 @@ def serve(
             access_log=False,
         )
         return
-    os.environ[_ARGS_ENV] = json.dumps(args)
     from dcloop.deploy._metrics import multiprocess_dir
 
-    with multiprocess_dir():  # the workers add up their /metrics through files in it
+    with multiprocess_dir() as shared:  # the workers add up their /metrics through files in it
+        args["switch_file"] = str(shared / "served-model.json")  # and follow each other's /admin/model
+        os.environ[_ARGS_ENV] = json.dumps(args)
         uvicorn.run(
             "dcloop.deploy._launch:app_from_env",
             factory=True,
@@ -155,6 +156,7 @@ def app_from_args(args: dict[str, Any]) -> Any:
         prediction_days=fb.prediction_days,
         max_predictions_mb=fb.max_predictions_mb,
         retention_every_s=fb.retention_every_s,
+        switch_file=Path(args["switch_file"]) if args.get("switch_file") else None,
     )
 
 

@@ -15,6 +15,7 @@ import hmac
 import logging
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from dcloop.atomic import write_text
 from dcloop.deploy import _oip as oip
 from dcloop.deploy._batcher import QueueFull
 from dcloop.deploy._fastpath import ErrorHandler, ServerApp
@@ -37,6 +39,7 @@ from dcloop.store.predictions import add_labels
 from dcloop.workspace import Workspace
 
 log = logging.getLogger(__name__)
+SWITCH_CHECK_S = 0.2  # how often each worker of a --workers server checks for another's model switch
 
 
 def create_app(
@@ -58,10 +61,13 @@ def create_app(
     prediction_days: float | None = None,
     max_predictions_mb: float | None = None,
     retention_every_s: float = 300.0,
+    switch_file: Path | None = None,
 ) -> FastAPI:
     """A FastAPI app serving ``model_ref`` (name@alias or name@version) from ``workspace``.
 
-    ``token`` guards the write and admin endpoints (None: they refuse every request).
+    ``token`` guards the write and admin endpoints (None: they refuse every request). ``switch_file``
+    is shared by the workers of one server: ``POST /admin/model`` on any of them writes the version it
+    switched to there, and every worker follows it.
     """
 
     @contextlib.asynccontextmanager
@@ -84,6 +90,8 @@ def create_app(
         tasks = []
         if follow_champion_s > 0:
             tasks.append(asyncio.create_task(service.follow_champion(follow_champion_s)))
+        if switch_file is not None:
+            tasks.append(asyncio.create_task(service.follow_switches(switch_file, SWITCH_CHECK_S)))
         bounds = {
             "input_days": retention_days if store_inputs else None,
             "max_input_mb": max_input_mb if store_inputs else None,
@@ -100,7 +108,7 @@ def create_app(
             await service.stop()
 
     app = ServerApp(title="dcloop", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.token = token
+    app.state.token, app.state.switch_file = token, switch_file
     app.state.limits = Limits(max_body_bytes, max_image_pixels, max_batch_images=max(max_batch_size, 1024))
     _add_routes(app)
     app.include_router(oip.router)
@@ -160,6 +168,10 @@ def _add_routes(app: FastAPI) -> None:
             raise bad(str(exc), 404) from None
         except DcloopError as exc:
             raise bad(str(exc), 409) from None
+        shared: Path | None = request.app.state.switch_file
+        if shared is not None:  # the other workers of this server follow within SWITCH_CHECK_S
+            text = orjson.dumps({"model": model.version.ref}).decode()
+            await asyncio.to_thread(write_text, shared, text)
         return {"model_version": model.version.ref, "sha256": model.version.sha256}
 
     @app.get("/metrics")

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -297,6 +299,25 @@ class ModelService:
                 await self.switch(f"{self.model.version.name}@champion", reason="champion moved")
             except Exception:  # keep serving the current model; the next poll retries
                 log.exception("following the champion failed")
+
+    async def follow_switches(self, path: Path, every_s: float) -> None:
+        """Serve the model version that ``POST /admin/model`` on any worker of this server last wrote to
+        ``path`` (``dcloop serve --workers N``): checked every ``every_s`` seconds."""
+        seen: tuple[int, int] | None = None
+        while True:
+            try:
+                stat = path.stat()
+                mark = (stat.st_ino, stat.st_mtime_ns)  # written by replacing: a new file each time
+                if mark != seen:
+                    seen = mark
+                    ref = json.loads(path.read_text(encoding="utf-8"))["model"]
+                    await self.switch(ref, reason="admin, on another worker")
+            except FileNotFoundError:  # no switch yet
+                pass
+            except Exception:  # keep serving the current model; the next check retries
+                log.exception("following a model switch from %s failed", path)
+                seen = None
+            await asyncio.sleep(every_s)
 
     async def enforce_retention(self, every_s: float, **bounds: float | None) -> None:
         """Apply the prediction log's retention ``bounds`` (see ``store.retention.enforce_retention``)
