@@ -309,6 +309,7 @@ def main() -> None:
         "--delay-ms", type=float, help="serve.max_queue_delay_ms (default: the config default)."
     )
     parser.add_argument("--max-batch", type=int, help="serve.max_batch_size (default: the config default).")
+    parser.add_argument("--workers", type=int, help="serve.workers: dcloop server processes (default: 1).")
     parser.add_argument(
         "--bentoml-venv", help="A separate venv with bentoml: also measure a BentoML service."
     )
@@ -339,7 +340,11 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="dcloop-bench-"))
     ws = init_workspace(tmp / "ws")
-    serve_cfg = {"max_queue_delay_ms": args.delay_ms, "max_batch_size": args.max_batch}
+    serve_cfg = {
+        "max_queue_delay_ms": args.delay_ms,
+        "max_batch_size": args.max_batch,
+        "workers": args.workers,
+    }
     config = ws.config.model_dump(mode="json")
     config["serve"].update({k: v for k, v in serve_cfg.items() if v is not None})
     (ws.root / "dcloop.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")

@@ -58,7 +58,7 @@ def serve(
     from dcloop.deploy._metrics import multiprocess_dir
 
     with multiprocess_dir() as shared:  # the workers add up their /metrics through files in it
-        args["switch_file"] = str(shared / "served-model.json")  # and follow each other's /admin/model
+        args["shared_dir"] = str(shared)  # and take turns at the log, and follow each other's switches
         os.environ[_ARGS_ENV] = json.dumps(args)
         uvicorn.run(
             "dcloop.deploy._launch:app_from_env",
@@ -156,7 +156,7 @@ def app_from_args(args: dict[str, Any]) -> Any:
         prediction_days=fb.prediction_days,
         max_predictions_mb=fb.max_predictions_mb,
         retention_every_s=fb.retention_every_s,
-        switch_file=Path(args["switch_file"]) if args.get("switch_file") else None,
+        shared_dir=Path(args["shared_dir"]) if args.get("shared_dir") else None,
     )
 
 

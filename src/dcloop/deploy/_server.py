@@ -40,6 +40,7 @@ from dcloop.workspace import Workspace
 
 log = logging.getLogger(__name__)
 SWITCH_CHECK_S = 0.2  # how often each worker of a --workers server checks for another's model switch
+SWITCH_FILE = "served-model.json"  # in the workers' shared folder: the version /admin/model last chose
 
 
 def create_app(
@@ -61,13 +62,14 @@ def create_app(
     prediction_days: float | None = None,
     max_predictions_mb: float | None = None,
     retention_every_s: float = 300.0,
-    switch_file: Path | None = None,
+    shared_dir: Path | None = None,
 ) -> FastAPI:
     """A FastAPI app serving ``model_ref`` (name@alias or name@version) from ``workspace``.
 
-    ``token`` guards the write and admin endpoints (None: they refuse every request). ``switch_file``
-    is shared by the workers of one server: ``POST /admin/model`` on any of them writes the version it
-    switched to there, and every worker follows it.
+    ``token`` guards the write and admin endpoints (None: they refuse every request). ``shared_dir``
+    is the folder the workers of one server share: ``POST /admin/model`` on any of them writes the
+    version it switched to there, and every worker follows it; their prediction logs take turns at
+    the store through a lock file in it.
     """
 
     @contextlib.asynccontextmanager
@@ -79,6 +81,7 @@ def create_app(
             max_queue_delay_ms=max_queue_delay_ms,
             max_queue=max_queue,
             threads=threads,
+            commit_lock=None if shared_dir is None else shared_dir / "prediction-log.lock",
             store_inputs=store_inputs,
             log_predictions=log_predictions,
         )
@@ -90,8 +93,10 @@ def create_app(
         tasks = []
         if follow_champion_s > 0:
             tasks.append(asyncio.create_task(service.follow_champion(follow_champion_s)))
-        if switch_file is not None:
-            tasks.append(asyncio.create_task(service.follow_switches(switch_file, SWITCH_CHECK_S)))
+        if shared_dir is not None:
+            tasks.append(
+                asyncio.create_task(service.follow_switches(shared_dir / SWITCH_FILE, SWITCH_CHECK_S))
+            )
         bounds = {
             "input_days": retention_days if store_inputs else None,
             "max_input_mb": max_input_mb if store_inputs else None,
@@ -108,7 +113,7 @@ def create_app(
             await service.stop()
 
     app = ServerApp(title="dcloop", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.token, app.state.switch_file = token, switch_file
+    app.state.token, app.state.shared_dir = token, shared_dir
     app.state.limits = Limits(max_body_bytes, max_image_pixels, max_batch_images=max(max_batch_size, 1024))
     _add_routes(app)
     app.include_router(oip.router)
@@ -168,10 +173,10 @@ def _add_routes(app: FastAPI) -> None:
             raise bad(str(exc), 404) from None
         except DcloopError as exc:
             raise bad(str(exc), 409) from None
-        shared: Path | None = request.app.state.switch_file
+        shared: Path | None = request.app.state.shared_dir
         if shared is not None:  # the other workers of this server follow within SWITCH_CHECK_S
             text = orjson.dumps({"model": model.version.ref}).decode()
-            await asyncio.to_thread(write_text, shared, text)
+            await asyncio.to_thread(write_text, shared / SWITCH_FILE, text)
         return {"model_version": model.version.ref, "sha256": model.version.sha256}
 
     @app.get("/metrics")
