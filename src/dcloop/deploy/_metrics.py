@@ -192,9 +192,9 @@ def _error_kind(status: int) -> str:
 
 @contextmanager
 def multiprocess_dir() -> Iterator[Path]:
-    """A fresh folder for the metric files of ``--workers`` processes (and the file through which they
-    follow each other's model switches), named in the environment they inherit (so set it before they
-    start); removed, and the environment restored, afterwards."""
+    """A fresh folder for the metric files of ``--workers`` processes (and the files through which they
+    follow each other's model switches and take turns at the prediction log), named in the environment
+    they inherit (so set it before they start); removed, and the environment restored, afterwards."""
     folder = Path(tempfile.mkdtemp(prefix="dcloop-metrics-"))
     previous = os.environ.get(MULTIPROC_ENV)
     os.environ[MULTIPROC_ENV] = str(folder)

@@ -40,6 +40,7 @@ from dcloop.store.retention import enforce_retention
 from dcloop.workspace import Workspace
 
 log = logging.getLogger(__name__)
+SWITCH_RETRY_S = 5.0  # after a failed attempt to follow another worker's model switch
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,6 @@ class ModelService:
         await self.switch(self.model_ref, reason="start")
         if self.log_predictions:
             store = self.ws.store
-
             write: Callable[[PredictionRows], None] = functools.partial(log_predictions, store)
             if self.commit_lock is not None:
                 write = _taking_turns(write, self.commit_lock)
@@ -318,9 +318,10 @@ class ModelService:
                     await self.switch(ref, reason="admin, on another worker")
             except FileNotFoundError:  # no switch yet
                 pass
-            except Exception:  # keep serving the current model; the next check retries
+            except Exception:  # keep serving the current model; retry in a while
                 log.exception("following a model switch from %s failed", path)
                 seen = None
+                await asyncio.sleep(max(every_s, SWITCH_RETRY_S))
             await asyncio.sleep(every_s)
 
     async def enforce_retention(self, every_s: float, **bounds: float | None) -> None:
