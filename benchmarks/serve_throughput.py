@@ -355,7 +355,8 @@ def main() -> None:
     bodies = _bodies(np.random.default_rng(0), args.batch)
     print(
         f"model {args.model} 1x28x28 -> 10 classes; {os.cpu_count()} CPUs; "
-        f"<= {args.requests} requests or {args.seconds:.0f} s per setting; serve config {config['serve']}; "
+        f"<= {args.requests} requests or {args.seconds:.0f} s per setting, load from {args.load}; "
+        f"serve config {config['serve']}; "
         f"load average {os.getloadavg()[0]:.1f}"
     )
     rows: list[list] = []
