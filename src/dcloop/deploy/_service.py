@@ -295,34 +295,40 @@ class ModelService:
 
     async def follow_champion(self, every_s: float) -> None:
         """Poll the champion alias of the served model's name and switch when it moves."""
-        while True:
-            await asyncio.sleep(every_s)
-            if self.model is None:
-                continue
-            try:
-                await self.switch(f"{self.model.version.name}@champion", reason="champion moved")
-            except Exception:  # keep serving the current model; the next poll retries
-                log.exception("following the champion failed")
+
+        def champion() -> str | None:
+            return None if self.model is None else f"{self.model.version.name}@champion"
+
+        await self._follow(champion, every_s, "champion moved")
 
     async def follow_switches(self, path: Path, every_s: float) -> None:
         """Serve the model version that ``POST /admin/model`` on any worker of this server last wrote to
         ``path`` (``dcloop serve --workers N``): checked every ``every_s`` seconds."""
-        seen: tuple[int, int] | None = None
-        while True:
+
+        def switched() -> str | None:
             try:
-                stat = path.stat()
-                mark = (stat.st_ino, stat.st_mtime_ns)  # written by replacing: a new file each time
-                if mark != seen:
-                    seen = mark
-                    ref = json.loads(path.read_text(encoding="utf-8"))["model"]
-                    await self.switch(ref, reason="admin, on another worker")
+                ref = json.loads(path.read_text(encoding="utf-8"))["model"]
             except FileNotFoundError:  # no switch yet
-                pass
-            except Exception:  # keep serving the current model; retry in a while
-                log.exception("following a model switch from %s failed", path)
-                seen = None
-                await asyncio.sleep(max(every_s, SWITCH_RETRY_S))
+                return None
+            return None if self.model is not None and self.model.version.ref == ref else ref
+
+        await self._follow(switched, every_s, "admin, on another worker", retry_s=SWITCH_RETRY_S)
+
+    async def _follow(
+        self, target: Callable[[], str | None], every_s: float, reason: str, retry_s: float = 0.0
+    ) -> None:
+        """Every ``every_s`` seconds serve what ``target()`` names (None: nothing to do; the model served
+        already is a no-op). A failure keeps the current model, and the next try comes ``retry_s``
+        later still."""
+        while True:
             await asyncio.sleep(every_s)
+            try:
+                ref = target()
+                if ref is not None:
+                    await self.switch(ref, reason=reason)
+            except Exception:
+                log.exception("following a model switch (%s) failed", reason)
+                await asyncio.sleep(retry_s)
 
     async def enforce_retention(self, every_s: float, **bounds: float | None) -> None:
         """Apply the prediction log's retention ``bounds`` (see ``store.retention.enforce_retention``)

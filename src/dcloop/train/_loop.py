@@ -269,7 +269,7 @@ def fit_model(
                 every = recipe.val_every_steps
                 if every and (step + 1) % every == 0 and step + 1 < steps_per_epoch:  # the end validates
                     t_val = time.perf_counter()
-                    check = _validate(model, ema, val_data, dataset.num_classes, world)
+                    check = _validate(model, ema, scored, val_data, dataset.num_classes, world)
                     reached = clock.reached(check.get("val_accuracy", 0.0), epoch, step + 1)
                     if rank == 0 and on_check is not None:
                         on_check(epoch, check | {"step": step + 1, "epoch_s": time.perf_counter() - t0})
@@ -285,7 +285,9 @@ def fit_model(
             metrics = _epoch_metrics(totals, world, optimizer, epoch_train_s, len(train_data))
             t_val, closing = time.perf_counter(), clock.elapsed()
             metrics.update(
-                met if met is not None else _validate(model, ema, val_data, dataset.num_classes, world)
+                met
+                if met is not None
+                else _validate(model, ema, scored, val_data, dataset.num_classes, world)
             )
             clock.charge("validate", time.perf_counter() - t_val + checks_s)
             metrics["epoch_s"] = time.perf_counter() - t0
@@ -423,14 +425,14 @@ def _correct(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 def _validate(
-    model: nn.Module, ema: _Ema | None, data: Batches, num_classes: int, world: int
+    model: nn.Module, ema: _Ema | None, scored: nn.Module, data: Batches, num_classes: int, world: int
 ) -> dict[str, float]:
-    """Validate the weights a fit keeps (the average's, with ``ema``), every rank with rank 0's
-    batch-norm statistics."""
+    """Validate ``scored``, the weights a fit keeps (the average's, with ``ema``), every rank with rank
+    0's batch-norm statistics."""
     _sync_buffers(model, world)
     if ema is not None:
         ema.copy_buffers(model)
-    return evaluate_split(ema.model if ema is not None else model, data, num_classes)  # as ``scored``
+    return evaluate_split(scored, data, num_classes)
 
 
 def _sync_buffers(model: nn.Module, world: int) -> None:
