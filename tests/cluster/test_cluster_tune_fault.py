@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -29,6 +30,7 @@ from dcloop.store import runs as store_runs
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 WORKER_LABEL, EXTRA_LABEL = "dcloop_test_b", "dcloop_test_c"  # the second node's (conftest), this test's
 TRIALS = 4
+POLL_S = 0.5
 
 
 @pytest.fixture
@@ -46,7 +48,25 @@ def extra_node(two_nodes: Any) -> Iterator[Any]:
         yield dataclasses.replace(two_nodes, groups={EXTRA_LABEL: pgid})
     finally:
         stop_group(pgid)
+        _until_counted_dead(two_nodes.address, EXTRA_LABEL)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _until_counted_dead(address: str, label: str, seconds: float = 180.0) -> None:
+    """Return once the cluster no longer counts the node with ``label`` alive. Its GCS marks a lost node
+    dead only after several failed health checks, and the session's later tests count the nodes."""
+    import ray
+
+    ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False, configure_logging=False)
+    try:
+        deadline = time.monotonic() + seconds
+        while _node_id(label) is not None:
+            assert time.monotonic() < deadline, (
+                f"the cluster still counts node {label} alive after {seconds:.0f} s"
+            )
+            time.sleep(POLL_S)  # between polls of the GCS for a state it reaches on its own schedule
+    finally:
+        ray.shutdown()
 
 
 def _node_id(label: str) -> str | None:
