@@ -61,8 +61,6 @@ _cluster.register(app)
 def main() -> None:
     """Console-script entry point: one-line errors and non-zero exits for DcloopError."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    # Idle OpenMP threads sleep instead of spinning: spinning starves busy shared CPUs (before torch loads).
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from rich.markup import escape
 
     from dcloop.errors import DcloopError

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,9 @@ def serve(
     Examples: DCLOOP_TOKEN=secret dcloop serve --model animals@champion --port 8000 --follow-champion
               dcloop serve --cluster --replicas 2 --follow-champion   (Ray Serve replicas)
     """
+    # A server's idle OpenMP threads sleep at once rather than spin (OpenMP's default, which training
+    # keeps: its threads wait between many small kernels): set before torch is first imported.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from dcloop.deploy import serve as run
     from dcloop.errors import ConfigError
     from dcloop.workspace import open_workspace

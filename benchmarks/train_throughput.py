@@ -1,0 +1,124 @@
+"""The default recipe's training throughput through the CLI, as a user runs it, before and after.
+
+Usage: python benchmarks/train_throughput.py [--seeds 3] [--epochs 0] [--classes cat,dog]
+                                             [--variants before,now,one-thread,nproc-2]
+
+Imports Animal-MNIST (cat vs dog by default; --classes all for 10 classes) into a workspace once, then
+runs `dcloop train --format json --seed S` for every variant, the variants interleaved within each seed
+(a machine shared with other work changes speed from minute to minute, less within a round), and
+prints a table: training images/s (median, min-max), its ratio to "before" (the median over seeds of
+the same-seed ratio), test accuracy (mean, min) and wall seconds of the command.
+
+Variants:
+  before       OMP_WAIT_POLICY=PASSIVE, which dcloop's CLI set for every command until now: idle
+               OpenMP threads sleep at once, and waking them for every small kernel costs more than
+               the second core gives;
+  now          OpenMP's own default (a short spin, then sleep), which the CLI now leaves to training;
+  one-thread   now, with OMP_NUM_THREADS=1 (train.threads is 0: torch's own count);
+  nproc-2      now, with --nproc 2 (two data-parallel processes of one thread each, gloo).
+Prints one table; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+DCLOOP = Path(sys.executable).with_name("dcloop")
+VARIANTS: dict[str, tuple[dict[str, str | None], list[str]]] = {
+    "before": ({"OMP_WAIT_POLICY": "PASSIVE"}, []),
+    "now": ({"OMP_WAIT_POLICY": None}, []),
+    "one-thread": ({"OMP_WAIT_POLICY": None, "OMP_NUM_THREADS": "1"}, []),
+    "nproc-2": ({"OMP_WAIT_POLICY": None}, ["--nproc", "2"]),
+}
+
+
+def run(cwd: Path, env: dict[str, str | None], args: list[str]) -> dict[str, Any]:
+    """One `dcloop train` in ``cwd`` under ``env`` (None: unset); its JSON record and wall seconds."""
+    environ = {k: v for k, v in os.environ.items() if env.get(k, "") is not None}
+    environ |= {k: v for k, v in env.items() if v is not None}
+    t0 = time.perf_counter()
+    done = subprocess.run(
+        [str(DCLOOP), "train", "--format", "json", *args],
+        cwd=cwd,
+        env=environ,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"dcloop train {' '.join(args)} failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout) | {"command_s": time.perf_counter() - t0}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3, help="seeds; each is one round of every variant")
+    parser.add_argument("--epochs", type=int, default=0, help="override the recipe's epochs (0: keep)")
+    parser.add_argument("--classes", default="cat,dog", help="comma-separated classes, or all")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated: {', '.join(VARIANTS)}")
+    args = parser.parse_args()
+    variants = args.variants.split(",")
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"--variants: unknown {', '.join(unknown)}; expected some of {', '.join(VARIANTS)}")
+
+    ws = Path(tempfile.mkdtemp(prefix="dcloop-throughput-"))
+    subprocess.run([str(DCLOOP), "init"], cwd=ws, check=True, capture_output=True)
+    source = ["data", "import", "animal-mnist"]
+    if args.classes != "all":
+        source += ["--classes", args.classes]
+    subprocess.run([str(DCLOOP), *source], cwd=ws, check=True, capture_output=True)
+    extra = ["--epochs", str(args.epochs)] if args.epochs else []
+    runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
+    for seed in range(args.seeds):
+        for name in variants:
+            env, flags = VARIANTS[name]
+            record = run(ws, env, [*flags, *extra, "--seed", str(seed)])
+            runs[name].append(record)
+            print(
+                f"seed {seed} {name}: {record['images_per_s']:,.0f} images/s, "
+                f"accuracy {record['accuracy']:.4f}, {record['command_s']:.1f} s",
+                flush=True,
+            )
+
+    base = runs.get("before")
+    header = ["variant", "images/s median (min-max)", "vs before", "test accuracy mean (min)", "command s"]
+    rows = []
+    for name in variants:
+        speeds = [r["images_per_s"] for r in runs[name]]
+        ratio = (
+            f"{statistics.median(r['images_per_s'] / b['images_per_s'] for r, b in zip(runs[name], base, strict=True)):.2f}x"
+            if base
+            else "-"
+        )
+        accuracy = [r["accuracy"] for r in runs[name]]
+        rows.append(
+            [
+                name,
+                f"{statistics.median(speeds):,.0f} ({min(speeds):,.0f}-{max(speeds):,.0f})",
+                ratio,
+                f"{statistics.mean(accuracy):.4f} ({min(accuracy):.4f})",
+                f"{statistics.median(r['command_s'] for r in runs[name]):.1f}",
+            ]
+        )
+    first = runs[variants[0]][0]
+    print(
+        f"\n{first['model']}, {first['epochs_run']} epochs, classes {args.classes}, {args.seeds} seeds; "
+        f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} at {time.strftime('%H:%M')}"
+    )
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
+
+
+if __name__ == "__main__":
+    main()
