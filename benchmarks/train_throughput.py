@@ -64,7 +64,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="seeds; each is one round of every variant")
     parser.add_argument("--epochs", type=int, default=0, help="override the recipe's epochs (0: keep)")
     parser.add_argument("--classes", default="cat,dog", help="comma-separated classes, or all")
-    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated: {', '.join(VARIANTS)}")
+    parser.add_argument(
+        "--variants", default=",".join(VARIANTS), help=f"comma-separated: {', '.join(VARIANTS)}"
+    )
     args = parser.parse_args()
     variants = args.variants.split(",")
     unknown = [v for v in variants if v not in VARIANTS]
