@@ -8,6 +8,8 @@ one public module per domain (``datasets``, ``runs``, ``variants``, ``registry``
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,12 +27,29 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # Takes effect on a new file only (an existing one keeps its mode): pages that retention frees can
     # then be handed back to the file system with `PRAGMA incremental_vacuum` (store/retention.py).
     cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
-    cursor.execute("PRAGMA journal_mode=WAL")
+    _journal_wal(cursor)
     cursor.execute("PRAGMA journal_size_limit=67108864")  # the WAL file shrinks back to 64 MB after a burst
     cursor.execute("PRAGMA synchronous=FULL")  # an acknowledged write survives power loss
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _journal_wal(cursor: Any, wait_s: float = 30.0) -> None:
+    """Put the database in WAL mode. Turning a new file to WAL takes an exclusive lock for which SQLite
+    does not call the busy handler: connections opening one new store at once can get "database is
+    locked" at once, so this waits for the lock the way the busy timeout would."""
+    deadline = time.monotonic() + wait_s
+    pause = 0.001
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(2 * pause, 0.05)
 
 
 def _out_of_space(error: BaseException | None) -> bool:
