@@ -7,7 +7,10 @@ Imports Animal-MNIST (cat vs dog by default; --classes all for 10 classes) into 
 runs `dcloop train --format json --seed S` for every variant, the variants interleaved within each seed
 (a machine shared with other work changes speed from minute to minute, less within a round), and
 prints a table: training images/s (median, min-max), its ratio to "before" (the median over seeds of
-the same-seed ratio), test accuracy (mean, min) and wall seconds of the command.
+the same-seed ratio), the share of the machine's matmul peak that rate reaches (training FLOPs per
+image, counted by torch.utils.flop_counter, times images/s, over the best bf16 or fp32 matmul on all
+cores, whichever precision the recipe's `auto` picks here), test accuracy (mean, min) and wall seconds
+of the command.
 
 Variants:
   before       OMP_WAIT_POLICY=PASSIVE, which dcloop's CLI set for every command until now: idle
@@ -32,6 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 DCLOOP = Path(sys.executable).with_name("dcloop")
 VARIANTS: dict[str, tuple[dict[str, str | None], list[str]]] = {
     "before": ({"OMP_WAIT_POLICY": "PASSIVE"}, []),
@@ -57,6 +61,20 @@ def run(cwd: Path, env: dict[str, str | None], args: list[str]) -> dict[str, Any
     if done.returncode != 0:
         raise SystemExit(f"dcloop train {' '.join(args)} failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout) | {"command_s": time.perf_counter() - t0}
+
+
+def _flops_and_peak(model_name: str) -> tuple[float, float, str]:
+    """Training FLOPs per 28x28 one-channel image of the recipe's model, and the matmul peak (all
+    cores) in the precision `precision: auto` picks on this machine."""
+    from dcloop.config import TrainConfig
+    from dcloop.train import create_model
+    from dcloop.train._loop import resolve_device, resolve_precision
+    from train_targets import peak_flops, train_flops_per_image
+
+    recipe = TrainConfig()
+    model = create_model(model_name, 1, 2, 28, width=recipe.width)
+    precision = resolve_precision(recipe.precision, resolve_device(recipe.device))
+    return train_flops_per_image(model, (1, 28, 28)), peak_flops(os.cpu_count() or 1, precision), precision
 
 
 def main() -> None:
@@ -93,7 +111,15 @@ def main() -> None:
             )
 
     base = runs.get("before")
-    header = ["variant", "images/s median (min-max)", "vs before", "test accuracy mean (min)", "command s"]
+    flops, peak, precision = _flops_and_peak(runs[variants[0]][0]["model"])
+    header = [
+        "variant",
+        "images/s median (min-max)",
+        "vs before",
+        f"of {precision} matmul peak",
+        "test accuracy mean (min)",
+        "command s",
+    ]
     rows = []
     for name in variants:
         speeds = [r["images_per_s"] for r in runs[name]]
@@ -108,6 +134,7 @@ def main() -> None:
                 name,
                 f"{statistics.median(speeds):,.0f} ({min(speeds):,.0f}-{max(speeds):,.0f})",
                 ratio,
+                f"{statistics.median(speeds) * flops / peak:.1%}",
                 f"{statistics.mean(accuracy):.4f} ({min(accuracy):.4f})",
                 f"{statistics.median(r['command_s'] for r in runs[name]):.1f}",
             ]
@@ -115,7 +142,8 @@ def main() -> None:
     first = runs[variants[0]][0]
     print(
         f"\n{first['model']}, {first['epochs_run']} epochs, classes {args.classes}, {args.seeds} seeds; "
-        f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} at {time.strftime('%H:%M')}"
+        f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} at {time.strftime('%H:%M')}; "
+        f"{flops / 1e6:.1f} MFLOP per training image, {precision} matmul peak {peak / 1e9:.0f} GFLOP/s"
     )
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
