@@ -40,6 +40,8 @@ def workspace(root: Path, model: str, epochs: int, cpus: int) -> Any:
 
 
 def main() -> None:
+    from _table import print_table
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="seed-cnn")
     parser.add_argument("--epochs", type=int, default=1)
@@ -75,9 +77,7 @@ def main() -> None:
     total_remote = sum(s.wall_s for s in remote.steps)
     rows.append(["turn", f"{total_local:.1f}", f"{total_remote:.1f}", "", "", ""])
     headers = ["stage", "local s", "cluster s (driver)", "on node s", "node cpu s", "node energy J"]
-    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
-    for row in [headers, *rows]:
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
+    print_table(headers, rows)
     print(f"cluster / local turn: {total_remote / total_local:.2f}x; accuracy "
           f"{local.outputs['run_accuracy']:.4f} local, {remote.outputs['run_accuracy']:.4f} cluster")  # fmt: skip
 

@@ -166,6 +166,8 @@ def _mean(runs: list[dict[str, Any]], key: str) -> float:
 
 
 def main() -> None:
+    from _table import print_table
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default="cat-dog,10-class", help="comma-separated: cat-dog, 10-class")
     parser.add_argument("--seeds", type=int, default=3, help="seeds of every row")
@@ -267,12 +269,10 @@ def main() -> None:
         "CPU s",
         "vs (CPU)",
     ]
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     print(
         f"threads={args.threads} seeds={args.seeds} load={os.getloadavg()[0]:.1f} at {time.strftime('%H:%M')}"
     )
-    for row in [header, *rows]:
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
+    print_table(header, rows)
 
 
 if __name__ == "__main__":

@@ -90,6 +90,8 @@ def trainer(
 
 
 def main() -> None:
+    from _table import print_table
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="resnet-s")
     parser.add_argument("--width", type=int, default=16)
@@ -140,14 +142,12 @@ def main() -> None:
             ]
         )
     header = ["variant", "images per CPU s", "vs before", "of matmul peak", "first step s (wall / CPU)"]
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     print(
         f"{args.model} w{args.width}, {flops / 1e6:.1f} MFLOP per training image; threads={args.threads}; "
         f"matmul peak per CPU s: fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.0f} "
         f"GFLOP/s; load={os.getloadavg()[0]:.1f} at {time.strftime('%H:%M')}"
     )
-    for row in [header, *rows]:
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
+    print_table(header, rows)
 
 
 if __name__ == "__main__":

@@ -135,6 +135,8 @@ def _first(runs: list[dict[str, float]], key: str) -> str:
 
 
 def main() -> None:
+    from _table import print_table
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3, help="seeds of the default cat-vs-dog recipe")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads")
@@ -216,12 +218,10 @@ def main() -> None:
         "MFLOP/img",
         "of peak",
     ]
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     print(
         f"threads={args.threads}  measured {precision} matmul peak={peak / 1e9:.1f} GFLOP/s  recipe={base.model_dump(exclude={'augment'})}"
     )
-    for row in [header, *rows]:
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
+    print_table(header, rows)
     sys.stdout.flush()
 
 

@@ -78,6 +78,8 @@ def _flops_and_peak(model_name: str) -> tuple[float, float, str]:
 
 
 def main() -> None:
+    from _table import print_table
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3, help="seeds; each is one round of every variant")
     parser.add_argument("--epochs", type=int, default=0, help="override the recipe's epochs (0: keep)")
@@ -145,9 +147,7 @@ def main() -> None:
         f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} at {time.strftime('%H:%M')}; "
         f"{flops / 1e6:.1f} MFLOP per training image, {precision} matmul peak {peak / 1e9:.0f} GFLOP/s"
     )
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
+    print_table(header, rows)
 
 
 if __name__ == "__main__":
