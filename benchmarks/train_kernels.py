@@ -34,7 +34,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "bf16, fused AdamW, contiguous layout": {"channels_last": False},
     "bf16, fused AdamW, batch 256": {"batch": 256},
     "fp32, foreach AdamW": {"fused": False, "bf16": False},
-    "fp32, fused AdamW": {"bf16": False},
+    "fp32, fused AdamW (precision: auto picks fp32 without bf16 units)": {"bf16": False},
+    "fp32, fused AdamW, contiguous layout": {"bf16": False, "channels_last": False},
+    "fp32, fused AdamW, torch.compile": {"bf16": False, "compile": True},
     "bf16, fused AdamW, torch.compile": {"compile": True},
 }
 

@@ -1,7 +1,7 @@
 """The default recipe's training throughput through the CLI, as a user runs it, before and after.
 
 Usage: python benchmarks/train_throughput.py [--seeds 3] [--epochs 0] [--classes cat,dog]
-                                             [--variants before,now,one-thread,nproc-2]
+                                             [--variants before,now,one-thread,...]
 
 Imports Animal-MNIST (cat vs dog by default; --classes all for 10 classes) into a workspace once, then
 runs `dcloop train --format json --seed S` for every variant, the variants interleaved within each seed
@@ -15,10 +15,13 @@ of the command.
 Variants:
   before       OMP_WAIT_POLICY=PASSIVE, which dcloop's CLI set for every command until now: idle
                OpenMP threads sleep at once, and waking them for every small kernel costs more than
-               the second core gives;
-  now          OpenMP's own default (a short spin, then sleep), which the CLI now leaves to training;
+               the second core gives; and glibc's malloc defaults (DCLOOP_KEEP_FREED_MEMORY=0);
+  now          OpenMP's own default (a short spin, then sleep), which the CLI now leaves to training,
+               and freed memory kept for the next step (dcloop.train._memory);
   one-thread   now, with OMP_NUM_THREADS=1 (train.threads is 0: torch's own count);
-  nproc-2      now, with --nproc 2 (two data-parallel processes of one thread each, gloo).
+  nproc-2      now, with --nproc 2 (two data-parallel processes of one thread each, gloo);
+  malloc-default, one-thread-malloc-default
+               now and one-thread with glibc's malloc defaults: what keeping freed memory gives.
 Prints one table; asserts nothing.
 """
 
@@ -38,10 +41,15 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 DCLOOP = Path(sys.executable).with_name("dcloop")
 VARIANTS: dict[str, tuple[dict[str, str | None], list[str]]] = {
-    "before": ({"OMP_WAIT_POLICY": "PASSIVE"}, []),
+    "before": ({"OMP_WAIT_POLICY": "PASSIVE", "DCLOOP_KEEP_FREED_MEMORY": "0"}, []),
     "now": ({"OMP_WAIT_POLICY": None}, []),
     "one-thread": ({"OMP_WAIT_POLICY": None, "OMP_NUM_THREADS": "1"}, []),
     "nproc-2": ({"OMP_WAIT_POLICY": None}, ["--nproc", "2"]),
+    "malloc-default": ({"OMP_WAIT_POLICY": None, "DCLOOP_KEEP_FREED_MEMORY": "0"}, []),
+    "one-thread-malloc-default": (
+        {"OMP_WAIT_POLICY": None, "OMP_NUM_THREADS": "1", "DCLOOP_KEEP_FREED_MEMORY": "0"},
+        [],
+    ),
 }
 
 

@@ -37,6 +37,7 @@ from dcloop.train._compile import maybe_compile
 from dcloop.train._distributed import rank_world
 from dcloop.train._finetune import encoder_freezer
 from dcloop.train._layout import to_channels_last
+from dcloop.train._memory import keep_freed_memory
 from dcloop.train._recipe import LossFn, build_loss, build_optimizer, build_schedule
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,8 @@ def fit_model(
         torch.set_num_threads(recipe.threads)
     rank, world = rank_world()
     device = resolve_device(recipe.device)
+    if device.type == "cpu":
+        keep_freed_memory()  # each step's activations reuse the last step's pages
     recipe = recipe.model_copy(update={"precision": resolve_precision(recipe.precision, device)})
     seed_everything(recipe.seed)
     augment = build_augment(**recipe.augment.model_dump(exclude={"enabled"})).to(device)
