@@ -78,7 +78,12 @@ def test_training_on_cpu_keeps_freed_memory(
     from dcloop.train import _loop
 
     calls: list[bool] = []
-    monkeypatch.setattr(_loop, "keep_freed_memory", lambda: calls.append(True) or True)
+
+    def keep() -> bool:
+        calls.append(True)
+        return True
+
+    monkeypatch.setattr(_loop, "keep_freed_memory", keep)
     recipe = fast_recipe.model_copy(update={"epochs": 1})
     _loop.fit_model(create_model(recipe.model, 1, blob_data.num_classes, 20), blob_data, recipe)
     assert calls == [True]
