@@ -19,11 +19,14 @@ Single case: python benchmarks/onednn_1x1_strided_crash.py --case MB IC OC HW ST
 from __future__ import annotations
 
 import argparse
+import ctypes.util
 import os
 import subprocess
 import sys
 
 TIMEOUT_S = 60
+# since glibc 2.34 MALLOC_CHECK_ works only with this library preloaded (None: older glibc, or none)
+MALLOC_DEBUG = ctypes.util.find_library("c_malloc_debug")
 ISAS = ("AVX2", "AVX512_CORE", "AVX512_CORE_BF16")
 
 
@@ -39,6 +42,8 @@ def run_case(mb: int, ic: int, oc: int, hw: int, stride: int, layout: str, steps
 
 def spawn(case: list[int | str], isa: str, threads: int) -> str:
     env = {**os.environ, "MALLOC_CHECK_": "3", "ONEDNN_MAX_CPU_ISA": isa, "OMP_NUM_THREADS": str(threads)}
+    if MALLOC_DEBUG:
+        env["LD_PRELOAD"] = MALLOC_DEBUG
     cmd = [sys.executable, __file__, "--case", *map(str, case)]
     try:
         done = subprocess.run(cmd, env=env, capture_output=True, timeout=TIMEOUT_S, check=False)

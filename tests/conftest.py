@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes.util
 import os
 import uuid
 from collections.abc import Iterator
@@ -85,3 +86,18 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store.db'}"
     return request.getfixturevalue("pg_url")
+
+
+# since glibc 2.34 MALLOC_CHECK_ works only with this library preloaded (None: older glibc, or none)
+MALLOC_DEBUG = ctypes.util.find_library("c_malloc_debug")
+
+
+@pytest.fixture
+def heap_checked_env() -> dict[str, str]:
+    """This process's environment for a child in which glibc checks the heap at every call and aborts
+    on the first inconsistency (``MALLOC_CHECK_=3``, with glibc's malloc-debug library preloaded where
+    it is there), and dumps Python's stack on a fatal signal."""
+    env = {**os.environ, "MALLOC_CHECK_": "3", "PYTHONFAULTHANDLER": "1"}
+    if MALLOC_DEBUG:
+        env["LD_PRELOAD"] = " ".join(filter(None, [env.get("LD_PRELOAD"), MALLOC_DEBUG]))
+    return env

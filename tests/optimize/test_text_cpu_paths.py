@@ -2,9 +2,10 @@
 
 torch picks its ATen kernels by ``ATEN_CPU_CAPABILITY`` and oneDNN its JIT kernels by
 ``ONEDNN_MAX_CPU_ISA``; capping both at AVX2 makes this machine run what an AVX2-only CPU runs.
-Each path runs in its own process under ``MALLOC_CHECK_=3`` (glibc aborts on the first heap
-inconsistency); any non-zero or signal exit fails, the logits must stay finite, the fp32 and fused
-files equal PyTorch's, and int8 answer alike on both paths (its accuracy: test_text_onnx.py).
+Each path runs in its own process under ``MALLOC_CHECK_=3`` (glibc's malloc-debug library
+preloaded; it aborts on the first heap inconsistency); any non-zero or signal exit fails, the logits
+must stay finite, the fp32 and fused files equal PyTorch's, and int8 answer alike on both paths
+(its accuracy: test_text_onnx.py).
 
 Slow (about 3 minutes a path on two busy cores).
 """
@@ -27,8 +28,8 @@ PATHS = [
 ]
 
 
-def _run(env: dict[str, str]) -> dict[str, object]:
-    full = {**os.environ, "MALLOC_CHECK_": "3", "PYTHONFAULTHANDLER": "1", **env}
+def _run(env: dict[str, str], heap_checked_env: dict[str, str]) -> dict[str, object]:
+    full = {**heap_checked_env, **env}
     full["PYTHONPATH"] = os.pathsep.join(sys.path)
     done = subprocess.run(
         [sys.executable, str(JOB)], env=full, capture_output=True, text=True, timeout=600, check=False
@@ -38,8 +39,8 @@ def _run(env: dict[str, str]) -> dict[str, object]:
 
 
 @pytest.mark.slow
-def test_text_int8_runs_under_every_cpu_path() -> None:
-    reports = [_run(env) for env in PATHS]
+def test_text_int8_runs_under_every_cpu_path(heap_checked_env: dict[str, str]) -> None:
+    reports = [_run(env, heap_checked_env) for env in PATHS]
     for report in reports:
         assert report["finite"]
         assert report["fp32_diff"] <= 1e-4 and report["fused_diff"] <= 1e-4  # type: ignore[operator]

@@ -4,9 +4,9 @@ torch picks its ATen kernels by ``ATEN_CPU_CAPABILITY`` and oneDNN its JIT kerne
 ``ONEDNN_MAX_CPU_ISA``; capping either makes this machine run what an older CPU runs. ``precision:
 auto`` picks bf16 only where oneDNN computes it natively, so capping oneDNN below AVX512_CORE_BF16
 also emulates a CPU without native bf16. Each path runs in its own process under ``MALLOC_CHECK_=3``
-(glibc aborts on the first heap inconsistency), and any non-zero or signal exit fails. A oneDNN cap
-above what the CPU has falls back to its best, so on an AVX2 machine the AVX-512 oneDNN paths repeat
-AVX2. ATen does not fall back: forced to AVX-512 kernels on a CPU without them it dies of SIGILL, so
+(glibc's malloc-debug library preloaded; it aborts on the first heap inconsistency), and any
+non-zero or signal exit fails. A oneDNN cap above what the CPU has falls back to its best, so on an
+AVX2 machine the AVX-512 oneDNN paths repeat AVX2. ATen does not fall back: forced to AVX-512 kernels on a CPU without them it dies of SIGILL, so
 that path is run only where the CPU has AVX-512.
 
 Slow (about 30 s a path on two busy cores): `make cpu-paths`, part of `make test`.
@@ -41,8 +41,10 @@ PATHS = [
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("env", "precision"), PATHS, ids=[f"{e}-{p}" for e, p in PATHS])
-def test_training_steps_survive_the_cpu_path(env: dict[str, str], precision: str) -> None:
-    full = {**os.environ, "MALLOC_CHECK_": "3", "PYTHONFAULTHANDLER": "1", **env}
+def test_training_steps_survive_the_cpu_path(
+    env: dict[str, str], precision: str, heap_checked_env: dict[str, str]
+) -> None:
+    full = {**heap_checked_env, **env}
     full["PYTHONPATH"] = os.pathsep.join(sys.path)
     done = subprocess.run(
         [sys.executable, str(JOB), precision],
