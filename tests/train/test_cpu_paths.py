@@ -6,8 +6,8 @@ auto`` picks bf16 only where oneDNN computes it natively, so capping oneDNN belo
 also emulates a CPU without native bf16. Each path runs in its own process under ``MALLOC_CHECK_=3``
 (glibc's malloc-debug library preloaded; it aborts on the first heap inconsistency), and any
 non-zero or signal exit fails. A oneDNN cap above what the CPU has falls back to its best, so on an
-AVX2 machine the AVX-512 oneDNN paths repeat AVX2. ATen does not fall back: forced to AVX-512 kernels on a CPU without them it dies of SIGILL, so
-that path is run only where the CPU has AVX-512.
+AVX2 machine the AVX-512 oneDNN paths repeat AVX2. ATen does not fall back: forced to AVX-512
+kernels on a CPU without them it dies of SIGILL, so that path is run only where the CPU has AVX-512.
 
 Slow (about 30 s a path on two busy cores): `make cpu-paths`, part of `make test`.
 """
