@@ -20,8 +20,9 @@ Variants:
                and freed memory kept for the next step (dcloop.train._memory);
   one-thread   now, with OMP_NUM_THREADS=1 (train.threads is 0: torch's own count);
   nproc-2      now, with --nproc 2 (two data-parallel processes of one thread each, gloo);
-  malloc-default, one-thread-malloc-default
-               now and one-thread with glibc's malloc defaults: what keeping freed memory gives.
+  malloc-default, one-thread-malloc-default, nproc-2-malloc-default
+               now, one-thread and nproc-2 with glibc's malloc defaults: what keeping freed memory
+               gives.
 Prints one table; asserts nothing.
 """
 
@@ -50,6 +51,7 @@ VARIANTS: dict[str, tuple[dict[str, str | None], list[str]]] = {
         {"OMP_WAIT_POLICY": None, "OMP_NUM_THREADS": "1", "DCLOOP_KEEP_FREED_MEMORY": "0"},
         [],
     ),
+    "nproc-2-malloc-default": ({"OMP_WAIT_POLICY": None, "DCLOOP_KEEP_FREED_MEMORY": "0"}, ["--nproc", "2"]),
 }
 
 
