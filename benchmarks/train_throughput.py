@@ -46,12 +46,15 @@ VARIANTS: dict[str, tuple[dict[str, str | None], list[str]]] = {
     "now": ({"OMP_WAIT_POLICY": None}, []),
     "one-thread": ({"OMP_WAIT_POLICY": None, "OMP_NUM_THREADS": "1"}, []),
     "nproc-2": ({"OMP_WAIT_POLICY": None}, ["--nproc", "2"]),
-    "malloc-default": ({"OMP_WAIT_POLICY": None, "DCLOOP_KEEP_FREED_MEMORY": "0"}, []),
-    "one-thread-malloc-default": (
-        {"OMP_WAIT_POLICY": None, "OMP_NUM_THREADS": "1", "DCLOOP_KEEP_FREED_MEMORY": "0"},
-        [],
-    ),
-    "nproc-2-malloc-default": ({"OMP_WAIT_POLICY": None, "DCLOOP_KEEP_FREED_MEMORY": "0"}, ["--nproc", "2"]),
+}
+# the same with glibc's malloc defaults: what keeping freed memory gives each
+VARIANTS |= {
+    "malloc-default" if name == "now" else f"{name}-malloc-default": (
+        {**env, "DCLOOP_KEEP_FREED_MEMORY": "0"},
+        args,
+    )
+    for name, (env, args) in list(VARIANTS.items())
+    if name in ("now", "one-thread", "nproc-2")
 }
 
 
