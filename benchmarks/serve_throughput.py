@@ -5,27 +5,33 @@ Both servers run as separate processes on loopback; one asyncio load generator (
 client over keep-alive connections) on the same machine sends a bounded number of requests per
 setting (--requests) within a time cap (--seconds); `--load wrk` uses wrk instead (C, one thread, for
 --seconds), which leaves more of the shared cores to the servers. The plain handler does less work (it stores
-nothing), so the ratio is conservative. dcloop also runs once with `feedback.log_predictions` off,
-which prices storing every prediction. A reference row "plain handler + per-request logging" is the same handler
-committing each prediction to a SQLite WAL file (synchronous=FULL) before answering. Each row also
+nothing), so the ratio is conservative. dcloop also runs with `feedback.log_predictions` off, which
+prices storing every prediction. These three /predict servers run side by side and take turns for
+--rounds rounds, in a rotating order; each ratio is the median of the rounds' ratios (a shared
+machine's speed drifts from minute to minute, less within a round). A reference row "plain handler
++ per-request logging" is the same handler committing each prediction to a SQLite WAL file
+(synchronous=FULL) before answering. Each row also
 gives the server's CPU time per request (its process and any children), which other jobs on shared
 cores move much less than req/s and p99.
 
-Usage: .venv/bin/python benchmarks/serve_throughput.py [--model seed-cnn] [--requests 3000] [--seconds 8] [--load wrk]
-       [--bentoml-venv /tmp/bento-venv]   (a separate venv: pip install bentoml==1.4.40 onnxruntime numpy)
+Usage: .venv/bin/python benchmarks/serve_throughput.py [--model seed-cnn] [--requests 3000] [--seconds 8]
+       [--rounds 3] [--load wrk] [--bentoml-venv /tmp/bento-venv]   (a separate venv: pip install bentoml==1.4.40 onnxruntime numpy)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +41,7 @@ from fastapi import FastAPI, Request  # module level: the plain handler's annota
 CLASSES = [f"class{i}" for i in range(10)]
 P99_TARGET_MS = 50.0
 UNLOGGED = "dcloop /predict, log off"
+PLAIN = "plain /predict"
 
 
 def plain_app(onnx_path: str, db_path: str | None = None):
@@ -247,6 +254,17 @@ def _serve(
     return proc, url
 
 
+@contextlib.contextmanager
+def _serving(cmd: list[str], cwd: Path, **kwargs) -> Iterator[tuple[subprocess.Popen, str]]:
+    """A server process, ready, for the ``with`` block; stopped after it."""
+    server, url = _serve(cmd, cwd, **kwargs)
+    try:
+        yield server, url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def _cpu_seconds(server: subprocess.Popen) -> float:
     """User + system CPU time a server and its child processes have used so far."""
     import psutil
@@ -264,9 +282,11 @@ def _sweep(
     levels: list[int],
     images: int,
     args,
+    round_: int = -1,
 ) -> list[list]:
-    """One row per concurrency level; the last column is the server's CPU time per request (us), a
-    figure that moves less than req/s when other jobs share the cores."""
+    """One row per concurrency level: label, clients, req/s, images/s, p50, p99, errors, the server's
+    CPU time per request (us; a figure that moves less than req/s when other jobs share the cores) and
+    the round (-1: measured once, outside the rounds)."""
     rows = []
     for c in levels:
         before = _cpu_seconds(server)
@@ -275,7 +295,7 @@ def _sweep(
         else:
             rps, p50, p99, errors, n = asyncio.run(_load(url, *body, c, args.requests, args.seconds))
         cpu_us = (_cpu_seconds(server) - before) / max(n, 1) * 1e6
-        rows.append([label, c, rps, rps * images, p50, p99, errors, cpu_us])
+        rows.append([label, c, rps, rps * images, p50, p99, errors, cpu_us, round_])
         print(
             f"  {label:<35} c={c:<3} {rps:8.0f} req/s {rps * images:9.0f} img/s  p50 {p50:6.1f} ms  "
             f"p99 {p99:6.1f} ms  errors {errors}  server CPU {cpu_us:5.0f} us/req",
@@ -284,8 +304,10 @@ def _sweep(
     return rows
 
 
-def _best(rows: list[list], label: str) -> list | None:
+def _best(rows: list[list], label: str, round_: int | None = None) -> list | None:
+    """The row of ``label`` (in ``round_``, or any) with the most images/s at p99 <= target, no errors."""
     ok = [r for r in rows if r[0] == label and r[5] <= P99_TARGET_MS and r[6] == 0]
+    ok = [r for r in ok if round_ is None or r[8] == round_]
     return max(ok, key=lambda r: r[3]) if ok else None
 
 
@@ -302,6 +324,9 @@ def main() -> None:
         default="python",
         help="Load generator: a minimal asyncio client (default) or wrk (C; apt install wrk), which leaves "
         "more of the shared cores to the servers.",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="Rounds of the /predict comparison, the servers taking turns."
     )
     parser.add_argument("--concurrency", default="1,16,32,64,128", help="Concurrent clients to sweep.")
     parser.add_argument("--batch", type=int, default=64, help="Images per batched OIP request.")
@@ -339,61 +364,64 @@ def main() -> None:
     from dcloop.workspace import init_workspace
 
     tmp = Path(tempfile.mkdtemp(prefix="dcloop-bench-"))
-    ws = init_workspace(tmp / "ws")
+    logged_ws, unlogged_ws = init_workspace(tmp / "ws"), init_workspace(tmp / "ws-log-off")
     serve_cfg = {
         "max_queue_delay_ms": args.delay_ms,
         "max_batch_size": args.max_batch,
         "workers": args.workers,
     }
-    config = ws.config.model_dump(mode="json")
+    config = logged_ws.config.model_dump(mode="json")
     config["serve"].update({k: v for k, v in serve_cfg.items() if v is not None})
-    (ws.root / "dcloop.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     torch.manual_seed(0)
     onnx_path = export_onnx(create_model(args.model, 1, 10, 28), tmp / "model.onnx", input_shape=(1, 28, 28))
-    register_model_version(ws, onnx_path, name="bench", classes=CLASSES)
-    promote(ws, "bench", version=1)
+    for ws, log_on in ((logged_ws, True), (unlogged_ws, False)):
+        # the second workspace has feedback.log_predictions off: what storing every prediction costs
+        config["feedback"]["log_predictions"] = log_on
+        (ws.root / "dcloop.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+        register_model_version(ws, onnx_path, name="bench", classes=CLASSES)
+        promote(ws, "bench", version=1)
     bodies = _bodies(np.random.default_rng(0), args.batch)
     print(
         f"model {args.model} 1x28x28 -> 10 classes; {os.cpu_count()} CPUs; "
         f"<= {args.requests} requests or {args.seconds:.0f} s per setting, load from {args.load}; "
-        f"serve config {config['serve']}; "
+        f"{args.rounds} round(s); serve config {config['serve']}; "
         f"load average {os.getloadavg()[0]:.1f}"
     )
     rows: list[list] = []
-    server, url = _serve([sys.executable, "-m", "dcloop.cli", "serve", "--model", "bench@champion"], ws.root)
-    try:
-        rows += _sweep(server, url, "dcloop /predict", bodies["predict"], levels, 1, args)
+    dcloop_serve = [sys.executable, "-m", "dcloop.cli", "serve", "--model", "bench@champion"]
+    with contextlib.ExitStack() as servers:
+        # the three /predict servers run side by side (an idle one uses no CPU) and take turns within
+        # each round, in a rotating order: a shared machine's speed drifts between minutes, less within
+        # a round, so the ratio of each round is the steadier figure
+        contenders = [
+            ("dcloop /predict", servers.enter_context(_serving(dcloop_serve, logged_ws.root))),
+            (UNLOGGED, servers.enter_context(_serving(dcloop_serve, unlogged_ws.root))),
+            (
+                PLAIN,
+                servers.enter_context(
+                    _serving([sys.executable, __file__, "--plain-server", str(onnx_path)], tmp)
+                ),
+            ),
+        ]
+        for round_ in range(args.rounds):
+            turn = contenders[round_ % 3 :] + contenders[: round_ % 3]
+            for label, (server, url) in turn:
+                rows += _sweep(server, url, label, bodies["predict"], levels, 1, args, round_)
+        server, url = contenders[0][1]
         rows += _sweep(server, url, "dcloop OIP infer", bodies["oip"], levels, 1, args)
         rows += _sweep(
             server, url, f"dcloop OIP batch {args.batch}", bodies["oip-batch"], [1, 2, 4, 8], args.batch, args
         )
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    # the same server with feedback.log_predictions off: what storing every prediction costs
-    config["feedback"]["log_predictions"] = False
-    (ws.root / "dcloop.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    server, url = _serve([sys.executable, "-m", "dcloop.cli", "serve", "--model", "bench@champion"], ws.root)
-    try:
-        rows += _sweep(server, url, UNLOGGED, bodies["predict"], levels, 1, args)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-    plain, url = _serve([sys.executable, __file__, "--plain-server", str(onnx_path)], tmp)
-    try:
-        rows += _sweep(plain, url, "plain /predict", bodies["predict"], levels, 1, args)
-    finally:
-        plain.terminate()
-        plain.wait(timeout=30)
-    logged, url = _serve(
-        [sys.executable, __file__, "--plain-server", str(onnx_path), "--log-db", str(tmp / "plain-log.db")],
-        tmp,
-    )
-    try:
-        rows += _sweep(logged, url, "plain handler + per-request logging", bodies["predict"], levels, 1, args)
-    finally:
-        logged.terminate()
-        logged.wait(timeout=30)
+    logging_plain = [
+        sys.executable,
+        __file__,
+        "--plain-server",
+        str(onnx_path),
+        "--log-db",
+        str(tmp / "plain-log.db"),
+    ]
+    with _serving(logging_plain, tmp) as (server, url):
+        rows += _sweep(server, url, "plain handler + per-request logging", bodies["predict"], levels, 1, args)
     if args.bentoml_venv:
         rows += _bentoml(args, tmp, onnx_path, levels)
     _print_summary(rows, args.batch)
@@ -404,14 +432,10 @@ def _bentoml(args, tmp: Path, onnx_path: Path, levels: list[int]) -> list[list]:
     (tmp / "bento_service.py").write_text(BENTO_SERVICE, encoding="utf-8")
     env = {**os.environ, "BENCH_ONNX": str(onnx_path), "BENTOML_DO_NOT_TRACK": "true"}
     cmd = [str(Path(args.bentoml_venv) / "bin" / "bentoml"), "serve", "bento_service:Classifier"]
-    server, url = _serve(cmd, tmp, ready="/readyz", env=env)
     pixels = np.random.default_rng(0).integers(0, 256, (1, 28, 28)).tolist()
     body = ("/predict", json.dumps({"pixels": pixels}).encode(), {"content-type": "application/json"})
-    try:
+    with _serving(cmd, tmp, ready="/readyz", env=env) as (server, url):
         return _sweep(server, url, "bentoml /predict", body, levels, 1, args)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def _print_summary(rows: list[list], batch: int) -> None:
@@ -424,7 +448,7 @@ def _print_summary(rows: list[list], batch: int) -> None:
     for column in ("endpoint", "clients", "req/s", "images/s", "p50 ms", "p99 ms", "server CPU us/req"):
         table.add_column(column)
     best = {}
-    labels = ["dcloop /predict", UNLOGGED, "dcloop OIP infer", f"dcloop OIP batch {batch}", "plain /predict"]
+    labels = ["dcloop /predict", UNLOGGED, "dcloop OIP infer", f"dcloop OIP batch {batch}", PLAIN]
     labels += ["plain handler + per-request logging"]
     labels += ["bentoml /predict"] if any(r[0] == "bentoml /predict" for r in rows) else []
     for label in labels:
@@ -446,16 +470,41 @@ def _print_summary(rows: list[list], batch: int) -> None:
     print(
         f"dcloop OIP batch {batch}: peak {batched[3]:,.0f} images/s at {batched[1]} clients (p99 {batched[5]:.0f} ms)"
     )
-    logged, unlogged = best["dcloop /predict"], best[UNLOGGED]
-    if logged is not None and unlogged is not None:
+    rounds = sorted({r[8] for r in rows if r[0] == PLAIN})
+
+    def pairs(label: str, against: str) -> list[tuple[list, list]]:
+        """The best rows of ``label`` and ``against`` in each round where both met the p99 target."""
+        best_rows = [(_best(rows, label, k), _best(rows, against, k)) for k in rounds]
+        return [(a, b) for a, b in best_rows if a is not None and b is not None]
+
+    def per_round(label: str, against: str) -> list[float]:
+        return [a[3] / b[3] for a, b in pairs(label, against)]
+
+    def spread(values: list[float], form: str = "{:.2f}") -> str:
+        if len(values) < 2:
+            return ""
+        return f" (rounds: {', '.join(form.format(v) for v in values)})"
+
+    kept = per_round("dcloop /predict", UNLOGGED)
+    if kept:
+        cost = [1 - v for v in kept]
         print(
-            f"storing every prediction costs dcloop /predict {1 - logged[3] / unlogged[3]:.1%} of its "
-            f"throughput (target <= 10%) and {logged[7] - unlogged[7]:.0f} us of server CPU per request"
+            f"storing every prediction costs dcloop /predict {statistics.median(cost):.1%} of its throughput, "
+            f"median of {len(cost)} round(s){spread(cost, '{:.1%}')} (target <= 10%), and "
+            f"{statistics.median(a[7] - b[7] for a, b in pairs('dcloop /predict', UNLOGGED)):.0f} us of "
+            "server CPU per request"
         )
-    plain = best["plain /predict"]
     for label in labels:
-        if label != "plain /predict" and best[label] is not None and plain is not None:
-            print(f"{label}: {best[label][3] / plain[3]:.2f}x the plain handler's images/s")
+        if label == PLAIN or best[label] is None or best[PLAIN] is None:
+            continue
+        ratios = per_round(label, PLAIN)
+        if ratios:  # measured in the rounds, beside the plain handler
+            print(
+                f"{label}: {statistics.median(ratios):.2f}x the plain handler's images/s, median of "
+                f"{len(ratios)} round(s){spread(ratios)}"
+            )
+        else:  # measured once, after the rounds: against the plain handler's best round
+            print(f"{label}: {best[label][3] / best[PLAIN][3]:.2f}x the plain handler's best images/s")
 
 
 if __name__ == "__main__":
