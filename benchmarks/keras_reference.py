@@ -167,6 +167,7 @@ def _mean(runs: list[dict[str, Any]], key: str) -> float:
 
 def main() -> None:
     from _table import print_table
+    from train_targets import recipe_fields
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default="cat-dog,10-class", help="comma-separated: cat-dog, 10-class")
@@ -184,15 +185,15 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    import yaml
 
     from dcloop.config import TrainConfig
     from dcloop.data import import_source, load_dataset
     from dcloop.workspace import init_workspace
 
     torch.set_num_threads(args.threads)
-    overrides = {k: yaml.safe_load(v) for k, _, v in (item.partition("=") for item in args.set)}
-    base = TrainConfig.model_validate(TrainConfig(threads=args.threads).model_dump() | overrides)
+    base = TrainConfig.model_validate(
+        TrainConfig(threads=args.threads).model_dump() | recipe_fields(args.set)
+    )
     seeds = range(args.seeds)
     rows: list[list[str]] = []
     for task in args.tasks.split(","):
