@@ -91,8 +91,9 @@ def test_a_model_switch_on_one_worker_reaches_every_worker(
             "/admin/model", json={"model": "pets@2"}, headers={"Authorization": f"Bearer {TOKEN}"}
         )
         assert answer.status_code == 200 and answer.json()["model_version"] == "pets@2"
-        after = _until(
-            lambda: s if set((s := _served(http)).values()) == {"2"} else None, "every worker switches"
+        after = _until(  # both workers seen, each serving pets@2
+            lambda: s if len(s := _served(http)) == 2 and set(s.values()) == {"2"} else None,
+            "every worker switches",
         )
         assert set(after) == set(before)  # the same two processes, each now serving pets@2
         for _ in range(10):  # new connections, so whichever worker takes them answers

@@ -122,11 +122,15 @@ class ServerMetrics:
             self._registry.register(_Alerts())
 
     def serving(self, model: str, version: str, sha256: str) -> None:
-        """Mark the served model version (the previous one drops to 0) and count the switch."""
-        if self._served is not None:
-            self.model.labels(*self._served).set(0)
-        self._served = (model, version, sha256)
+        """Mark the served model version (the previous one drops to 0) and count the switch.
+
+        The new version is marked before the old one drops: under ``--workers N`` another worker may
+        read this one's metric files between the two, and should then see it serving a version, never
+        none."""
+        previous, self._served = self._served, (model, version, sha256)
         self.model.labels(*self._served).set(1)
+        if previous is not None and previous != self._served:
+            self.model.labels(*previous).set(0)
         self.switches.inc()
 
     def render(self) -> str:
