@@ -42,8 +42,8 @@ def run_case(mb: int, ic: int, oc: int, hw: int, stride: int, layout: str, steps
 
 def spawn(case: list[int | str], isa: str, threads: int) -> str:
     env = {**os.environ, "MALLOC_CHECK_": "3", "ONEDNN_MAX_CPU_ISA": isa, "OMP_NUM_THREADS": str(threads)}
-    if MALLOC_DEBUG:
-        env["LD_PRELOAD"] = MALLOC_DEBUG
+    if MALLOC_DEBUG:  # after any library the caller preloads, as tests/conftest.py's heap_checked_env
+        env["LD_PRELOAD"] = " ".join(filter(None, [env.get("LD_PRELOAD"), MALLOC_DEBUG]))
     cmd = [sys.executable, __file__, "--case", *map(str, case)]
     try:
         done = subprocess.run(cmd, env=env, capture_output=True, timeout=TIMEOUT_S, check=False)
