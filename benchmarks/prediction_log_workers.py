@@ -13,6 +13,7 @@ Usage: .venv/bin/python benchmarks/prediction_log_workers.py [--seconds 6] [--ro
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing as mp
 import os
 import tempfile
@@ -29,7 +30,7 @@ class Model:
 
 
 def _writer(root: str, lock: str | None, seconds: float, batch: int, out: mp.Queue) -> None:
-    from dcloop.deploy._service import _taking_turns
+    from dcloop.deploy._service import taking_turns
     from dcloop.store.predictions import log_predictions, new_prediction_rows
     from dcloop.workspace import open_workspace
 
@@ -38,10 +39,12 @@ def _writer(root: str, lock: str | None, seconds: float, batch: int, out: mp.Que
     pixels = rng.integers(0, 256, (batch, 1, 28, 28), dtype=np.uint8)
     probs = rng.random((batch, 10)).astype(np.float32)
 
-    def write(rows) -> None:
-        log_predictions(store, rows)
+    turn = contextlib.nullcontext if lock is None else taking_turns(Path(lock))
 
-    commit = write if lock is None else _taking_turns(write, Path(lock))
+    def commit(rows) -> None:
+        with turn():
+            log_predictions(store, rows)
+
     waits, end = [], time.perf_counter() + seconds
     while time.perf_counter() < end:
         rows = new_prediction_rows(pixels, probs, CLASSES, Model, latency_ms=[1.0] * batch)

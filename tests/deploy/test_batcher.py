@@ -143,3 +143,41 @@ def test_while_more_rows_are_on_their_way_the_log_waits_for_them_and_alone_it_co
         await asyncio.to_thread(idle.close)
 
     asyncio.run(main())
+
+
+def test_rows_that_arrive_while_the_log_waits_for_its_turn_join_the_commit_it_then_makes() -> None:
+    """Where the workers of one server take turns at the store, a log that waited for the other's
+    commit takes in what arrived meanwhile: fewer commits, and no row waits a further turn."""
+    import contextlib
+    import threading
+    from collections.abc import Iterator
+
+    from dcloop.deploy._service import PredictionLog
+    from dcloop.store.predictions import PredictionRows
+
+    commits: list[list[str]] = []
+    waiting_for_turn, turn_free = threading.Event(), threading.Event()
+
+    @contextlib.contextmanager
+    def turn() -> Iterator[None]:  # the other worker commits until turn_free is set
+        waiting_for_turn.set()
+        turn_free.wait(30)
+        yield
+
+    def rows(*ids: str) -> PredictionRows:
+        return PredictionRows({"id": list(ids)})
+
+    async def main() -> None:
+        log = PredictionLog(lambda r: commits.append(r.ids), asyncio.get_running_loop(), turn=turn)
+        first = log.write(rows("a"))
+        await asyncio.to_thread(waiting_for_turn.wait, 30)
+        later = [log.write(rows("b")), log.write(rows("c", "d"))]
+        turn_free.set()
+        await asyncio.wait_for(asyncio.gather(first, *later), 30)
+        assert commits == [["a", "b", "c", "d"]], "rows queued during the wait share its commit"
+        last = log.write(rows("e"))
+        await asyncio.to_thread(log.close)
+        await last
+        assert commits[-1] == ["e"]
+
+    asyncio.run(main())

@@ -11,6 +11,7 @@ against.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -18,7 +19,8 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +67,10 @@ class PredictionLog:
     thread waits up to ``linger_s`` for them before committing: under load a commit then carries several
     batches, and each fsync and rewritten index page is paid for by more predictions. Alone, a batch
     is committed at once.
+
+    ``turn`` (a context manager factory; see ``taking_turns``) is held around each commit where
+    several processes share the store: rows that arrive while the thread waits for its turn join the
+    commit it is about to make rather than wait for the next.
     """
 
     LINGER_S = 0.004
@@ -76,8 +82,10 @@ class PredictionLog:
         loop: asyncio.AbstractEventLoop,
         busy: Callable[[], bool] = lambda: False,
         linger_s: float = LINGER_S,
+        turn: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext,
     ) -> None:
         self._write, self._loop, self._busy, self._linger_s = write, loop, busy, linger_s
+        self._turn = turn
         self._queue: queue.SimpleQueue[tuple[PredictionRows, asyncio.Future[None]] | None] = (
             queue.SimpleQueue()
         )
@@ -120,11 +128,27 @@ class PredictionLog:
                 count += len(nxt[0])
             error: BaseException | None = None
             try:
-                self._write(PredictionRows.join([rows for rows, _ in group]))
+                with self._turn():
+                    if not stopping:  # what came while waiting for the turn goes into this commit
+                        stopping = self._drain(group, count)
+                    self._write(PredictionRows.join([rows for rows, _ in group]))
             except Exception as exc:
                 log.exception("committing %d batches of predictions failed", len(group))
                 error = exc
             self._loop.call_soon_threadsafe(_settle, [stored for _, stored in group], error)
+
+    def _drain(self, group: list[tuple[PredictionRows, asyncio.Future[None]]], count: int) -> bool:
+        """Add what is queued now to ``group`` (to ``MAX_GROUP_ROWS`` rows); True when a stop was queued."""
+        while count < self.MAX_GROUP_ROWS:
+            try:
+                nxt = self._queue.get_nowait()
+            except queue.Empty:
+                return False
+            if nxt is None:
+                return True
+            group.append(nxt)
+            count += len(nxt[0])
+        return False
 
 
 def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
@@ -189,10 +213,10 @@ class ModelService:
         await self.switch(self.model_ref, reason="start")
         if self.log_predictions:
             store = self.ws.store
-            write: Callable[[PredictionRows], None] = functools.partial(log_predictions, store)
-            if self.commit_lock is not None:
-                write = _taking_turns(write, self.commit_lock)
-            self._log = PredictionLog(write, asyncio.get_running_loop(), busy=self._busy)
+            turn = contextlib.nullcontext if self.commit_lock is None else taking_turns(self.commit_lock)
+            self._log = PredictionLog(
+                functools.partial(log_predictions, store), asyncio.get_running_loop(), self._busy, turn=turn
+            )
         self.batcher.start()
 
     async def stop(self) -> None:
@@ -353,22 +377,23 @@ class ModelService:
             await asyncio.sleep(every_s)
 
 
-def _taking_turns(write: Callable[[PredictionRows], None], lock: Path) -> Callable[[PredictionRows], None]:
-    """``write``, holding an exclusive lock on the file ``lock`` meanwhile: the prediction logs of a
-    server's workers commit one after the other. A log that waits sleeps in the kernel until the lock
-    is free, where SQLite's busy handler would poll with sleeps of 1 ms and more."""
+def taking_turns(lock: Path) -> Callable[[], AbstractContextManager[None]]:
+    """A context manager factory holding an exclusive lock on the file ``lock``: the prediction logs of
+    a server's workers commit one after the other. A log that waits sleeps in the kernel until the
+    lock is free, where SQLite's busy handler would poll with sleeps of 1 ms and more."""
     import fcntl
 
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)  # open for the server's life, like the store
 
-    def locked(rows: PredictionRows) -> None:
+    @contextlib.contextmanager
+    def turn() -> Iterator[None]:
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
-            write(rows)
+            yield
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
 
-    return locked
+    return turn
 
 
 def _stored(answers: Sequence[Answer]) -> asyncio.Future[None] | None:
