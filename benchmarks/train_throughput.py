@@ -1,7 +1,7 @@
 """The default recipe's training throughput through the CLI, as a user runs it, before and after.
 
 Usage: python benchmarks/train_throughput.py [--seeds 3] [--epochs 0] [--classes cat,dog]
-                                             [--variants before,now,one-thread,...]
+                                             [--variants before,now,one-thread,...] [--other-processes 0]
 
 Imports Animal-MNIST (cat vs dog by default; --classes all for 10 classes) into a workspace once, then
 runs `dcloop train --format json --seed S` for every variant, the variants interleaved within each seed
@@ -15,9 +15,13 @@ of the command.
 Variants:
   before       OMP_WAIT_POLICY=PASSIVE, which dcloop's CLI set for every command until now: idle
                OpenMP threads sleep at once, and waking them for every small kernel costs more than
-               the second core gives; and glibc's malloc defaults (DCLOOP_KEEP_FREED_MEMORY=0);
+               the second core gives; glibc's malloc defaults (DCLOOP_KEEP_FREED_MEMORY=0); and the
+               job meter's memory sampler as it was: every 0.1 s it listed the process tree with
+               psutil's children(), which reads the parent of every process on the machine;
   now          OpenMP's own default (a short spin, then sleep), which the CLI now leaves to training,
-               and freed memory kept for the next step (dcloop.train._memory);
+               freed memory kept for the next step (dcloop.train._memory), and the sampler reading the
+               kernel's per-task children lists (dcloop.meter.tree_rss_bytes);
+  scan-sampler now, with the memory sampler as it was;
   one-thread   now, with OMP_NUM_THREADS=1 (train.threads is 0: torch's own count);
   nproc-2      now, with --nproc 2 (two data-parallel processes of one thread each, gloo);
   malloc-default, one-thread-malloc-default, nproc-2-malloc-default
@@ -41,9 +45,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 DCLOOP = Path(sys.executable).with_name("dcloop")
+# a variant's environment: these names are read by this script, not by dcloop
+SCAN_SAMPLER = "BENCH_MEMORY_SAMPLER_SCANS"  # "1": the memory sampler as it was (see the docstring)
 VARIANTS: dict[str, tuple[dict[str, str | None], list[str]]] = {
-    "before": ({"OMP_WAIT_POLICY": "PASSIVE", "DCLOOP_KEEP_FREED_MEMORY": "0"}, []),
+    "before": ({"OMP_WAIT_POLICY": "PASSIVE", "DCLOOP_KEEP_FREED_MEMORY": "0", SCAN_SAMPLER: "1"}, []),
     "now": ({"OMP_WAIT_POLICY": None}, []),
+    "scan-sampler": ({"OMP_WAIT_POLICY": None, SCAN_SAMPLER: "1"}, []),
     "one-thread": ({"OMP_WAIT_POLICY": None, "OMP_NUM_THREADS": "1"}, []),
     "nproc-2": ({"OMP_WAIT_POLICY": None}, ["--nproc", "2"]),
 }
@@ -58,13 +65,22 @@ VARIANTS |= {
 }
 
 
+SCANNING_CLI = (
+    "import sys, dcloop.meter as m; m.tree_rss_bytes = m.psutil_tree_rss_bytes; sys.argv[0] = 'dcloop'; "
+    "from dcloop.cli import main; main()"
+)
+
+
 def run(cwd: Path, env: dict[str, str | None], args: list[str]) -> dict[str, Any]:
     """One `dcloop train` in ``cwd`` under ``env`` (None: unset); its JSON record and wall seconds."""
     environ = {k: v for k, v in os.environ.items() if env.get(k, "") is not None}
     environ |= {k: v for k, v in env.items() if v is not None}
+    command = [str(DCLOOP)]
+    if environ.pop(SCAN_SAMPLER, None) == "1":  # dcloop's CLI with the meter's old process-tree reading
+        command = [sys.executable, "-c", SCANNING_CLI]
     t0 = time.perf_counter()
     done = subprocess.run(
-        [str(DCLOOP), "train", "--format", "json", *args],
+        [*command, "train", "--format", "json", *args],
         cwd=cwd,
         env=environ,
         capture_output=True,
@@ -91,8 +107,6 @@ def _flops_and_peak(model_name: str) -> tuple[float, float, str]:
 
 
 def main() -> None:
-    from _table import print_table
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3, help="seeds; each is one round of every variant")
     parser.add_argument("--epochs", type=int, default=0, help="override the recipe's epochs (0: keep)")
@@ -100,7 +114,28 @@ def main() -> None:
     parser.add_argument(
         "--variants", default=",".join(VARIANTS), help=f"comma-separated: {', '.join(VARIANTS)}"
     )
+    parser.add_argument(
+        "--other-processes",
+        type=int,
+        default=0,
+        help="idle processes to keep running meanwhile, as on a shared node (they cost the scanning "
+        "memory sampler its time)",
+    )
     args = parser.parse_args()
+    idle = [subprocess.Popen(["sleep", "86400"]) for _ in range(args.other_processes)]
+    try:
+        _measure(args)
+    finally:
+        for proc in idle:
+            proc.kill()
+            proc.wait()
+
+
+def _measure(args: argparse.Namespace) -> None:
+    import psutil
+
+    from _table import print_table
+
     variants = args.variants.split(",")
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
@@ -157,7 +192,8 @@ def main() -> None:
     first = runs[variants[0]][0]
     print(
         f"\n{first['model']}, {first['epochs_run']} epochs, classes {args.classes}, {args.seeds} seeds; "
-        f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} at {time.strftime('%H:%M')}; "
+        f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} at {time.strftime('%H:%M')}, "
+        f"{len(psutil.pids())} processes running; "
         f"{flops / 1e6:.1f} MFLOP per training image, {precision} matmul peak {peak / 1e9:.0f} GFLOP/s"
     )
     print_table(header, rows)

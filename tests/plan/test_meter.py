@@ -71,3 +71,55 @@ def test_peak_memory_is_the_blocks_own() -> None:
         pass
     assert big.result().peak_rss_mb >= during >= idle.result().peak_rss_mb + 150
     assert idle.result().peak_rss_mb > 0
+
+
+# A child holding 120 MB that starts a grandchild holding 80 MB; each says "ready" once its memory is
+# resident, and both live until their stdin closes.
+_HOLDER = """
+import subprocess, sys
+block = bytearray({mb} * 2**20)
+block[::4096] = b"x" * len(block[::4096])
+{spawn}
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+def _holder(mb: int, spawn: str = "") -> str:
+    return _HOLDER.format(mb=mb, spawn=spawn)
+
+
+@pytest.mark.parametrize("listed_by_kernel", [True, False])
+def test_tree_memory_counts_every_live_descendant(monkeypatch, listed_by_kernel: bool) -> None:
+    """The meter's process-tree reading (Linux's per-task children lists, or psutil's scan where the
+    kernel lists none) counts children and grandchildren, as psutil's own tree does."""
+    import subprocess
+    import sys
+
+    import psutil
+
+    from dcloop import meter
+
+    if not listed_by_kernel:
+        monkeypatch.setattr(meter, "_descendants", lambda pid: None)  # as where /proc lists none
+    alone = meter.tree_rss_bytes()
+    grandchild = (
+        f"g = subprocess.Popen([sys.executable, '-c', {_holder(80)!r}], stdin=subprocess.PIPE, "
+        "stdout=subprocess.PIPE, text=True)\nassert g.stdout.readline().startswith('ready')"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", _holder(120, grandchild)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().startswith("ready")
+        tree = meter.tree_rss_bytes()
+        me = psutil.Process()
+        by_psutil = me.memory_info().rss + sum(c.memory_info().rss for c in me.children(recursive=True))
+        assert len(me.children(recursive=True)) == 2
+    finally:
+        child.communicate("", timeout=60)
+    assert tree - alone >= 190 * 2**20
+    assert abs(tree - by_psutil) <= 0.05 * by_psutil
