@@ -265,25 +265,22 @@ def _statm_rss(pid: int) -> int:
 
 
 def _descendants(pid: int) -> list[int] | None:
-    """PIDs below ``pid`` from the kernel's per-task children lists; None where there are none."""
+    """PIDs below ``pid`` from the kernel's per-task children lists; None where there are none (not
+    Linux, or a kernel built without them)."""
+    if not Path(f"/proc/{pid}/task/{pid}/children").exists():
+        return None
     found: list[int] = []
     todo = [pid]
     while todo:
         parent = todo.pop()
         try:
             tasks = list(Path(f"/proc/{parent}/task").iterdir())
-        except OSError:
-            if parent == pid:
-                return None
-            continue  # a child that ended meanwhile
+        except OSError:  # a child that ended meanwhile
+            continue
         for task in tasks:
             try:
                 listed = (task / "children").read_text()
-            except FileNotFoundError:
-                if parent == pid:
-                    return None  # the kernel does not list children (CONFIG_PROC_CHILDREN off)
-                continue
-            except OSError:
+            except OSError:  # a thread that ended meanwhile
                 continue
             for child in map(int, listed.split()):
                 found.append(child)
