@@ -108,42 +108,36 @@ class PredictionLog:
             first = self._queue.get()
             if first is None:
                 return
-            group, count = [first], len(first[0])
-            deadline = time.perf_counter() + self._linger_s
-            while count < self.MAX_GROUP_ROWS:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    remaining = deadline - time.perf_counter()
-                    if remaining <= 0 or not self._busy():
-                        break
-                    try:
-                        nxt = self._queue.get(timeout=remaining)
-                    except queue.Empty:
-                        break
-                if nxt is None:
-                    stopping = True
-                    break
-                group.append(nxt)
-                count += len(nxt[0])
+            group = [first]
+            stopping = self._gather(group, time.perf_counter() + self._linger_s)
             error: BaseException | None = None
             try:
                 with self._turn():
                     if not stopping:  # what came while waiting for the turn goes into this commit
-                        stopping = self._drain(group, count)
+                        stopping = self._gather(group, None)
                     self._write(PredictionRows.join([rows for rows, _ in group]))
             except Exception as exc:
                 log.exception("committing %d batches of predictions failed", len(group))
                 error = exc
             self._loop.call_soon_threadsafe(_settle, [stored for _, stored in group], error)
 
-    def _drain(self, group: list[tuple[PredictionRows, asyncio.Future[None]]], count: int) -> bool:
-        """Add what is queued now to ``group`` (to ``MAX_GROUP_ROWS`` rows); True when a stop was queued."""
+    def _gather(
+        self, group: list[tuple[PredictionRows, asyncio.Future[None]]], linger_until: float | None
+    ) -> bool:
+        """Add queued rows to ``group`` (to ``MAX_GROUP_ROWS`` rows), waiting for more until
+        ``linger_until`` while ``busy()`` (None: only what is queued now); True when a stop was queued."""
+        count = sum(len(rows) for rows, _ in group)
         while count < self.MAX_GROUP_ROWS:
             try:
                 nxt = self._queue.get_nowait()
             except queue.Empty:
-                return False
+                remaining = 0.0 if linger_until is None else linger_until - time.perf_counter()
+                if remaining <= 0 or not self._busy():
+                    return False
+                try:
+                    nxt = self._queue.get(timeout=remaining)
+                except queue.Empty:
+                    return False
             if nxt is None:
                 return True
             group.append(nxt)
