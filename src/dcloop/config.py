@@ -149,6 +149,13 @@ class TrainConfig(_Section):
         description="Keep images and conv weights channels-last (NHWC) while training: faster "
         "convolutions on CPUs (oneDNN) and GPUs. The trained weights are saved in the usual layout.",
     )
+    tta: Literal["none", "flip", "flip-shift"] = Field(
+        "none",
+        description="Image models: answer with the mean logits of several views of each image (test-time "
+        "augmentation): flip (and its mirror image, 2 views) or flip-shift (also moved one pixel each way, "
+        "10 views). Test metrics, ONNX export and serving include the views; inference costs that many "
+        "times more. Needs the matching augmentation (hflip, shifts) in training.",
+    )
     seed: int = Field(0, description="Seed of weights, data order and augmentation.")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
     threads: int = Field(0, ge=0, le=512, description="torch intra-op threads (0: all cores).")

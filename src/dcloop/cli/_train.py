@@ -52,6 +52,7 @@ def train(
         None, "--target-accuracy", help=field_help("train.target_accuracy")
     ),
     val_every_steps: int = typer.Option(None, "--val-every-steps", help=field_help("train.val_every_steps")),
+    tta: str = typer.Option(None, "--tta", help=field_help("train.tta")),
     finetune: str = typer.Option(None, "--finetune", help=field_help("train.finetune")),
     max_length: int = typer.Option(None, "--max-length", help=field_help("train.max_length")),
     layer_decay: float = typer.Option(None, "--layer-decay", help=field_help("train.layer_decay")),
@@ -87,6 +88,7 @@ def train(
               dcloop train --model minilm-l6 --finetune lora   (a text data set; LoRA adapters)
               dcloop train --budget 2m         (stop at two minutes; the schedule fits the budget)
               dcloop train --target-accuracy 0.95   (stop once validation reaches 95%)
+              dcloop train --tta flip      (answer with the mean of each image and its mirror image)
               dcloop train --cluster --num-workers 4   (Ray Train on the cluster)
     """
     from dcloop import config
@@ -114,6 +116,7 @@ def train(
         "budget_s": budget,
         "target_accuracy": target_accuracy,
         "val_every_steps": val_every_steps,
+        "tta": tta,
         "finetune": finetune,
         "max_length": max_length,
         "layer_decay": layer_decay,

@@ -125,8 +125,10 @@ def _prune(
     from dcloop.optimize._prune import count_macs_params, prune_channels
     from dcloop.train import fit_model
     from dcloop.train._isolated import call_isolated
+    from dcloop.train._views import with_views, without_views
 
-    pruned = prune_channels(model, data.image_shape, cfg.prune_flops, cfg.prune_norm, cfg.prune_round_to)
+    plain, views = without_views(model)  # pruned and fine-tuned alone; exported with the run's views
+    pruned = prune_channels(plain, data.image_shape, cfg.prune_flops, cfg.prune_norm, cfg.prune_round_to)
     tuned = pruned.model
     if cfg.finetune_epochs:
         recipe = train_recipe(run_config, epochs=cfg.finetune_epochs, lr=cfg.finetune_lr, warmup_epochs=0.0)
@@ -135,6 +137,7 @@ def _prune(
             "prune fine-tune", hint, fit_model, pruned.model, data, recipe, progress_label="fine-tune pruned"
         )
         tuned = fit.model.cpu().eval()
+    tuned = with_views(tuned, views).eval()
     macs, num_params = count_macs_params(tuned, data.image_shape)
     params = {
         "keep_flops": cfg.prune_flops,
@@ -155,6 +158,7 @@ def _distill(
     from dcloop.optimize._prune import count_macs_params
     from dcloop.train import create_model
     from dcloop.train._isolated import call_isolated
+    from dcloop.train._views import without_views
 
     channels, height, _ = data.image_shape
     student = create_model(cfg.student, channels, data.num_classes, height, width=cfg.student_width)
@@ -162,9 +166,11 @@ def _distill(
         run_config,
         model=cfg.student,
         width=cfg.student_width,
+        tta="none",
         epochs=cfg.distill_epochs,
         loss="cross_entropy",
     )
+    teacher = without_views(teacher)[0]  # one view per batch: the views would multiply the fit's cost
     args = (student, teacher, data, recipe, cfg.temperature, cfg.alpha)
     trained = call_isolated("distill", retry_hint("distill"), fit_student, *args).model.cpu().eval()
     macs, num_params = count_macs_params(trained, data.image_shape)

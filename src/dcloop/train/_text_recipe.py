@@ -48,6 +48,10 @@ def resolve_recipe(recipe: TrainConfig, modality: str) -> TrainConfig:
             f"`train.model` {recipe.model} takes {takes} but the data set version holds {modality}. "
             f"Choose one of: {names}."
         )
+    if modality == "text" and recipe.tta != "none":
+        raise ConfigError(
+            f"`train.tta` {recipe.tta} averages views of images; {recipe.model} reads text. Set it to none."
+        )
     own = dict(TEXT_RECIPES.get(recipe.model, {}))
     if own and recipe.finetune == "lora":
         own["lr"] = LORA_LR

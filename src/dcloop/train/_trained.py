@@ -1,6 +1,7 @@
 """Trained models at rest: ``model.safetensors`` + ``model.json`` in a run folder, and evaluation.
 
-``model.json`` says how to rebuild the module (zoo name and builder keywords), its ``modality``, what
+``model.json`` says how to rebuild the module (zoo name and builder keywords; for an image model trained
+with ``train.tta``, the ``views`` it answers with, see ``_views``), its ``modality``, what
 it takes (images: float32 in [0, 1], (N, C, H, W); text: ``input_ids`` and ``attention_mask`` int64
 (N, T) up to ``max_length``, made by the ``tokenizer.json`` beside it) and returns (logits over
 ``classes``). A LoRA run's weights are already merged; its adapters alone sit in
@@ -22,6 +23,7 @@ from dcloop.data import PreparedDataset
 from dcloop.errors import DataError, NotFoundError
 from dcloop.store import RunRecord
 from dcloop.store import runs as store_runs
+from dcloop.train._views import with_views
 from dcloop.workspace import Workspace
 
 WEIGHTS = "model.safetensors"
@@ -93,6 +95,8 @@ def model_spec(
         "layout": "NCHW",
         "shape": [None, *dataset.image_shape],
     }
+    if recipe.tta != "none":
+        spec["views"] = recipe.tta
     return spec
 
 
@@ -140,7 +144,7 @@ def load_model(folder: Path) -> tuple[nn.Module, dict[str, Any]]:
     spec = json.loads((folder / SPEC).read_text(encoding="utf-8"))
     model = create_model(spec["model"], **spec["kwargs"])
     model.load_state_dict(load_weights(folder / spec["weights"]))
-    return model.eval(), spec
+    return with_views(model, spec.get("views")).eval(), spec
 
 
 def load_tokenizer(folder: Path, spec: dict[str, Any]) -> Any:
