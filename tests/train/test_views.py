@@ -14,7 +14,7 @@ from hypothesis.extra.numpy import arrays
 from safetensors.torch import load_file
 
 from dcloop.config import TrainConfig
-from dcloop.errors import ConfigError
+from dcloop.errors import ConfigError, DataError
 from dcloop.train import create_model, load_trained, predict_arrays, train
 from dcloop.train._text_recipe import resolve_recipe
 from dcloop.train._views import SHIFTS, ViewAverage, _shift, with_views, without_views
@@ -95,6 +95,12 @@ def test_a_run_with_views_records_them_tests_with_them_and_keeps_plain_weights(b
     assert set(load_file(folder / "model.safetensors")) == set(plain.state_dict())
     tuned = train(blob_workspace, _recipe(epochs=1), kind="finetune", init_from=run.id)  # a plain model
     assert not isinstance(load_trained(blob_workspace, tuned.id).model, ViewAverage)
+    spec = json.loads((folder / "model.json").read_text())
+    (folder / "model.json").write_text(json.dumps({**spec, "views": "rotate"}))
+    with pytest.raises(
+        DataError, match=r"model\.json: views must be one of none, flip, flip-shift, not 'rotate'"
+    ):
+        load_trained(blob_workspace, run.id)
 
 
 def test_views_on_a_text_model_are_refused() -> None:

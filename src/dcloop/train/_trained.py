@@ -23,7 +23,7 @@ from dcloop.data import PreparedDataset
 from dcloop.errors import DataError, NotFoundError
 from dcloop.store import RunRecord
 from dcloop.store import runs as store_runs
-from dcloop.train._views import with_views
+from dcloop.train._views import VIEWS, with_views
 from dcloop.workspace import Workspace
 
 WEIGHTS = "model.safetensors"
@@ -142,9 +142,12 @@ def load_model(folder: Path) -> tuple[nn.Module, dict[str, Any]]:
     from dcloop.train._models import create_model
 
     spec = json.loads((folder / SPEC).read_text(encoding="utf-8"))
+    views = spec.get("views", "none")
+    if views not in VIEWS:
+        raise DataError(f"{folder / SPEC}: views must be one of {', '.join(VIEWS)}, not {views!r}.")
     model = create_model(spec["model"], **spec["kwargs"])
     model.load_state_dict(load_weights(folder / spec["weights"]))
-    return with_views(model, spec.get("views")).eval(), spec
+    return with_views(model, views).eval(), spec
 
 
 def load_tokenizer(folder: Path, spec: dict[str, Any]) -> Any:

@@ -12,14 +12,15 @@ names the views.
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import get_args
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-Views = Literal["none", "flip", "flip-shift"]
-VIEWS: tuple[str, ...] = get_args(Views)
+from dcloop.config import TrainConfig
+
+VIEWS: tuple[str, ...] = get_args(TrainConfig.model_fields["tta"].annotation)  # "none" first
 SHIFTS = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))  # (rows, columns): the image, then one pixel each way
 
 
