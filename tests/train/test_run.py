@@ -128,3 +128,44 @@ def test_warm_start_evaluate_and_load_trained(blob_workspace) -> None:
 def test_on_epoch_needs_one_process(blob_workspace) -> None:
     with pytest.raises(TrainError, match="on_epoch callback needs nproc=1"):
         train(blob_workspace, _recipe(), nproc=2, on_epoch=lambda e, m: None)
+
+
+def _without_validation(ws):  # the blob images prepared again with data.val_fraction 0
+    from dataclasses import replace
+
+    from dcloop.data import load_dataset, prepare_dataset
+
+    data = ws.config.data.model_copy(update={"val_fraction": 0.0})
+    ws = replace(ws, config=ws.config.model_copy(update={"data": data}))
+    return ws, load_dataset(ws, prepare_dataset(ws).id)
+
+
+def test_a_version_without_validation_trains_on_every_non_test_image(blob_workspace) -> None:
+    from dcloop.data import load_dataset
+
+    held = load_dataset(blob_workspace)
+    ws, version = _without_validation(blob_workspace)
+    assert len(version.splits["val"]) == 0 and list(version.splits["test"]) == list(held.splits["test"])
+    assert len(version.splits["train"]) == len(held.splits["train"]) + len(held.splits["val"])
+    run = train(ws, _recipe(), version.id)  # nothing to choose weights by: the last ones
+    assert run.status == "finished" and run.metrics["accuracy"] >= 0.9
+    assert run.metrics["best_epoch"] == 3 and run.metrics["best_val"] is None
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"target_accuracy": 0.9}, r"`train\.target_accuracy`"),
+        ({"early_stopping_patience": 2}, r"`train\.early_stopping_patience`"),
+        ({"val_every_steps": 2}, r"`train\.val_every_steps`"),
+        ({"schedule": "plateau"}, r"`train\.schedule` plateau"),
+    ],
+)
+def test_a_version_without_validation_refuses_what_follows_validation(
+    blob_workspace, fields: dict[str, object], named: str
+) -> None:
+    ws, version = _without_validation(blob_workspace)
+    message = f"{named} follows validation, but data set version {version.id[:12]} has no validation split"
+    with pytest.raises(ConfigError, match=message):
+        train(ws, _recipe(**fields), version.id)
+    assert store_runs.list_runs(ws.store) == []  # refused before a run was opened

@@ -191,6 +191,19 @@ def _check_fit(recipe: TrainConfig, data: PreparedDataset, distributed: bool = F
         )
     if len(data.splits["train"]) == 0:
         raise ConfigError(f"Data set version {data.id[:12]} has an empty train split.")
+    if len(data.splits["val"]) == 0:
+        needs = {
+            "`train.target_accuracy`": recipe.target_accuracy is not None,
+            "`train.early_stopping_patience`": recipe.early_stopping_patience > 0,
+            "`train.val_every_steps`": recipe.val_every_steps > 0,
+            "`train.schedule` plateau": recipe.schedule == "plateau",
+        }
+        for field, used in needs.items():
+            if used:
+                raise ConfigError(
+                    f"{field} follows validation, but data set version {data.id[:12]} has no validation "
+                    "split (data.val_fraction 0): leave it out, or import with data.val_fraction > 0."
+                )
     if recipe.freeze_epochs and distributed:
         # DDP fixes the set of parameters it synchronizes when it wraps the model
         raise ConfigError(
