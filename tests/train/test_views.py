@@ -68,6 +68,7 @@ def test_none_is_the_plain_model_and_other_names_are_refused() -> None:
 
 
 def test_the_onnx_export_answers_with_the_views(tmp_path: Path) -> None:
+    from dcloop.deploy._runtime import inspect_onnx
     from dcloop.optimize import check_parity, export_onnx
 
     x = np.random.default_rng(0).integers(0, 256, (40, 1, 12, 12), dtype=np.uint8)
@@ -75,6 +76,7 @@ def test_the_onnx_export_answers_with_the_views(tmp_path: Path) -> None:
     path = export_onnx(model, tmp_path / "views.onnx", (1, 12, 12))
     assert check_parity(model, path, x) < 1e-4  # real ONNX Runtime against PyTorch
     assert check_parity(PLAIN, path, x) > 1e-3  # and not the plain model's answers
+    assert inspect_onnx(path) == ([1, 12, 12], 3)  # the server's contract: (N, C, H, W) in, (N, K) out
 
 
 def _recipe(**kw: object) -> TrainConfig:

@@ -37,9 +37,14 @@ class ViewAverage(nn.Module):
         if self.training:
             return self.model(x)
         shifted = [x] if self.views == "flip" else [_shift(x, dy, dx) for dy, dx in SHIFTS]
-        stacked = torch.cat(shifted + [view.flip(-1) for view in shifted])
-        logits = self.model(stacked)
-        return logits.reshape(len(shifted) * 2, -1, logits.shape[-1]).mean(0)
+        views = shifted + [view.flip(-1) for view in shifted]
+        logits = self.model(torch.cat(views))  # one batch: one pass through the model
+        # slices along the batch, not a reshape, so an exported graph keeps its static class count
+        n = x.shape[0]
+        total = logits[:n]
+        for i in range(1, len(views)):
+            total = total + logits[i * n : (i + 1) * n]
+        return total / len(views)
 
     def extra_repr(self) -> str:
         return f"views={self.views!r}"
