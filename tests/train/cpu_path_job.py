@@ -1,4 +1,5 @@
-"""One short training, a pruned fine-tune and a distillation, as `dcloop optimize` runs them.
+"""One short training, a pruned fine-tune and a distillation, as `dcloop optimize` runs them, and
+the trained model's answer with test-time views (``train.tta``).
 
 Run as a script by ``test_cpu_paths.py`` under emulated CPU code paths (``ATEN_CPU_CAPABILITY``,
 ``ONEDNN_MAX_CPU_ISA``) with ``MALLOC_CHECK_=3``; prints one JSON line with what each step resolved
@@ -21,6 +22,7 @@ def main(precision: str) -> None:
     from dcloop.optimize._prune import prune_channels
     from dcloop.train._loop import fit_model, seed_everything
     from dcloop.train._models import create_model
+    from dcloop.train._views import with_views
 
     sys.path.insert(0, __file__.rsplit("/", 1)[0])
     from conftest import blobs, in_memory
@@ -40,11 +42,16 @@ def main(precision: str) -> None:
     student = create_model(cfg.student, 1, 2, 28, width=cfg.student_width)
     distilled = fit_student(student, trained.model, data, recipe, cfg.temperature, cfg.alpha)
     losses = [r.history[-1]["train_loss"] for r in (trained, tuned, distilled)]
+    views = with_views(trained.model, "flip-shift").eval()  # test-time views: pads, slices, one batch
+    images = torch.from_numpy(x[:19]).float() / 255  # 19 images: 190 views in one odd-sized batch
+    with torch.no_grad():
+        answer, mirrored = views(images), views(images.flip(-1))
     print(
         json.dumps(
             {
                 "precision": trained.precision,
-                "finite": all(math.isfinite(v) for v in losses),
+                "finite": all(math.isfinite(v) for v in losses) and bool(torch.isfinite(answer).all()),
+                "views_mirror_diff": float((answer - mirrored).abs().max()),
                 "pruned_channels": sorted(
                     {m.in_channels for m in tuned.model.modules() if hasattr(m, "in_channels")}
                 ),
