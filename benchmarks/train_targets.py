@@ -22,7 +22,6 @@ Prints one table; asserts nothing.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import statistics
 import sys
@@ -203,9 +202,9 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from dcloop.config import TrainConfig
+    from dcloop.config import TrainConfig, with_overrides
     from dcloop.data import import_source, load_dataset
-    from dcloop.workspace import init_workspace
+    from dcloop.workspace import init_workspace, open_workspace
 
     root = Path(tempfile.mkdtemp(prefix="dcloop-bench-"))
     catdog_ws = init_workspace(root / "catdog")
@@ -234,8 +233,8 @@ def main() -> None:
     if not args.skip_10class:
         all_ws = init_workspace(root / "all")
         if args.tenclass_val_fraction is not None:
-            data_cfg = all_ws.config.data.model_copy(update={"val_fraction": args.tenclass_val_fraction})
-            all_ws = dataclasses.replace(all_ws, config=all_ws.config.model_copy(update={"data": data_cfg}))
+            held = {"val_fraction": args.tenclass_val_fraction}
+            all_ws = open_workspace(all_ws.root, with_overrides(all_ws.config, "data", held))
             label_data = f", val_fraction {args.tenclass_val_fraction:g}"
         else:
             label_data = ""

@@ -131,12 +131,11 @@ def test_on_epoch_needs_one_process(blob_workspace) -> None:
 
 
 def _without_validation(ws):  # the blob images prepared again with data.val_fraction 0
-    from dataclasses import replace
-
+    from dcloop.config import with_overrides
     from dcloop.data import load_dataset, prepare_dataset
+    from dcloop.workspace import open_workspace
 
-    data = ws.config.data.model_copy(update={"val_fraction": 0.0})
-    ws = replace(ws, config=ws.config.model_copy(update={"data": data}))
+    ws = open_workspace(ws.root, with_overrides(ws.config, "data", {"val_fraction": 0.0}))
     return ws, load_dataset(ws, prepare_dataset(ws).id)
 
 
