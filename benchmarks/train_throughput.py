@@ -17,10 +17,14 @@ Variants:
                OpenMP threads sleep at once, and waking them for every small kernel costs more than
                the second core gives; glibc's malloc defaults (DCLOOP_KEEP_FREED_MEMORY=0); and the
                job meter's memory sampler as it was: every 0.1 s it listed the process tree with
-               psutil's children(), which reads the parent of every process on the machine;
+               psutil's children(), which reads the parent of every process on the machine; and every
+               step at full size (--resize-share 0);
   now          OpenMP's own default (a short spin, then sleep), which the CLI now leaves to training,
                freed memory kept for the next step (dcloop.train._memory), and the sampler reading the
-               kernel's per-task children lists (dcloop.meter.tree_rss_bytes);
+               kernel's per-task children lists (dcloop.meter.tree_rss_bytes), and the first half of
+               the schedule on images scaled to 20x20 (train.resize_share, progressive resizing);
+  full-size    now, with every step at full size (--resize-share 0): what progressive resizing gives;
+  batch-128    now, with batch 128 and the learning rate scaled by its square root (0.0042);
   scan-sampler now, with the memory sampler as it was;
   one-thread   now, with OMP_NUM_THREADS=1 (train.threads is 0: torch's own count);
   nproc-2      now, with --nproc 2 (two data-parallel processes of one thread each, gloo);
@@ -48,11 +52,16 @@ DCLOOP = Path(sys.executable).with_name("dcloop")
 # a variant's environment: these names are read by this script, not by dcloop
 SCAN_SAMPLER = "BENCH_MEMORY_SAMPLER_SCANS"  # "1": the memory sampler as it was (see the docstring)
 VARIANTS: dict[str, tuple[dict[str, str | None], list[str]]] = {
-    "before": ({"OMP_WAIT_POLICY": "PASSIVE", "DCLOOP_KEEP_FREED_MEMORY": "0", SCAN_SAMPLER: "1"}, []),
+    "before": (
+        {"OMP_WAIT_POLICY": "PASSIVE", "DCLOOP_KEEP_FREED_MEMORY": "0", SCAN_SAMPLER: "1"},
+        ["--resize-share", "0"],
+    ),
     "now": ({"OMP_WAIT_POLICY": None}, []),
+    "full-size": ({"OMP_WAIT_POLICY": None}, ["--resize-share", "0"]),
     "scan-sampler": ({"OMP_WAIT_POLICY": None, SCAN_SAMPLER: "1"}, []),
     "one-thread": ({"OMP_WAIT_POLICY": None, "OMP_NUM_THREADS": "1"}, []),
     "nproc-2": ({"OMP_WAIT_POLICY": None}, ["--nproc", "2"]),
+    "batch-128": ({"OMP_WAIT_POLICY": None}, ["--batch-size", "128", "--lr", "0.0042"]),
 }
 # the same with glibc's malloc defaults: what keeping freed memory gives each
 VARIANTS |= {

@@ -156,6 +156,20 @@ class TrainConfig(_Section):
         "10 views). Test metrics, ONNX export and serving include the views; inference costs that many "
         "times more. Needs the matching augmentation (hflip, shifts) in training.",
     )
+    resize_share: float = Field(
+        0.5,
+        ge=0.0,
+        lt=1.0,
+        description="Image models that take any input size (resnet-s, resnet-m): train this first share of "
+        "the schedule (its steps, or the budget's time) on images scaled by `resize_scale`, the rest at full "
+        "size (progressive resizing; 0: full size throughout). Validation, test and serving stay at full size.",
+    )
+    resize_scale: float = Field(
+        0.72,
+        gt=0.0,
+        le=1.0,
+        description="Side of the scaled-down training images as a share of the full side (28 px: 20 px).",
+    )
     seed: int = Field(0, description="Seed of weights, data order and augmentation.")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
     threads: int = Field(0, ge=0, le=512, description="torch intra-op threads (0: all cores).")

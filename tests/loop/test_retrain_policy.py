@@ -86,7 +86,7 @@ def test_a_warm_challenger_starts_from_the_champion_on_the_policy_split(champion
     assert max(float(np.abs(scratch[k] - after[k]).max()) for k in after) > 1e-2
 
 
-def test_the_learning_rate_is_scaled_only_for_a_warm_start() -> None:
+def test_the_learning_rate_is_scaled_and_the_images_kept_full_size_only_for_a_warm_start() -> None:
     from dcloop.config import RetrainConfig, TrainConfig
     from dcloop.feedback._retrain import _challenger_recipe
 
@@ -96,6 +96,7 @@ def test_the_learning_rate_is_scaled_only_for_a_warm_start() -> None:
         12,
     )
     assert _challenger_recipe(recipe, policy, False).lr == 0.01
-    assert _challenger_recipe(recipe, RetrainConfig(), True) == recipe, (
-        "the defaults keep the champion's recipe"
-    )
+    assert _challenger_recipe(recipe, policy, False).resize_share == recipe.resize_share == 0.5
+    assert _challenger_recipe(recipe, RetrainConfig(), True) == recipe.model_copy(
+        update={"resize_share": 0.0}
+    ), "the defaults keep the champion's recipe, every fine-tuning step at full size"

@@ -53,6 +53,7 @@ def train(
     ),
     val_every_steps: int = typer.Option(None, "--val-every-steps", help=field_help("train.val_every_steps")),
     tta: str = typer.Option(None, "--tta", help=field_help("train.tta")),
+    resize_share: float = typer.Option(None, "--resize-share", help=field_help("train.resize_share")),
     finetune: str = typer.Option(None, "--finetune", help=field_help("train.finetune")),
     max_length: int = typer.Option(None, "--max-length", help=field_help("train.max_length")),
     layer_decay: float = typer.Option(None, "--layer-decay", help=field_help("train.layer_decay")),
@@ -89,6 +90,7 @@ def train(
               dcloop train --budget 2m         (stop at two minutes; the schedule fits the budget)
               dcloop train --target-accuracy 0.95   (stop once validation reaches 95%)
               dcloop train --tta flip      (answer with the mean of each image and its mirror image)
+              dcloop train --resize-share 0  (full-size images from the first step: no progressive resizing)
               dcloop train --cluster --num-workers 4   (Ray Train on the cluster)
     """
     from dcloop import config
@@ -117,6 +119,7 @@ def train(
         "target_accuracy": target_accuracy,
         "val_every_steps": val_every_steps,
         "tta": tta,
+        "resize_share": resize_share,
         "finetune": finetune,
         "max_length": max_length,
         "layer_decay": layer_decay,

@@ -128,9 +128,12 @@ def retrain(
 
 
 def _challenger_recipe(recipe: TrainConfig, policy: RetrainConfig, warm_start: bool) -> TrainConfig:
-    """The champion's recipe with the policy's epochs, and its lower learning rate when fine-tuning."""
-    lr = recipe.lr * policy.lr_scale if warm_start else recipe.lr
-    return recipe.model_copy(update={"lr": lr, "epochs": policy.epochs or recipe.epochs})
+    """The champion's recipe with the policy's epochs; when fine-tuning, its lower learning rate and
+    every step at full size (progressive resizing is for weights that start from scratch)."""
+    update: dict[str, Any] = {"epochs": policy.epochs or recipe.epochs}
+    if warm_start:
+        update |= {"lr": recipe.lr * policy.lr_scale, "resize_share": 0.0}
+    return recipe.model_copy(update=update)
 
 
 def _challenger_split(

@@ -110,7 +110,10 @@ def _int8(baseline: Candidate, data: PreparedDataset, cfg: OptimizeConfig, stagi
 
 
 def train_recipe(run_config: dict[str, Any], **changes: Any) -> TrainConfig:
-    return TrainConfig.model_validate({**run_config, "early_stopping_patience": 0, **changes})
+    """The run's recipe for a fine-tune or a student: every step at full size (no progressive resizing:
+    the pruned model recovers at the size it answers at, and a teacher sees the student's images)."""
+    fixed = {"early_stopping_patience": 0, "resize_share": 0.0}
+    return TrainConfig.model_validate({**run_config, **fixed, **changes})
 
 
 def retry_hint(method: str) -> str:

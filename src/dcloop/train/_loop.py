@@ -39,6 +39,7 @@ from dcloop.train._finetune import encoder_freezer
 from dcloop.train._layout import to_channels_last
 from dcloop.train._memory import keep_freed_memory
 from dcloop.train._recipe import LossFn, build_loss, build_optimizer, build_schedule
+from dcloop.train._resize import reduced_size, resized
 
 log = logging.getLogger(__name__)
 EpochHook = Callable[[int, dict[str, float]], None]
@@ -220,6 +221,8 @@ def fit_model(
     # the elapsed share of the budget (``Clock.progress``)
     last_epoch = recipe.epochs if recipe.budget_s is None else 10**9
     total_steps = recipe.epochs * steps_per_epoch
+    low_size = reduced_size(model, recipe, dataset.image_shape if dataset.modality == "image" else None)
+    low_until = recipe.resize_share * total_steps  # schedule steps before this train at ``low_size``
     reserve = 0.0  # the last validation and checkpoint: kept back from the budget for the closing ones
     first_step = True
     clock.start()
@@ -261,6 +264,7 @@ def fit_model(
                     rank,
                     world,
                     totals,
+                    low_size if at < low_until else None,
                 )
                 if compiled and first_step:  # the graph is built and compiled in the first step
                     clock.charge("compile", time.perf_counter() - t_step)
@@ -371,13 +375,17 @@ def _step(
     rank: int,
     world: int,
     totals: torch.Tensor,
+    size: int | None = None,
 ) -> None:
-    """One optimizer step over one global batch: this rank's shard, in ``grad_accum`` micro-batches."""
+    """One optimizer step over one global batch: this rank's shard, in ``grad_accum`` micro-batches
+    (images scaled to ``size`` x ``size`` where given: progressive resizing)."""
     shard = torch.tensor_split(batch, world)[rank]
     micro = torch.tensor_split(shard, recipe.grad_accum)
     optimizer.zero_grad(set_to_none=True)
     for index, part in enumerate(micro):
         inputs = data.inputs(part, train=True)
+        if size is not None:
+            inputs = (resized(inputs[0], size), *inputs[1:])
         sync = index == len(micro) - 1 or not isinstance(net, nn.parallel.DistributedDataParallel)
         with nullcontext() if sync else net.no_sync(), _autocast(device, recipe.precision):  # type: ignore[operator]
             logits = net(*inputs)

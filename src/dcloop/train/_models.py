@@ -93,6 +93,8 @@ class BasicBlock(nn.Module):
 class ResNet(nn.Module):
     """A small ResNet for low-resolution images: 3x3 stem, stages at widths w, 2w, 4w."""
 
+    any_input_size = True  # global pooling: progressive resizing may train it on smaller images
+
     def __init__(
         self,
         in_channels: int,
