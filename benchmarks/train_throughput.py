@@ -22,8 +22,9 @@ Variants:
   now          OpenMP's own default (a short spin, then sleep), which the CLI now leaves to training,
                freed memory kept for the next step (dcloop.train._memory), and the sampler reading the
                kernel's per-task children lists (dcloop.meter.tree_rss_bytes), and the first half of
-               the schedule on images scaled to 20x20 (train.resize_share, progressive resizing);
+               the schedule on images scaled to 24x24 (train.resize_share, progressive resizing);
   full-size    now, with every step at full size (--resize-share 0): what progressive resizing gives;
+  resize-20    now, with the first half on images scaled to 20x20 (--resize-scale 0.72);
   batch-128    now, with batch 128 and the learning rate scaled by its square root (0.0042);
   scan-sampler now, with the memory sampler as it was;
   one-thread   now, with OMP_NUM_THREADS=1 (train.threads is 0: torch's own count);
@@ -58,6 +59,7 @@ VARIANTS: dict[str, tuple[dict[str, str | None], list[str]]] = {
     ),
     "now": ({"OMP_WAIT_POLICY": None}, []),
     "full-size": ({"OMP_WAIT_POLICY": None}, ["--resize-share", "0"]),
+    "resize-20": ({"OMP_WAIT_POLICY": None}, ["--resize-scale", "0.72"]),
     "scan-sampler": ({"OMP_WAIT_POLICY": None, SCAN_SAMPLER: "1"}, []),
     "one-thread": ({"OMP_WAIT_POLICY": None, "OMP_NUM_THREADS": "1"}, []),
     "nproc-2": ({"OMP_WAIT_POLICY": None}, ["--nproc", "2"]),

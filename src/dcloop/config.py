@@ -165,10 +165,11 @@ class TrainConfig(_Section):
         "size (progressive resizing; 0: full size throughout). Validation, test and serving stay at full size.",
     )
     resize_scale: float = Field(
-        0.72,
+        0.86,
         gt=0.0,
         le=1.0,
-        description="Side of the scaled-down training images as a share of the full side (28 px: 20 px).",
+        description="Side of the scaled-down training images as a share of the full side (0.86: 28 px to 24 "
+        "px; 0.72: to 20 px, faster, and on cat vs dog 0.2 points less accurate).",
     )
     seed: int = Field(0, description="Seed of weights, data order and augmentation.")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")

@@ -103,6 +103,11 @@ def test_train_evaluate_list_show(cli: Cli) -> None:
             2,
             "error: `train.resize_share` in flags must satisfy: input should be less than 1. Got 1.0.",
         ),
+        (
+            ["train", "--resize-scale", "0"],
+            2,
+            "error: `train.resize_scale` in flags must satisfy: input should be greater than 0. Got 0.0.",
+        ),
         (["train", "--data", "nope"], 1, "error: No data set version 'nope'."),
         (["train", "--resume"], 1, "error: No unfinished run with a checkpoint in this workspace"),
         (["train", "abc"], 2, "error: RUN 'abc' is only read with --resume"),

@@ -40,8 +40,8 @@ def test_the_reduced_side_is_smaller_than_the_image_and_never_under_8(
     assert reduced_size(RESNET, recipe, None) is None  # text
 
 
-def test_the_default_scales_28_pixels_to_20() -> None:
-    assert reduced_size(RESNET, TrainConfig(), (1, 28, 28)) == 20
+def test_the_default_scales_28_pixels_to_24() -> None:
+    assert reduced_size(RESNET, TrainConfig(), (1, 28, 28)) == 24
     with pytest.raises(ValueError):
         TrainConfig(resize_share=1.0)  # some steps must train at full size
 
