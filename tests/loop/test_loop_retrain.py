@@ -48,7 +48,10 @@ def test_retrain_builds_a_child_data_set_and_a_warm_started_challenger(champion_
     assert run.kind == "retrain" and run.status == "finished"
     assert run.dataset_id == child.id
     assert run.parent_run_id == champion.run_id, "warm start records the champion's run"
-    assert run.config == store_runs.get_run(ws.store, champion.run_id).config, "same recipe as the champion"
+    champion_recipe = store_runs.get_run(ws.store, champion.run_id).config
+    assert run.config == champion_recipe | {"resize_share": 0.0}, (
+        "the champion's recipe, every fine-tuning step at full size"
+    )
 
     assert result.promoted and result.reasons == []
     assert result.challenger == "animals@2" == get_model_version(ws, "animals@champion").ref
