@@ -4,7 +4,9 @@ the trained model's answer with test-time views (``train.tta``).
 Run as a script by ``test_cpu_paths.py`` under emulated CPU code paths (``ATEN_CPU_CAPABILITY``,
 ``ONEDNN_MAX_CPU_ISA``) with ``MALLOC_CHECK_=3``; prints one JSON line with what each step resolved
 to. The shapes are the ones that crashed oneDNN before: resnet-s at width 8 (a 1x1 stride-2 shortcut
-with 8 input channels), channels-last, batches of 25 with a last one of 19, 28x28 images.
+with 8 input channels), channels-last, batches of 25 with a last one of 19, 28x28 images; and the
+same trained on smaller images (progressive resizing): the first half at 24x24, and every step of the
+pruned fine-tune, the odd batch included, at 20x20 (maps of 10x10 and 5x5).
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ def main(precision: str) -> None:
     pruned = prune_channels(
         trained.model, data.image_shape, cfg.prune_flops, cfg.prune_norm, cfg.prune_round_to
     )
-    tuned = fit_model(pruned.model, data, recipe, progress_label="fine-tune pruned")
+    small = recipe.model_copy(update={"resize_share": 0.9, "resize_scale": 0.72})  # 20x20 for all 6 steps
+    tuned = fit_model(pruned.model, data, small, progress_label="fine-tune pruned")
     student = create_model(cfg.student, 1, 2, 28, width=cfg.student_width)
     distilled = fit_student(student, trained.model, data, recipe, cfg.temperature, cfg.alpha)
     losses = [r.history[-1]["train_loss"] for r in (trained, tuned, distilled)]

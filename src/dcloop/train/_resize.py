@@ -3,8 +3,10 @@
 A convolutional model with global pooling takes images of any size, and its cost falls with the
 number of pixels. Training the early, high-learning-rate part of the schedule on smaller images and
 the rest at full size (fast.ai's progressive resizing, FFCV's low-resolution ramp) keeps the final
-accuracy while the early steps run faster: on 28x28 images scaled to 24x24 (the default), a
-resnet-s step in bf16 runs about 1.2x as many images per second, scaled to 20x20 1.5x. The model is validated, tested, exported and served at full size.
+accuracy while the early steps run faster. Scaling 28x28 images to 24x24 for the first half (the
+default) made `dcloop train` 1.16x as fast on a Zen 5 in bf16; a step on 20x20 images ran 1.5x as
+fast as on 28x28 on an AVX2 CPU in fp32, at some accuracy. The model is validated, tested, exported
+and served at full size.
 """
 
 from __future__ import annotations
