@@ -195,3 +195,19 @@ def test_a_large_body_arriving_after_its_head_is_answered(live_server) -> None:
             response.begin()
             assert response.status == 200, response.read()
             assert "prediction_id" in json.loads(response.read())
+
+
+def test_pipelined_requests_are_answered_in_order_on_one_socket(live_server) -> None:
+    """Three requests sent in one write: three whole answers, in order, on the same connection."""
+    bodies = [json.dumps({"pixels": [[v] * 28] * 28}).encode() for v in (0, 120, 255)]
+    head = "POST /predict HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n"
+    with socket.create_connection(_address(live_server), timeout=30) as sock:
+        sock.sendall(b"".join(head.format(len(b)).encode() + b for b in bodies))
+        answers = []
+        for _ in bodies:
+            response = http.client.HTTPResponse(sock)
+            response.begin()
+            answers.append((response.status, json.loads(response.read())))
+    assert [status for status, _ in answers] == [200, 200, 200]
+    ids = [answer["prediction_id"] for _, answer in answers]
+    assert len(set(ids)) == 3 and ids == sorted(ids)  # time-ordered ids: answered in the order sent

@@ -62,6 +62,14 @@ def decode_image(data: bytes, shape: tuple[int, int, int], max_pixels: int) -> n
 def pixels_from_json(value: Any, shape: tuple[int, int, int]) -> np.ndarray:
     """A nested list H x W or C x H x W: integers are 0-255 pixels (uint8), floats are in [0, 1]."""
     c, h, w = shape
+    if c == 1 and (fast := _uint8_rows(value, h, w)) is not None:
+        return fast
+    return _any_pixels(value, shape)
+
+
+def _any_pixels(value: Any, shape: tuple[int, int, int]) -> np.ndarray:
+    """``pixels_from_json`` for any value: numpy reads the nested lists and says what is wrong."""
+    c, h, w = shape
     try:
         array = np.asarray(value)
     except (ValueError, TypeError):
@@ -77,6 +85,29 @@ def pixels_from_json(value: Any, shape: tuple[int, int, int]) -> np.ndarray:
     return checked_array(
         array.astype(np.uint8) if array.dtype.kind in "iu" and _in_range(array, 0, 255) else array, "pixels"
     )
+
+
+def _uint8_rows(value: Any, h: int, w: int) -> np.ndarray | None:
+    """``value`` as uint8 (1, h, w) when it is ``h`` lists of ``w`` integers 0-255, the usual JSON
+    body, or None: anything else takes the general path, which says what is wrong with it.
+
+    ``bytes(row)`` reads a list of such integers in C, where ``np.asarray`` walks the nested lists
+    (4x faster for 28x28; it raises for a float, a string, a number out of range). A JSON ``true``
+    is the integer 1 to both, but an array of booleans only is refused by the general path, so one
+    whose first pixel is a boolean goes there.
+    """
+    if type(value) is not list or len(value) != h:
+        return None
+    for row in value:
+        if type(row) is not list or len(row) != w:
+            return None
+    if h and w and type(value[0][0]) is bool:
+        return None
+    try:
+        data = bytearray().join([bytes(row) for row in value])
+    except (TypeError, ValueError):
+        return None
+    return np.frombuffer(data, dtype=np.uint8).reshape(1, h, w)
 
 
 def _in_range(array: np.ndarray, low: float, high: float) -> bool:

@@ -118,6 +118,7 @@ class ServerMetrics:
             "dcloop_queue_depth", "Requests waiting for a batch.", multiprocess_mode="livesum", **into
         )
         self._served: tuple[str, str, str] | None = None
+        self._children: dict[tuple[str, int], tuple[Any, Any, Any]] = {}
         if self._registry is not None:
             self._registry.register(_Alerts())
 
@@ -132,6 +133,21 @@ class ServerMetrics:
         if previous is not None and previous != self._served:
             self.model.labels(*previous).set(0)
         self.switches.inc()
+
+    def answered(self, endpoint: str, status: int, seconds: float) -> None:
+        """Count one answered request by route template and status, with its latency and error kind."""
+        children = self._children.get((endpoint, status))
+        if children is None:  # labels() looks the child up under a lock: once per route and status
+            children = self._children[endpoint, status] = (
+                self.requests.labels(endpoint, str(status)),
+                self.latency.labels(endpoint),
+                self.errors.labels(_error_kind(status)) if status >= 400 else None,
+            )
+        requests, latency, errors = children
+        requests.inc()
+        latency.observe(seconds)
+        if errors is not None:
+            errors.inc()
 
     def render(self) -> str:
         self.queue.set(self.queue_depth())
@@ -173,11 +189,7 @@ def record_request(scope: Any, status: int, seconds: float) -> None:
     """Count one answered request by route template and status, with its latency and error kind."""
     service = getattr(scope["app"].state, "service", None)  # set once the lifespan has started
     if service is not None:
-        endpoint = getattr(scope.get("route"), "path", "unmatched")
-        service.metrics.requests.labels(endpoint, str(status)).inc()
-        service.metrics.latency.labels(endpoint).observe(seconds)
-        if status >= 400:
-            service.metrics.errors.labels(_error_kind(status)).inc()
+        service.metrics.answered(getattr(scope.get("route"), "path", "unmatched"), status, seconds)
 
 
 _ERROR_KINDS = {
