@@ -267,6 +267,9 @@ class StoreConfig(_Section):
     )
 
 
+AUTO_SERVE_WORKERS = 4  # the most `serve.workers: auto` starts: their logs share one store writer
+
+
 class ServeConfig(_Section):
     """The inference server (`dcloop serve`). Flags override these."""
 
@@ -275,7 +278,11 @@ class ServeConfig(_Section):
     )
     host: str = Field("127.0.0.1", description="Interface to bind; loopback unless you mean to expose it.")
     port: int = Field(8000, ge=0, le=65535, description="TCP port to listen on.")
-    workers: int = Field(1, ge=1, le=64, description="Server processes; each loads its own ONNX session.")
+    workers: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = Field(
+        "auto",
+        description="Server processes on one port, each with its own ONNX session, batcher and prediction "
+        f"log; auto: one per usable CPU core, at most {AUTO_SERVE_WORKERS}.",
+    )
     token_env: str = Field("DCLOOP_TOKEN", description="Environment variable holding the write/admin token.")
     max_batch_size: int = Field(32, ge=1, le=4096, description="Most images one dynamic batch runs together.")
     max_queue_delay_ms: float = Field(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -102,3 +103,37 @@ def test_a_model_switch_on_one_worker_reaches_every_worker(
                     fresh.post("/predict", json={"pixels": [[0] * 28] * 28}).json()["model_version"]
                     == "pets@2"
                 )
+
+
+def test_workers_stop_when_their_server_is_killed(served_ws, tmp_path: Path) -> None:
+    """kill -9 of the supervising process: its workers get SIGTERM from the kernel, commit and exit, and
+    the port is free for a restart (orphaned, they would have served on, holding it)."""
+    import psutil
+
+    port = free_port()
+    env = {**os.environ, "TMPDIR": str(tmp_path), "DCLOOP_TOKEN": TOKEN}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    cmd = [sys.executable, "-m", "dcloop.cli", "serve", "--model", "pets@1", "--port", str(port)]
+    server = subprocess.Popen(
+        [*cmd, "--workers", "2"], cwd=served_ws.root, env=env, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url)
+        with httpx.Client(base_url=url, timeout=30) as http:
+            workers = _until(lambda: s if len(s := _served(http)) == 2 else None, "both workers start")
+            answer = http.post("/predict", json={"pixels": [[9] * 28] * 28})
+        assert answer.status_code == 200
+        assert {p.pid for p in psutil.Process(server.pid).children()} >= {int(pid) for pid in workers}
+    finally:
+        server.kill()
+        server.wait(timeout=60)
+    procs = [psutil.Process(int(pid)) for pid in workers if psutil.pid_exists(int(pid))]
+    _, alive = psutil.wait_procs(procs, timeout=60)
+    assert not alive, f"workers {[p.pid for p in alive]} outlived their killed server"
+    from dcloop.store.predictions import list_predictions
+
+    assert answer.json()["prediction_id"] in {p.id for p in list_predictions(served_ws.store)}
+    with socket.socket() as probe:  # nothing holds the port any more
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(("127.0.0.1", port))

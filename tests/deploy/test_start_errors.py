@@ -52,3 +52,20 @@ def test_cli_says_the_next_command(workspace, args: list[str], expected: str) ->
     )
     assert done.returncode != 0 and done.stderr.startswith(expected), done.stderr
     assert done.stderr.count("\n") == 1 and "dcloop " in done.stderr.split(".", 1)[1]
+
+
+@pytest.mark.parametrize("given", ["0", "65", "two", "-1", "1.5", "9" * 30])
+def test_a_bad_workers_count_is_one_line_naming_the_flag(served_ws, given: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "dcloop.cli", "serve", "--workers", given],
+        cwd=served_ws.root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "DCLOOP_TOKEN": "t", "COLUMNS": "80"},
+    )
+    assert done.returncode != 0, done.stderr
+    assert done.stderr.startswith(
+        "error: --workers must be a number of server processes from 1 to 64, or auto."
+    )
+    assert done.stderr.count("\n") == 1

@@ -97,10 +97,11 @@ def http(server):
 
 
 def served_version(url: str) -> str | None:
-    """The version /metrics says is served (`dcloop_model_info`)."""
+    """The version /metrics says is served (`dcloop_model_info`): by every worker, when there are several
+    (one line each, with its pid); None while they differ."""
     text = httpx.get(f"{url}/metrics", timeout=5.0).text
-    found = re.findall(r'^dcloop_model_info\{[^}]*version="(\d+)"[^}]*\} 1\.0$', text, re.MULTILINE)
-    return found[0] if len(found) == 1 else None
+    found = set(re.findall(r'^dcloop_model_info\{[^}]*version="(\d+)"[^}]*\} 1\.0$', text, re.MULTILINE))
+    return found.pop() if len(found) == 1 else None
 
 
 def test_the_controller_alone_promotes_a_challenger_the_server_switches_to(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import typer
 
@@ -24,7 +24,7 @@ def serve(
     model: str = typer.Option(None, "--model", help=field_help("serve.model")),
     host: str = typer.Option(None, "--host", help=field_help("serve.host")),
     port: int = typer.Option(None, "--port", help=field_help("serve.port")),
-    workers: int = typer.Option(None, "--workers", help=field_help("serve.workers")),
+    workers: str = typer.Option(None, "--workers", help=field_help("serve.workers")),
     token_env: str = typer.Option(None, "--token-env", help=field_help("serve.token_env")),
     follow_champion: bool = typer.Option(
         False, "--follow-champion", help="Switch whenever the champion alias moves."
@@ -60,6 +60,7 @@ def serve(
     if cluster and workers is not None:
         raise ConfigError("--workers is for the single-process server; with --cluster use --replicas N.")
     follow = follow_every if follow_champion else None
+    processes = None if workers is None else _workers(workers)
     if cluster:
         from dcloop.cluster import serve_on_cluster
 
@@ -79,11 +80,25 @@ def serve(
         model,
         host=host,
         port=port,
-        workers=workers,
+        workers=processes,
         token_env=token_env,
         follow_champion_s=follow,
         on_start=lambda url: note(f"serving {model or 'the champion'} on {url} (Ctrl-C stops)"),
     )
+
+
+def _workers(value: str) -> int | Literal["auto"]:
+    """``--workers``: a number of processes (1-64) or ``auto``."""
+    from dcloop.errors import ConfigError
+
+    given = value.strip()
+    if given.lower() == "auto":
+        return "auto"
+    if not (given.isascii() and given.isdigit() and len(given) <= 2 and 1 <= int(given) <= 64):
+        raise ConfigError(
+            f"--workers must be a number of server processes from 1 to 64, or auto. Got {value[:20]!r}."
+        )
+    return int(given)
 
 
 @models_app.command("register")

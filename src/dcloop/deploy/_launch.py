@@ -7,9 +7,10 @@ import json
 import logging
 import os
 import socket
+import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from dcloop.errors import ConfigError
 from dcloop.workspace import Workspace, open_workspace
@@ -24,7 +25,7 @@ def serve(
     *,
     host: str | None = None,
     port: int | None = None,
-    workers: int | None = None,
+    workers: int | Literal["auto"] | None = None,
     token_env: str | None = None,
     follow_champion_s: float | None = None,
     on_start: Callable[[str], None] | None = None,
@@ -39,7 +40,8 @@ def serve(
 
     cfg = ws.config.serve
     args = serve_args(ws, model_ref, token_env=token_env, follow_champion_s=follow_champion_s)
-    host, port, workers = host or cfg.host, cfg.port if port is None else port, workers or cfg.workers
+    host, port = host or cfg.host, cfg.port if port is None else port
+    workers = resolve_workers(workers or cfg.workers)
     check_port(host, port)  # one line with a hint, not uvicorn's bind error after start-up
     if on_start is not None:
         on_start(f"http://{host}:{port}")
@@ -70,6 +72,29 @@ def serve(
             log_level="warning",
             access_log=False,
         )
+
+
+def resolve_workers(workers: int | Literal["auto"]) -> int:
+    """``serve.workers`` as a number: ``auto`` is one per usable CPU core, at most AUTO_SERVE_WORKERS."""
+    from dcloop.config import AUTO_SERVE_WORKERS
+
+    return min(usable_cpus(), AUTO_SERVE_WORKERS) if workers == "auto" else workers
+
+
+def usable_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """CPU cores this process may run on: its affinity mask, lowered by a cgroup v2 CPU quota (a
+    container started with ``--cpus 2`` on a 64-core host has 2), at least 1."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = (cgroup / "cpu.max").read_text(encoding="utf-8").split()[:2]
+        if quota != "max":
+            cores = min(cores, -(-int(quota) // int(period)))  # a quota of 1.5 cores can keep 2 busy
+    except (OSError, ValueError):  # no cgroup v2 file, or one this reading does not know
+        pass
+    return max(1, cores)
 
 
 def serve_args(
@@ -162,4 +187,26 @@ def app_from_args(args: dict[str, Any]) -> Any:
 
 def app_from_env() -> Any:
     """uvicorn factory for worker processes: arguments travel in $DCLOOP_SERVE_ARGS (no secrets)."""
+    _end_with_parent()
     return app_from_args(json.loads(os.environ[_ARGS_ENV]))
+
+
+def _end_with_parent() -> None:
+    """Ask the kernel for SIGTERM when the server's supervising process dies (Linux).
+
+    uvicorn's workers hold the listening socket; if the supervisor is killed (``kill -9``, the OOM
+    killer) they would serve on, orphaned, and a restart would find the port taken. With SIGTERM they
+    finish their requests, commit their logs and exit as on a normal stop.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1  # <sys/prctl.h>
+    if libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0) != 0:
+        log.warning("this worker will not stop with its server: prctl failed (errno %d)", ctypes.get_errno())
+    elif os.getppid() != parent:  # the supervisor died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
