@@ -15,7 +15,7 @@ gives the server's CPU time per request (its process and any children), which ot
 cores move much less than req/s and p99.
 
 Usage: .venv/bin/python benchmarks/serve_throughput.py [--model seed-cnn] [--requests 3000] [--seconds 8]
-       [--rounds 3] [--load wrk] [--bentoml-venv /tmp/bento-venv]   (a separate venv: pip install bentoml==1.4.40 onnxruntime numpy)
+       [--rounds 3] [--load wrk] [--workers N|auto] [--plain-workers 2] [--bentoml-venv /tmp/bento-venv]   (a separate venv: pip install bentoml==1.4.40 onnxruntime numpy)
 """
 
 from __future__ import annotations
@@ -334,7 +334,16 @@ def main() -> None:
         "--delay-ms", type=float, help="serve.max_queue_delay_ms (default: the config default)."
     )
     parser.add_argument("--max-batch", type=int, help="serve.max_batch_size (default: the config default).")
-    parser.add_argument("--workers", type=int, help="serve.workers: dcloop server processes (default: 1).")
+    parser.add_argument(
+        "--workers",
+        help="serve.workers: dcloop server processes, a number or auto (default: the config's, auto).",
+    )
+    parser.add_argument(
+        "--plain-workers",
+        type=int,
+        default=1,
+        help="Also run the plain handler as this many uvicorn worker processes (a fourth contender).",
+    )
     parser.add_argument(
         "--bentoml-venv", help="A separate venv with bentoml: also measure a BentoML service."
     )
@@ -345,6 +354,19 @@ def main() -> None:
     if args.plain_server:
         import uvicorn
 
+        if args.plain_workers > 1:  # uvicorn's worker processes build the app from an import string
+            os.environ["BENCH_PLAIN_ONNX"] = args.plain_server
+            uvicorn.run(
+                "serve_throughput:_plain_from_env",
+                factory=True,
+                workers=args.plain_workers,
+                app_dir=str(Path(__file__).parent),
+                host="127.0.0.1",
+                port=args.port,
+                log_level="warning",
+                access_log=False,
+            )
+            return
         app = plain_app(args.plain_server, args.log_db)
         uvicorn.run(
             app,
@@ -368,7 +390,11 @@ def main() -> None:
     serve_cfg = {
         "max_queue_delay_ms": args.delay_ms,
         "max_batch_size": args.max_batch,
-        "workers": args.workers,
+        "workers": None
+        if args.workers is None
+        else args.workers
+        if args.workers == "auto"
+        else int(args.workers),
     }
     config = logged_ws.config.model_dump(mode="json")
     config["serve"].update({k: v for k, v in serve_cfg.items() if v is not None})
@@ -403,8 +429,15 @@ def main() -> None:
                 ),
             ),
         ]
+        if args.plain_workers > 1:
+            plain_n = [sys.executable, __file__, "--plain-server", str(onnx_path)]
+            plain_n += ["--plain-workers", str(args.plain_workers)]
+            contenders.append(
+                (plain_label(args.plain_workers), servers.enter_context(_serving(plain_n, tmp)))
+            )
         for round_ in range(args.rounds):
-            turn = contenders[round_ % 3 :] + contenders[: round_ % 3]
+            shift = round_ % len(contenders)
+            turn = contenders[shift:] + contenders[:shift]
             for label, (server, url) in turn:
                 rows += _sweep(server, url, label, bodies["predict"], levels, 1, args, round_)
         server, url = contenders[0][1]
@@ -424,7 +457,16 @@ def main() -> None:
         rows += _sweep(server, url, "plain handler + per-request logging", bodies["predict"], levels, 1, args)
     if args.bentoml_venv:
         rows += _bentoml(args, tmp, onnx_path, levels)
-    _print_summary(rows, args.batch)
+    _print_summary(rows, args.batch, args.plain_workers)
+
+
+def _plain_from_env():
+    """The plain handler in each of uvicorn's worker processes (``--plain-workers``)."""
+    return plain_app(os.environ["BENCH_PLAIN_ONNX"])
+
+
+def plain_label(workers: int) -> str:
+    return f"plain /predict, {workers} workers"
 
 
 def _bentoml(args, tmp: Path, onnx_path: Path, levels: list[int]) -> list[list]:
@@ -438,7 +480,7 @@ def _bentoml(args, tmp: Path, onnx_path: Path, levels: list[int]) -> list[list]:
         return _sweep(server, url, "bentoml /predict", body, levels, 1, args)
 
 
-def _print_summary(rows: list[list], batch: int) -> None:
+def _print_summary(rows: list[list], batch: int, plain_workers: int = 1) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -449,6 +491,7 @@ def _print_summary(rows: list[list], batch: int) -> None:
         table.add_column(column)
     best = {}
     labels = ["dcloop /predict", UNLOGGED, "dcloop OIP infer", f"dcloop OIP batch {batch}", PLAIN]
+    labels += [plain_label(plain_workers)] if plain_workers > 1 else []
     labels += ["plain handler + per-request logging"]
     labels += ["bentoml /predict"] if any(r[0] == "bentoml /predict" for r in rows) else []
     for label in labels:
@@ -505,6 +548,11 @@ def _print_summary(rows: list[list], batch: int) -> None:
             )
         else:  # measured once, after the rounds: against the plain handler's best round
             print(f"{label}: {best[label][3] / best[PLAIN][3]:.2f}x the plain handler's best images/s")
+    if plain_workers > 1 and (ratios := per_round("dcloop /predict", plain_label(plain_workers))):
+        print(
+            f"dcloop /predict: {statistics.median(ratios):.2f}x the plain handler run as {plain_workers} "
+            f"worker processes, median of {len(ratios)} round(s){spread(ratios)}"
+        )
 
 
 if __name__ == "__main__":
