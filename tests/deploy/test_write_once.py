@@ -57,3 +57,15 @@ def test_close_sends_what_is_pending_first_and_the_rest_is_the_transport() -> No
     sent, peer, closing = asyncio.run(main())
     assert sent == [b"HTTP/1.1 413 Payload Too Large\r\n\r\n", "close"]
     assert peer == ("127.0.0.1", 1) and closing
+
+
+def test_what_is_pending_when_the_connection_is_lost_is_dropped_not_raised() -> None:
+    async def main() -> list[Any]:
+        inner = _Recording()
+        transport = _WriteOnce(inner, asyncio.get_running_loop())
+        transport.write(b"an answer to a client that has gone")
+        inner.closed = True  # the peer reset the connection before the pass ended
+        await asyncio.sleep(0)
+        return inner.sent
+
+    assert asyncio.run(main()) == []

@@ -112,7 +112,8 @@ class _WriteOnce:
 
     uvicorn writes an answer's status line and headers, then its body: two writes, two TCP segments
     over a socket with TCP_NODELAY, and two wake-ups of the client. Joined, an answer costs one
-    system call on each side. ``close`` sends what is pending first; anything else is the transport's.
+    system call on each side. ``close`` sends what is pending first; writes pending when the connection
+    is lost are dropped; anything else is the transport's.
     """
 
     __slots__ = ("_loop", "_pending", "_transport")
@@ -130,7 +131,9 @@ class _WriteOnce:
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, None
-        if pending:
+        # A connection lost before the pass ended takes no more writes (uvloop raises on a closed one);
+        # a close of ours has sent what was pending already.
+        if pending and not self._transport.is_closing():
             self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
 
     def close(self) -> None:
