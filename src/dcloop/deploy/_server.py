@@ -12,8 +12,11 @@ import asyncio
 import contextlib
 import gc
 import hmac
+import json
 import logging
+import os
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -41,6 +44,8 @@ from dcloop.workspace import Workspace
 log = logging.getLogger(__name__)
 SWITCH_CHECK_S = 0.2  # how often each worker of a --workers server checks for another's model switch
 SWITCH_FILE = "served-model.json"  # in the workers' shared folder: the version /admin/model last chose
+WORKER_FILE = "worker-{pid}.json"  # there too, one per worker: the version it serves
+SWITCH_WAIT_S = 30.0  # longest /admin/model waits for the other workers to serve the version it chose
 
 
 def create_app(
@@ -82,6 +87,7 @@ def create_app(
             max_queue=max_queue,
             threads=threads,
             commit_lock=None if shared_dir is None else shared_dir / "prediction-log.lock",
+            served_file=None if shared_dir is None else shared_dir / WORKER_FILE.format(pid=os.getpid()),
             store_inputs=store_inputs,
             log_predictions=log_predictions,
         )
@@ -111,6 +117,8 @@ def create_app(
             for task in tasks:
                 task.cancel()
             await service.stop()
+            if service.served_file is not None:
+                service.served_file.unlink(missing_ok=True)
 
     app = ServerApp(title="dcloop", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.token, app.state.shared_dir = token, shared_dir
@@ -173,15 +181,56 @@ def _add_routes(app: FastAPI) -> None:
             raise bad(str(exc), 404) from None
         except DcloopError as exc:
             raise bad(str(exc), 409) from None
+        answer: dict[str, Any] = {"model_version": model.version.ref, "sha256": model.version.sha256}
         shared: Path | None = request.app.state.shared_dir
         if shared is not None:  # the other workers of this server follow within SWITCH_CHECK_S
             text = orjson.dumps({"model": model.version.ref}).decode()
             await asyncio.to_thread(write_text, shared / SWITCH_FILE, text)
-        return {"model_version": model.version.ref, "sha256": model.version.sha256}
+            # answer once every worker serves it, as one process would: a request sent after this
+            # answer gets the new version whichever worker takes it
+            behind = await _every_worker_serves(shared, model.version.ref, SWITCH_WAIT_S)
+            if behind:
+                log.warning("workers %s do not serve %s yet", behind, model.version.ref)
+                answer["workers_behind"] = behind
+        return answer
 
     @app.get("/metrics")
     async def metrics(request: Request) -> Response:
         return Response(_service(request).metrics.render(), media_type=CONTENT_TYPE)
+
+
+async def _every_worker_serves(shared: Path, ref: str, wait_s: float) -> list[int]:
+    """Wait up to ``wait_s`` for every live worker of this server to serve ``ref``; the pids of those
+    that still do not."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        behind = await asyncio.to_thread(_workers_behind, shared, ref)
+        if not behind or time.monotonic() >= deadline:
+            return behind
+        await asyncio.sleep(SWITCH_CHECK_S / 4)
+
+
+def _workers_behind(shared: Path, ref: str) -> list[int]:
+    """The live workers whose file in ``shared`` names another version than ``ref``."""
+    behind = []
+    for path in shared.glob(WORKER_FILE.format(pid="*")):
+        number = path.stem.removeprefix("worker-")
+        if not number.isdigit():
+            continue
+        pid = int(number)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:  # a worker that died (uvicorn starts another, with its own file)
+            continue
+        except PermissionError:
+            pass
+        try:
+            served = json.loads(path.read_text(encoding="utf-8"))["model"]
+        except (OSError, ValueError, KeyError):
+            served = None
+        if served != ref:
+            behind.append(pid)
+    return sorted(behind)
 
 
 async def _predict(request: Request) -> Response:

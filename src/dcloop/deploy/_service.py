@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dcloop.atomic import write_text
 from dcloop.deploy._batcher import Batcher, Item
 from dcloop.deploy._metrics import ServerMetrics
 from dcloop.deploy._registry import get_model_version
@@ -177,9 +178,10 @@ class ModelService:
         store_inputs: bool,
         log_predictions: bool = True,
         commit_lock: Path | None = None,
+        served_file: Path | None = None,
     ) -> None:
         self.ws, self.model_ref, self.threads, self.store_inputs = ws, model_ref, threads, store_inputs
-        self.log_predictions, self.commit_lock = log_predictions, commit_lock
+        self.log_predictions, self.commit_lock, self.served_file = log_predictions, commit_lock, served_file
         self.model: OnnxModel | None = None
         self.batcher = Batcher(
             self._run_batch,
@@ -228,6 +230,9 @@ class ModelService:
             self.model = model  # one reference swap: new requests use it, queued ones keep theirs
             self.model_ref = ref
             self.metrics.serving(version.name, str(version.version), version.sha256[:12])
+            if self.served_file is not None:  # what the other workers of this server read (admin switch)
+                text = json.dumps({"model": version.ref})
+                await asyncio.to_thread(write_text, self.served_file, text)
             log.info("serving %s (%s)", version.ref, reason)
             return model
 
