@@ -29,9 +29,19 @@ def test_a_cpu_quota_caps_the_cores_rounding_up(tmp_path_factory, quota: int, pe
     assert usable_cpus(folder) == min(AFFINITY, -(-quota // period))
 
 
-@pytest.mark.parametrize("text", [None, "max 100000\n", "", "garbage\n", "x y\n"])
+@pytest.mark.parametrize("text", [None, "max 100000\n", "", "garbage\n", "x y\n", "0 100000\n", "5 0\n"])
 def test_no_quota_or_an_unreadable_one_leaves_the_affinity(tmp_path: Path, text: str | None) -> None:
     assert usable_cpus(_cgroup(tmp_path, text)) == AFFINITY
+
+
+@pytest.mark.parametrize(
+    ("quota", "period", "cores"), [("150000", "100000", 2), ("100000", "100000", 1), ("-1", "100000", None)]
+)
+def test_a_cgroup_v1_quota_counts_too(tmp_path: Path, quota: str, period: str, cores: int | None) -> None:
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text(f"{quota}\n", encoding="utf-8")
+    (tmp_path / "cpu" / "cpu.cfs_period_us").write_text(f"{period}\n", encoding="utf-8")
+    assert usable_cpus(tmp_path) == (AFFINITY if cores is None else min(AFFINITY, cores))
 
 
 def test_auto_is_the_usable_cores_at_most_the_cap_and_a_number_is_kept() -> None:

@@ -82,19 +82,33 @@ def resolve_workers(workers: int | Literal["auto"]) -> int:
 
 
 def usable_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
-    """CPU cores this process may run on: its affinity mask, lowered by a cgroup v2 CPU quota (a
-    container started with ``--cpus 2`` on a 64-core host has 2), at least 1."""
+    """CPU cores this process may run on: its affinity mask, lowered by a cgroup CPU quota (a container
+    started with ``--cpus 2`` on a 64-core host has 2; cgroup v2 ``cpu.max``, else v1's CFS files), at
+    least 1."""
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not Linux
         cores = os.cpu_count() or 1
-    try:
-        quota, period = (cgroup / "cpu.max").read_text(encoding="utf-8").split()[:2]
-        if quota != "max":
-            cores = min(cores, -(-int(quota) // int(period)))  # a quota of 1.5 cores can keep 2 busy
-    except (OSError, ValueError):  # no cgroup v2 file, or one this reading does not know
-        pass
+    quota = _cpu_quota(cgroup)
+    if quota is not None:
+        cores = min(cores, quota)
     return max(1, cores)
+
+
+def _cpu_quota(cgroup: Path) -> int | None:
+    """The cgroup's CPU quota in whole cores, rounded up (1.5 cores can keep 2 busy); None: no quota,
+    or files this reading does not know."""
+    try:
+        if (cgroup / "cpu.max").exists():  # v2: "<quota> <period>" or "max <period>"
+            quota, period = (cgroup / "cpu.max").read_text(encoding="utf-8").split()[:2]
+        else:  # v1: quota -1 is none
+            quota = (cgroup / "cpu" / "cpu.cfs_quota_us").read_text(encoding="utf-8").strip()
+            period = (cgroup / "cpu" / "cpu.cfs_period_us").read_text(encoding="utf-8").strip()
+        if quota in ("max", "-1") or int(quota) <= 0 or int(period) <= 0:
+            return None
+        return -(-int(quota) // int(period))
+    except (OSError, ValueError):
+        return None
 
 
 def serve_args(
