@@ -106,8 +106,8 @@ def test_a_model_switch_on_one_worker_reaches_every_worker(
 
 
 def test_workers_stop_when_their_server_is_killed(served_ws, tmp_path: Path) -> None:
-    """kill -9 of the supervising process: its workers get SIGTERM from the kernel, commit and exit, and
-    the port is free for a restart (orphaned, they would have served on, holding it)."""
+    """kill -9 of the supervising process: the kernel kills its workers with it, what they acknowledged
+    is stored, and the port is free for a restart (orphaned, they would have served on, holding it)."""
     import psutil
 
     port = free_port()
