@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import gc
 import hmac
-import json
 import logging
 import os
 import re
@@ -28,7 +27,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from dcloop.atomic import write_text
 from dcloop.deploy import _oip as oip
 from dcloop.deploy._batcher import QueueFull
 from dcloop.deploy._fastpath import ErrorHandler, ServerApp
@@ -36,7 +34,7 @@ from dcloop.deploy._guard import ErrorGuard
 from dcloop.deploy._inputs import bad, checked_texts, decode_image, pixels_from_json, read_body
 from dcloop.deploy._metrics import CONTENT_TYPE, MeasureRequests
 from dcloop.deploy._schema import Feedback, ModelSwitch, PixelsBody, TextBody, parse, parse_json
-from dcloop.deploy._service import Limits, ModelService
+from dcloop.deploy._service import Limits, ModelService, read_served, write_served
 from dcloop.errors import ConfigError, DataError, DcloopError, NotFoundError
 from dcloop.store.predictions import add_labels
 from dcloop.workspace import Workspace
@@ -184,8 +182,7 @@ def _add_routes(app: FastAPI) -> None:
         answer: dict[str, Any] = {"model_version": model.version.ref, "sha256": model.version.sha256}
         shared: Path | None = request.app.state.shared_dir
         if shared is not None:  # the other workers of this server follow within SWITCH_CHECK_S
-            text = orjson.dumps({"model": model.version.ref}).decode()
-            await asyncio.to_thread(write_text, shared / SWITCH_FILE, text)
+            await asyncio.to_thread(write_served, shared / SWITCH_FILE, model.version.ref)
             # answer once every worker serves it, as one process would: a request sent after this
             # answer gets the new version whichever worker takes it
             behind = await _every_worker_serves(shared, model.version.ref, SWITCH_WAIT_S)
@@ -225,8 +222,8 @@ def _workers_behind(shared: Path, ref: str) -> list[int]:
         except PermissionError:
             pass
         try:
-            served = json.loads(path.read_text(encoding="utf-8"))["model"]
-        except (OSError, ValueError, KeyError):
+            served = read_served(path)
+        except (OSError, ValueError, KeyError):  # unreadable: not known to serve it
             served = None
         if served != ref:
             behind.append(pid)

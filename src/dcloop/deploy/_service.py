@@ -231,8 +231,7 @@ class ModelService:
             self.model_ref = ref
             self.metrics.serving(version.name, str(version.version), version.sha256[:12])
             if self.served_file is not None:  # what the other workers of this server read (admin switch)
-                text = json.dumps({"model": version.ref})
-                await asyncio.to_thread(write_text, self.served_file, text)
+                await asyncio.to_thread(write_served, self.served_file, version.ref)
             log.info("serving %s (%s)", version.ref, reason)
             return model
 
@@ -329,11 +328,8 @@ class ModelService:
         ``path`` (``dcloop serve --workers N``): checked every ``every_s`` seconds."""
 
         def switched() -> str | None:
-            try:
-                ref = json.loads(path.read_text(encoding="utf-8"))["model"]
-            except FileNotFoundError:  # no switch yet
-                return None
-            return None if self.model is not None and self.model.version.ref == ref else ref
+            ref = read_served(path)  # None: no switch yet
+            return None if ref is None or (self.model is not None and self.model.version.ref == ref) else ref
 
         await self._follow(switched, every_s, "admin, on another worker", retry_s=SWITCH_RETRY_S)
 
@@ -374,6 +370,19 @@ class ModelService:
             except Exception:
                 log.exception("retention pass failed")
             await asyncio.sleep(every_s)
+
+
+def write_served(path: Path, ref: str) -> None:
+    """Record in ``path`` (a file in the workers' shared folder) that ``ref`` is, or is to be, served."""
+    write_text(path, json.dumps({"model": ref}))
+
+
+def read_served(path: Path) -> str | None:
+    """The model version ``write_served`` recorded in ``path``; None when there is no such file yet."""
+    try:
+        return str(json.loads(path.read_text(encoding="utf-8"))["model"])
+    except FileNotFoundError:
+        return None
 
 
 def taking_turns(lock: Path) -> Callable[[], AbstractContextManager[None]]:
