@@ -336,6 +336,7 @@ def main() -> None:
     parser.add_argument("--max-batch", type=int, help="serve.max_batch_size (default: the config default).")
     parser.add_argument(
         "--workers",
+        type=lambda v: v if v == "auto" else int(v),
         help="serve.workers: dcloop server processes, a number or auto (default: the config's, auto).",
     )
     parser.add_argument(
@@ -390,11 +391,7 @@ def main() -> None:
     serve_cfg = {
         "max_queue_delay_ms": args.delay_ms,
         "max_batch_size": args.max_batch,
-        "workers": None
-        if args.workers is None
-        else args.workers
-        if args.workers == "auto"
-        else int(args.workers),
+        "workers": args.workers,
     }
     config = logged_ws.config.model_dump(mode="json")
     config["serve"].update({k: v for k, v in serve_cfg.items() if v is not None})
