@@ -4,6 +4,7 @@ values are one-line errors."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import pytest
@@ -73,3 +74,33 @@ def test_budget_and_target_are_recorded_with_the_run(
     assert code == 0, err
     assert json.loads(out)["config"]["budget_s"] == 120.0
     assert json.loads(out)["config"]["val_every_steps"] == 3
+
+
+def test_the_terminal_runs_show_and_the_report_say_what_stopped_the_run_and_when_the_target_was_met(
+    blob_workspace, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(blob_workspace.root)
+    args = ["train", "--model", "tiny-cnn", "--budget", "2m", "--target-accuracy", "0.8"]
+    code, out, err = _dcloop(monkeypatch, capsys, *args)
+    assert code == 0, err
+    run = re.search(r"^run ([0-9a-f]{12}) ", out, re.M)
+    assert run is not None
+    for text in (out, _dcloop(monkeypatch, capsys, "runs", "show", run[1])[1]):
+        assert "time (budget and target)" in text
+        assert "stopped by" in text and "target" in text
+        assert "budget s" in text and "120" in text
+        reached = re.search(r"target reached\s+epoch (\d+), ([\d.]+) s, val accuracy ([\d.]+)", text)
+        assert reached is not None and float(reached[3]) >= 0.8 and 0 < float(reached[2]) < 120
+        assert "energy to target J" in text
+    code, out, _ = _dcloop(monkeypatch, capsys, "runs", "show", run[1], "--format", "json")
+    report = (blob_workspace.root / json.loads(out)["report"]).read_text(encoding="utf-8")
+    assert "Time (budget and target)" in report and "target reached" in report
+
+
+def test_a_run_with_neither_budget_nor_target_prints_no_time_block(
+    blob_workspace, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(blob_workspace.root)
+    code, out, err = _dcloop(monkeypatch, capsys, "train", "--model", "tiny-cnn")
+    assert code == 0, err
+    assert "time (budget and target)" not in out and "speed" in out

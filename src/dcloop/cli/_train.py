@@ -159,7 +159,7 @@ def train(
 
 
 def _print_run(run: Any, fmt: Format) -> None:
-    from dcloop.train._runs import run_summary
+    from dcloop.train._runs import run_summary, time_spent
 
     summary = run_summary(run)
     if fmt is Format.json:
@@ -173,6 +173,8 @@ def _print_run(run: Any, fmt: Format) -> None:
         speed = {"texts_per_s" if k == "images_per_s" else k: v for k, v in speed.items()}
         speed |= {k: run.metrics[k] for k in ("tokens_per_s", "mfu", "trainable_params", "plan_wall_s")}
     print_mapping("speed", speed)
+    if (spent := time_spent(run.metrics)) is not None:
+        print_mapping("time (budget and target)", spent)
     note(f"report: {summary['report']}")
 
 
@@ -218,7 +220,7 @@ def runs_list(
 @runs_app.command("show")
 def runs_show(run: str = typer.Argument(..., help="Run id or unique prefix."), fmt: Format = _FORMAT) -> None:
     """Everything recorded about a run: metrics, lineage, config and per-epoch metrics."""
-    from dcloop.train._runs import show_run
+    from dcloop.train._runs import show_run, time_spent
     from dcloop.workspace import open_workspace
 
     details = show_run(open_workspace(), run)
@@ -229,6 +231,8 @@ def runs_show(run: str = typer.Argument(..., help="Run id or unique prefix."), f
         f"run {details['run']}",
         {k: v for k, v in details.items() if k not in ("epochs", "metrics", "config", "lineage")},
     )
+    if (spent := time_spent(details["metrics"])) is not None:
+        print_mapping("time (budget and target)", spent)
     epochs = details["epochs"]
     if epochs:
         keys = [k for k in epochs[0] if k != "epoch"]

@@ -7,6 +7,7 @@ from typing import Any
 
 from dcloop.report import Section, new_figure, write_report
 from dcloop.store import RunRecord
+from dcloop.train._runs import time_spent
 
 
 def _curves(history: list[dict[str, float]]) -> Any:
@@ -78,6 +79,10 @@ def write_run_report(
         ],
     )
     sections = [summary]
+    if (spent := time_spent(metrics)) is not None:
+        sections.append(
+            Section("Time (budget and target)").table(["field", "value"], list(map(list, spent.items())))
+        )
     if "tokens_per_s" in metrics:
         sections.append(_throughput(metrics))
     if history:

@@ -39,6 +39,35 @@ def run_summary(run: RunRecord) -> dict[str, Any]:
     }
 
 
+def time_spent(metrics: dict[str, Any]) -> dict[str, Any] | None:
+    """How a run with a time budget or an accuracy target spent its time, as field -> value for a
+    table: what stopped it, the wall seconds by phase, and when (epoch, seconds, joules) validation
+    first met the target. None for a run that had neither."""
+    spent = metrics.get("spent")
+    if not spent or (spent.get("budget_s") is None and spent.get("target_accuracy") is None):
+        return None
+    rows: dict[str, Any] = {"stopped by": spent["stopped_by"]}
+    if spent.get("budget_s") is not None:
+        rows["budget s"] = spent["budget_s"]
+    rows["elapsed s"] = round(spent["elapsed_s"], 2)
+    for phase in ("train", "validate", "checkpoint", "compile"):
+        if spent.get(f"{phase}_s"):
+            rows[f"{phase} s"] = round(spent[f"{phase}_s"], 2)
+    if spent.get("target_accuracy") is not None:
+        rows["target val accuracy"] = spent["target_accuracy"]
+        reached = spent.get("to_target")
+        if not reached:
+            rows["target reached"] = "no"
+        else:
+            where = f"epoch {reached['epoch']}" + (f", step {reached['step']}" if "step" in reached else "")
+            rows["target reached"] = (
+                f"{where}, {reached['s']:.1f} s, val accuracy {reached['val_accuracy']:.4f}"
+            )
+            if "energy_j" in reached:
+                rows["energy to target J"] = f"{reached['energy_j']:.0f} ({reached['energy_source']})"
+    return rows
+
+
 def list_runs(workspace: Workspace, limit: int = 50, kind: str | None = None) -> list[dict[str, Any]]:
     """Summaries of the newest runs, newest first."""
     runs = fail_dead_runs(workspace.store, store_runs.recent_runs(workspace.store, limit=limit, kind=kind))
