@@ -67,6 +67,7 @@ def test_new_labels_start_a_turn_and_a_second_burst_inside_the_cooldown_says_why
 
 def test_sigterm_stops_after_the_step_in_progress_and_the_next_start_resumes(champion_ws) -> None:
     request_turn(champion_ws, "check the new server build")
+    before = signal.getsignal(signal.SIGTERM)  # SIG_DFL, unless an earlier test in this process left one
 
     def traffic(ws, model_ref):  # called by the feedback step: SIGTERM arrives while it runs
         signal.raise_signal(signal.SIGTERM)
@@ -78,7 +79,7 @@ def test_sigterm_stops_after_the_step_in_progress_and_the_next_start_resumes(cha
     assert stopped.outcome == "stopped" and stopped.reason.startswith("stopped after feedback")
     [turn] = list_turns(champion_ws)
     assert turn.status == "running" and [s.step for s in turn.steps][-1] == "feedback"
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, "the old handler is back"
+    assert signal.getsignal(signal.SIGTERM) is before, "the old handler is back"
 
     resumed, finished = watch(champion_ws, polls=1)
     assert (resumed.trigger, resumed.outcome) == ("resume", "resumed")
