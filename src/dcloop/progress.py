@@ -56,23 +56,41 @@ class _Bar:
         if self._progress is not None:
             self._progress.update(self._task, advance=steps, **fields)
 
+    def set(self, completed: float, **fields: Any) -> None:
+        """Show ``completed`` (of the bar's total) now: a bar of seconds follows a clock this way."""
+        if self._progress is not None:
+            self._progress.update(self._task, completed=completed, **fields)
+
 
 @contextmanager
-def bar(description: str, total: float | None) -> Iterator[_Bar]:
-    """A progress bar advanced by hand: ``with bar("train", n) as b: b.advance()``."""
+def bar(description: str, total: float | None, unit: str = "") -> Iterator[_Bar]:
+    """A progress bar advanced by hand: ``with bar("train", n) as b: b.advance()``.
+
+    ``total`` None: a count with no end known (no bar, no time remaining). ``unit`` follows the count
+    ("12/60 s")."""
     if not _enabled:
         yield _Bar(None, None)
         return
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed:.0f}/{task.total:.0f}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[info]}"),
-    )
+    after = f" {unit}" if unit else ""
+    columns: tuple[Any, ...]
+    if total is None:
+        columns = (
+            TextColumn("{task.description}"),
+            TextColumn("{task.completed:.0f}" + after),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[info]}"),
+        )
+    else:
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:.0f}/{task.total:.0f}" + after),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[info]}"),
+        )
     with Progress(*columns, console=_stderr(), transient=True) as progress:
         task = progress.add_task(description, total=total, info="")
         yield _Bar(progress, task)

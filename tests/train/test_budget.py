@@ -7,6 +7,8 @@ depends on the number of steps taken, not on how busy the machine is.
 
 from __future__ import annotations
 
+import io
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,8 +16,9 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+from rich.console import Console
 
-from dcloop import config
+from dcloop import config, progress
 from dcloop.config import TrainConfig, parse_duration
 from dcloop.data import PreparedDataset
 from dcloop.errors import ConfigError
@@ -82,6 +85,18 @@ def test_the_budget_not_epochs_sets_the_length_and_the_schedule_anneals_within_i
     assert max(lrs) > 0.5 * recipe.lr and lrs[-1] < 0.05 * recipe.lr
     assert lrs.index(max(lrs)) < len(lrs) - 1
     assert result.history[-1]["val_accuracy"] >= 0.9
+
+
+def test_a_budgeted_run_with_progress_bars_on_shows_the_seconds_of_its_budget(
+    blob_data: PreparedDataset, ticking: _Ticks, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # as in a terminal: the bar of a budgeted run counts seconds of the budget, not steps of epochs
+    out = io.StringIO()
+    monkeypatch.setattr(progress, "_enabled", True)
+    monkeypatch.setattr(progress, "_console", Console(file=out, force_terminal=True, width=120))
+    result = _fit(blob_data, _recipe(budget_s=4.0))
+    assert result.spent["stopped_by"] == "budget"
+    assert re.search(r"\b\d/4 s\b", out.getvalue()) and "epoch 1" in out.getvalue()
 
 
 def test_the_schedule_is_read_at_the_elapsed_share_of_the_budget() -> None:

@@ -226,8 +226,13 @@ def fit_model(
     reserve = 0.0  # the last validation and checkpoint: kept back from the budget for the closing ones
     first_step = True
     clock.start()
-    bar_total = (recipe.epochs - start) * steps_per_epoch if recipe.budget_s is None else None
-    with progress.bar(progress_label, total=bar_total) as bar:
+    # with a budget the bar counts its seconds (read here, not on the clock, which tests may drive)
+    bar_t0 = time.perf_counter() - clock.before
+    if recipe.budget_s is None:
+        bar_total, unit = float((recipe.epochs - start) * steps_per_epoch), "steps"
+    else:
+        bar_total, unit = recipe.budget_s, "s"
+    with progress.bar(progress_label, total=bar_total, unit=unit) as bar:
         for epoch in range(start + 1, last_epoch + 1):
             if clock.stopped_by:
                 break  # resumed after the run had already stopped at its budget or target
@@ -272,7 +277,10 @@ def fit_model(
                 seen += len(batch)
                 if ema is not None:
                     ema.update(model)
-                bar.advance(info=f"epoch {epoch}" + ("" if recipe.budget_s else f"/{recipe.epochs}"))
+                if recipe.budget_s is None:
+                    bar.advance(info=f"epoch {epoch}/{recipe.epochs}")
+                else:
+                    bar.set(min(time.perf_counter() - bar_t0, recipe.budget_s), info=f"epoch {epoch}")
                 every = recipe.val_every_steps
                 if every and (step + 1) % every == 0 and step + 1 < steps_per_epoch:  # the end validates
                     t_val = time.perf_counter()
