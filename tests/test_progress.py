@@ -50,3 +50,9 @@ def test_off_draws_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
         bar.advance()
         bar.set(3.0)
     assert out.getvalue() == ""
+
+
+def test_track_yields_every_item_of_a_sized_or_unsized_iterable(terminal: io.StringIO) -> None:
+    assert list(progress.track([1, 2, 3], "decoding images")) == [1, 2, 3]
+    assert list(progress.track(iter(range(5)), "resizing images")) == list(range(5))
+    assert "decoding images" in terminal.getvalue() and "resizing images" in terminal.getvalue()
