@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,18 @@ def test_two_processes_match_one(blob_workspace) -> None:
     )  # fp32: bf16 rounding would differ between per-rank and whole-batch sums
     recipe.augment.enabled = False
     single = train(blob_workspace, recipe)
-    double = train(blob_workspace, recipe, nproc=2)
+
+    def own(signum, frame):  # the caller's handler, which torch's launcher replaces while it runs
+        raise AssertionError("not called")
+
+    previous = signal.signal(signal.SIGTERM, own)
+    try:
+        before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)}
+        double = train(blob_workspace, recipe, nproc=2)
+        assert signal.getsignal(signal.SIGTERM) is own, "the caller's SIGTERM handler is back"
+        assert {sig: signal.getsignal(sig) for sig in before} == before
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     assert double.status == "finished" and double.lineage["nproc"] == 2
     a = load_file(str(Path(single.path) / "model.safetensors"))
     b = load_file(str(Path(double.path) / "model.safetensors"))

@@ -3,12 +3,17 @@
 ``launch`` builds a torchrun command line (``--nproc-per-node N`` plus any pass-through options such
 as ``--nnodes``, ``--node-rank``, ``--rdzv-endpoint``) that runs ``python -m dcloop.train._worker`` and
 hands it to ``torch.distributed.run``, so single-node and multi-node runs behave exactly as torchrun.
+The launcher runs in this process and sets its own handlers of SIGTERM, SIGINT, SIGHUP and SIGQUIT
+(to stop the workers); the caller's handlers are back once it returns.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
+import signal
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from dcloop.errors import TrainError
@@ -60,10 +65,27 @@ def launch(root: Path, run_id: str, resume: bool, nproc: int, launch_args: Seque
     argv = torchrun_args(root, run_id, resume, nproc, launch_args)
     log.info("torchrun %s", " ".join(argv))
     try:
-        run(get_args_parser().parse_args(argv))
+        with _signal_handlers_kept():
+            run(get_args_parser().parse_args(argv))
     except ChildFailedError as exc:
         first = next(iter(exc.failures.values()), None)
         detail = first.message if first is not None and first.message else str(exc).strip().splitlines()[0]
         raise TrainError(
             f"Distributed training of run {run_id[:12]} failed: {detail}".rstrip(".") + "."
         ) from None
+
+
+@contextlib.contextmanager
+def _signal_handlers_kept() -> Iterator[None]:
+    """Put back, after the block, the handlers of the signals torch's elastic launcher takes over."""
+    if threading.current_thread() is not threading.main_thread():  # where it sets none
+        yield
+        return
+    names = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT")
+    kept = {sig: signal.getsignal(sig) for name in names if (sig := getattr(signal, name, None)) is not None}
+    try:
+        yield
+    finally:
+        for sig, handler in kept.items():
+            if handler is not None:  # None: set outside Python; nothing to put back
+                signal.signal(sig, handler)
