@@ -74,23 +74,15 @@ def bar(description: str, total: float | None, unit: str = "") -> Iterator[_Bar]
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     after = f" {unit}" if unit else ""
-    columns: tuple[Any, ...]
-    if total is None:
-        columns = (
-            TextColumn("{task.description}"),
-            TextColumn("{task.completed:.0f}" + after),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[info]}"),
-        )
-    else:
-        columns = (
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed:.0f}/{task.total:.0f}" + after),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[info]}"),
-        )
+    known = total is not None  # a bar, "n/total" and the time remaining; else only the count
+    columns = [
+        TextColumn("{task.description}"),
+        *([BarColumn()] if known else []),
+        TextColumn(("{task.completed:.0f}/{task.total:.0f}" if known else "{task.completed:.0f}") + after),
+        TimeElapsedColumn(),
+        *([TimeRemainingColumn()] if known else []),
+        TextColumn("{task.fields[info]}"),
+    ]
     with Progress(*columns, console=_stderr(), transient=True) as progress:
         task = progress.add_task(description, total=total, info="")
         yield _Bar(progress, task)

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from dcloop._signals import signal_handlers
 from dcloop.cluster._connect import connected
 from dcloop.cluster._status import check_fits
 from dcloop.config import ClusterConfig
@@ -201,17 +201,11 @@ def _replica_count(settings: ClusterConfig, replicas: int | None) -> str:
     return f"{settings.serve_min_replicas} to {settings.serve_max_replicas} autoscaled"
 
 
-@contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+def _stop_on_signals(stop: threading.Event) -> AbstractContextManager[None]:
     """SIGINT and SIGTERM set ``stop`` for the block, so the deployment is shut down either way."""
 
     def handle(signum: int, frame: FrameType | None) -> None:
         log.info("signal %d: shutting the replicas down", signum)
         stop.set()
 
-    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    return signal_handlers(("SIGINT", "SIGTERM"), handle)

@@ -15,12 +15,13 @@ and what is recorded (``_decisions``).
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import Any
 
+from dcloop._signals import signal_handlers
 from dcloop.errors import DcloopError, StoreError
 from dcloop.loop._alerts import Watching, auto_rollback, held_alerts, watch_alerts
 from dcloop.loop._decisions import cost_figures, decide, turn_figures, turn_reason
@@ -69,8 +70,7 @@ def watch(
     model = lease_name(ws)
     state = Watching(since=clock(), alerts=held_alerts(ws, model))
     decisions: list[q.Decision] = []
-    restore = _on_sigterm(stop)
-    try:
+    with _stop_on_signals(stop):
         looks = 0
         while not stop.is_set():
             try:
@@ -85,8 +85,6 @@ def watch(
             looks += 1
             if (polls is not None and looks >= polls) or wait(ws.config.loop.policy.poll_s):
                 break
-    finally:
-        restore()
     return decisions
 
 
@@ -193,24 +191,14 @@ def _run(
     return [first, last]
 
 
-def _on_sigterm(stop: threading.Event) -> Callable[[], None]:
-    """SIGTERM and SIGINT set ``stop`` (main thread only); returns what puts the old handlers back."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+def _stop_on_signals(stop: threading.Event) -> AbstractContextManager[None]:
+    """SIGTERM and SIGINT set ``stop`` for the block (main thread only), then the old handlers are back."""
 
     def handler(signum: int, _frame: Any) -> None:
         log.info("signal %d: stopping after the step in progress", signum)
         stop.set()
 
-    for sig in previous:
-        signal.signal(sig, handler)
-
-    def restore() -> None:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-    return restore
+    return signal_handlers(("SIGTERM", "SIGINT"), handler)
 
 
 def request_turn(ws: Workspace, reason: str, clock: Clock = utc_now) -> q.TurnRequest:

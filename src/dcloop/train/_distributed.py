@@ -9,13 +9,11 @@ The launcher runs in this process and sets its own handlers of SIGTERM, SIGINT, 
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import signal
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
+from dcloop._signals import signal_handlers
 from dcloop.errors import TrainError
 
 log = logging.getLogger(__name__)
@@ -65,7 +63,7 @@ def launch(root: Path, run_id: str, resume: bool, nproc: int, launch_args: Seque
     argv = torchrun_args(root, run_id, resume, nproc, launch_args)
     log.info("torchrun %s", " ".join(argv))
     try:
-        with _signal_handlers_kept():
+        with signal_handlers(("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT")):  # the launcher takes them over
             run(get_args_parser().parse_args(argv))
     except ChildFailedError as exc:
         first = next(iter(exc.failures.values()), None)
@@ -73,19 +71,3 @@ def launch(root: Path, run_id: str, resume: bool, nproc: int, launch_args: Seque
         raise TrainError(
             f"Distributed training of run {run_id[:12]} failed: {detail}".rstrip(".") + "."
         ) from None
-
-
-@contextlib.contextmanager
-def _signal_handlers_kept() -> Iterator[None]:
-    """Put back, after the block, the handlers of the signals torch's elastic launcher takes over."""
-    if threading.current_thread() is not threading.main_thread():  # where it sets none
-        yield
-        return
-    names = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT")
-    kept = {sig: signal.getsignal(sig) for name in names if (sig := getattr(signal, name, None)) is not None}
-    try:
-        yield
-    finally:
-        for sig, handler in kept.items():
-            if handler is not None:  # None: set outside Python; nothing to put back
-                signal.signal(sig, handler)
