@@ -92,6 +92,20 @@ def test_runs_epochs_and_failed_transaction_leaves_nothing(store_url: str) -> No
     assert [r.id for r in store_runs.list_runs(store)] == ["r1"]
 
 
+def test_latest_is_the_newest_run_of_any_kind(store_url: str) -> None:
+    store = Store(store_url)
+    with pytest.raises(NotFoundError, match="No runs in this workspace yet, so no 'latest'"):
+        store_runs.get_run(store, "latest")
+    store_datasets.add_dataset(store, _dataset())
+    start = datetime.now(UTC)
+    for i, (run_id, kind) in enumerate([("r1", "train"), ("r2", "trial"), ("r3", "train")]):
+        run = dataclasses.replace(_run(run_id, "a" * 64), kind=kind, created_at=start + timedelta(seconds=i))
+        store_runs.add_run(store, run)
+        assert store_runs.get_run(store, "latest").id == run_id
+    store_runs.update_run(store, "r1", status="finished")  # finishing an older run does not make it newest
+    assert store_runs.get_run(store, "latest").id == "r3"
+
+
 def test_concurrent_writers(store_url: str) -> None:
     store = Store(store_url)
     store_datasets.add_dataset(store, _dataset())

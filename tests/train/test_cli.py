@@ -72,6 +72,7 @@ def test_train_evaluate_list_show(cli: Cli) -> None:
     )
     assert [r["run"] for r in cli.json("runs", "list")] == [run["run"]]
     shown = cli.json("runs", "show", run["run"][:8])
+    assert cli.json("runs", "show", "latest") == shown  # the newest run
     assert [e["epoch"] for e in shown["epochs"]] == [1, 2] and shown["config"]["model"] == "tiny-cnn"
     assert shown["lineage"]["dataset_id"] == run["dataset"] and shown["metrics"]["mlflow_run_id"]
     # mirrored to the workspace's own MLflow store, with its artifacts inside the workspace
@@ -113,6 +114,7 @@ def test_train_evaluate_list_show(cli: Cli) -> None:
         (["train", "abc"], 2, "error: RUN 'abc' is only read with --resume"),
         (["evaluate", "deadbeef"], 1, "error: No run 'deadbeef'."),
         (["runs", "show", "deadbeef"], 1, "error: No run 'deadbeef'."),
+        (["optimize", "latest"], 1, "error: No runs in this workspace yet, so no 'latest'"),
     ],
 )
 def test_bad_input_is_one_line_and_nonzero(cli: Cli, args: list[str], code: int, message: str) -> None:

@@ -103,7 +103,9 @@ def _workers(value: str) -> int | Literal["auto"]:
 
 @models_app.command("register")
 def register_version(
-    source: str = typer.Argument(..., help="A run id, an optimized variant id, or an .onnx file."),
+    source: str = typer.Argument(
+        ..., help="A run id (or `latest`), an optimized variant id, or an .onnx file."
+    ),
     name: str = typer.Option(None, "--name", help="Registry name (default: the data set's name)."),
     alias: str = typer.Option(
         None, "--alias", help="Point this alias (challenger or champion) at it, no gate."

@@ -20,7 +20,7 @@ _SHOWN = ["variant", "method", "accuracy %", "drop (pts)", "size KiB", "p50 ms",
 
 
 def optimize(
-    run: str = typer.Argument(..., help="Run id or unique prefix (`dcloop runs list`)."),
+    run: str = typer.Argument(..., help="Run id or unique prefix (`dcloop runs list`), or `latest`."),
     methods: str = typer.Option(
         None,
         "--methods",

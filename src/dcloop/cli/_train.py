@@ -179,7 +179,7 @@ def _print_run(run: Any, fmt: Format) -> None:
 
 
 def evaluate(
-    run: str = typer.Argument(..., help="Run id or unique prefix."),
+    run: str = typer.Argument(..., help="Run id or unique prefix, or `latest` (the newest run)."),
     data: str = typer.Option(None, "--data", help="Data set version to test on (default: the run's own)."),
     fmt: Format = _FORMAT,
 ) -> None:
@@ -218,7 +218,10 @@ def runs_list(
 
 
 @runs_app.command("show")
-def runs_show(run: str = typer.Argument(..., help="Run id or unique prefix."), fmt: Format = _FORMAT) -> None:
+def runs_show(
+    run: str = typer.Argument(..., help="Run id or unique prefix, or `latest` (the newest run)."),
+    fmt: Format = _FORMAT,
+) -> None:
     """Everything recorded about a run: metrics, lineage, config and per-epoch metrics."""
     from dcloop.train._runs import show_run, time_spent
     from dcloop.workspace import open_workspace

@@ -17,6 +17,7 @@ from dcloop.store._records import EpochRecord, RunRecord
 from dcloop.store._store import Store, resolve_ref
 
 UNFINISHED = ("running", "failed", "stopped")
+LATEST = "latest"  # as a run reference: the newest run in the workspace
 
 
 def add_run(store: Store, record: RunRecord) -> RunRecord:
@@ -38,7 +39,14 @@ def update_run(store: Store, run_id: str, **changes: Any) -> RunRecord:
 
 
 def get_run(store: Store, ref: str) -> RunRecord:
-    """A run by id or unique id prefix."""
+    """A run by id or unique id prefix; ``"latest"`` is the newest run of any kind."""
+    if ref == LATEST:
+        newest = recent_runs(store, limit=1)
+        if not newest:
+            raise NotFoundError(
+                "No runs in this workspace yet, so no 'latest'; start one with `dcloop train`."
+            )
+        return newest[0]
     with store.connect() as conn:
         row = resolve_ref(conn, s.runs, ref, "run")
     if row is None:
