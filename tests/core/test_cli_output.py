@@ -46,6 +46,32 @@ def test_tables_fit_80_columns_and_keep_ids_and_times_whole(rows, headers) -> No
         assert any(_output._cell(number) in line for line in lines)
 
 
+@given(
+    rows=st.lists(
+        st.tuples(
+            ids, st.lists(st.text(string.ascii_lowercase, min_size=1, max_size=8), max_size=4), numbers
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+)
+def test_short_words_are_not_split_when_the_table_gives_way(rows) -> None:
+    """Eight numeric columns leave a text column less than its natural width at 80 columns (the
+    variants table of `dcloop optimize`); a word of up to 8 letters still prints on one line."""
+    headers = ["variant", "method", "accuracy %", "drop (pts)", "size KiB", "p50 ms", "p99 ms", "img/s @256"]
+    table = [
+        [run, " ".join(method), number, number, number, number, number, number]
+        for run, method, number in rows
+    ]
+    with pytest.MonkeyPatch.context() as mp:
+        out = _render(mp, _output.print_table, "t", headers, table)
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    for _, method, _ in rows:
+        for word in method:
+            assert any(word in line.split() for line in lines), (word, out)
+
+
 def test_iso_strings_lose_microseconds_and_paths_leave_the_table(monkeypatch: pytest.MonkeyPatch) -> None:
     stamp = (datetime(2026, 5, 1, 12, 0, 7, 123456, tzinfo=UTC) + timedelta(0)).isoformat()
     long_path = "/very/long/workspace/" + "x" * 80 + "/report.html"

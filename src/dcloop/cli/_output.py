@@ -47,7 +47,12 @@ def _widths(headers: list[str], cells: list[list[str]], width: int) -> list[tupl
     """(min, max) width of each column: ids, times and numbers keep their whole width (their header
     may wrap); when the table is wider than ``width``, the other columns give way first, widest first."""
     columns = [[row[i] for row in cells if i < len(row)] for i in range(len(headers))]
-    word = [max(map(len, h.split()), default=0) for h in headers]
+    # a column gives way no narrower than its longest word up to 8 characters, header or cell: a
+    # short word ("distill", "finished") is not split across lines
+    word = [
+        max((len(w) for text in (h, *col) for w in text.split()), default=0)
+        for h, col in zip(headers, columns, strict=True)
+    ]
     whole = [bool(col) and all(_WHOLE.match(c) or not c for c in col) for col in columns]
     natural = [max([len(headers[i]), *map(len, col)]) for i, col in enumerate(columns)]
     floor = [
