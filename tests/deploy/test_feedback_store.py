@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -259,3 +260,121 @@ def test_feedback_cli_retain_applies_the_configured_bounds(workspace, monkeypatc
     kept = {p.id: p for p in _all(workspace.store)}
     assert list(kept) == [r.id for r in (rows[0], *rows[3:])] and kept[rows[0].id].input is None
     assert prediction_stats(workspace.store)["predictions"] == 5
+
+
+def test_export_for_labelling_round_trips_through_import(store, tmp_path) -> None:
+    from PIL import Image
+
+    from dcloop.feedback._export import COLUMNS, export_predictions, write_rows
+
+    rows = _rows(6, seed=7)
+    log_predictions(store, rows)
+    add_labels(store, [(rows[0].id, "owl")])
+    every = export_predictions(store)
+    assert [r["prediction_id"] for r in every] == [r.id for r in rows]  # oldest first
+    assert every[0]["label"] == "owl" and all(r["label"] == "" for r in every[1:])
+    todo = export_predictions(store, unlabelled=True, order="confidence", limit=3, images=tmp_path / "png")
+    least = sorted(rows[1:], key=lambda r: r.confidence)[:3]
+    assert [r["prediction_id"] for r in todo] == [r.id for r in least]
+    for row, prediction in zip(todo, least, strict=True):
+        assert row["predicted"] == prediction.pred_label and row["model"] == "pets@1"
+        with Image.open(row["input"]) as image:  # the stored pixels, exactly
+            assert np.array_equal(np.asarray(image)[None], prediction_pixels(prediction))
+    assert sorted(p.name for p in (tmp_path / "png").iterdir()) == sorted(f"{r.id}.png" for r in least)
+    # a labeller fills in two of the three rows; the third stays empty and is skipped on import
+    out = tmp_path / "todo.csv"
+    assert write_rows(todo, "csv", out) is None
+    lines = out.read_text().splitlines()
+    assert lines[0] == ",".join(COLUMNS) and len(lines) == 4
+    filled = [lines[0]] + [
+        line.replace(f"{r.id},,", f"{r.id},{label},", 1)
+        for line, r, label in zip(lines[1:], least, ["cat", "dog", ""], strict=True)
+    ]
+    out.write_text("\n".join(filled) + "\n")
+    assert import_labels(store, out) == 2
+    labels = {p.id: p.label for p in labelled_predictions(store)}
+    assert labels == {rows[0].id: "owl", least[0].id: "cat", least[1].id: "dog"}
+    jsonl = write_rows(todo, "jsonl", None)
+    assert jsonl is not None and [json.loads(line)["prediction_id"] for line in jsonl.splitlines()] == [
+        r.id for r in least
+    ]
+    # the same in JSON lines: an empty or null label is skipped, a filled one imported
+    items = [json.loads(line) for line in jsonl.splitlines()]
+    items[1]["label"], items[2]["label"] = None, "owl"
+    (tmp_path / "todo.jsonl").write_text("".join(json.dumps(item) + "\n" for item in items))
+    assert import_labels(store, tmp_path / "todo.jsonl") == 1
+    assert {p.id: p.label for p in labelled_predictions(store)}[least[2].id] == "owl"
+
+
+def test_export_refuses_a_used_images_folder_and_writes_nothing(store, tmp_path) -> None:
+    from dcloop.errors import ConfigError
+    from dcloop.feedback._export import export_predictions
+
+    log_predictions(store, _rows(2))
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "keep.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="is not empty; give a new folder"):
+        export_predictions(store, images=used)
+    assert [p.name for p in used.iterdir()] == ["keep.txt"]
+    with pytest.raises(ConfigError, match=r"--limit must be at least 1\. Got 0\."):
+        export_predictions(store, limit=0)
+    assert not [p.name for p in tmp_path.iterdir() if ".tmp" in p.name]  # no temporary left behind
+
+
+def test_feedback_cli_export(workspace, monkeypatch, tmp_path) -> None:
+    import csv
+
+    from typer.testing import CliRunner
+
+    from dcloop.cli import app
+
+    rows = _rows(4, seed=9)
+    log_predictions(workspace.store, rows)
+    add_labels(workspace.store, [(rows[1].id, "cat")])
+    monkeypatch.chdir(workspace.root)
+    runner = CliRunner()
+    shown = runner.invoke(app, ["feedback", "export", "--unlabelled"])
+    assert shown.exit_code == 0, shown.output
+    assert [r["prediction_id"] for r in csv.DictReader(shown.output.splitlines())] == [
+        r.id for r in rows if r is not rows[1]
+    ]
+    written = runner.invoke(
+        app, ["feedback", "export", "--model", "pets", "-o", str(tmp_path / "all.csv"), "--images", "png"]
+    )
+    assert written.exit_code == 0, written.output
+    exported = list(csv.DictReader((tmp_path / "all.csv").open()))
+    assert [r["label"] for r in exported] == ["", "cat", "", ""]
+    assert all(Path(r["input"]).is_file() for r in exported)
+    none = runner.invoke(app, ["feedback", "export", "--model", "other"])
+    assert (
+        none.exit_code == 0
+        and none.output
+        == ",".join(
+            ["prediction_id", "label", "predicted", "confidence", "model", "created_at", "endpoint", "input"]
+        )
+        + "\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--order", "random"], "error: --order must be time or confidence. Got 'random'."),
+        (["--format", "xml"], "error: --format must be csv or jsonl. Got 'xml'."),
+        (["--limit", "0"], "error: --limit must be at least 1. Got 0."),
+    ],
+)
+def test_feedback_export_bad_options_are_one_line(workspace, args, message) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "dcloop.cli", "feedback", "export", *args],
+        cwd=workspace.root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0 and done.stdout == ""
+    assert done.stderr.startswith(message) and done.stderr.count("\n") == 1, done.stderr

@@ -231,6 +231,52 @@ def feedback_import(
     _print_record("labels stored", {"file": str(path), "labels": count}, fmt)
 
 
+@feedback_app.command("export")
+def feedback_export(
+    model: str = typer.Option(None, "--model", help="Only this registry name's predictions."),
+    since: datetime = typer.Option(None, "--since", help="Only predictions from this date on (UTC)."),
+    unlabelled: bool = typer.Option(False, "--unlabelled", help="Only predictions with no label yet."),
+    order: str = typer.Option(
+        "time", "--order", help="time (oldest first) or confidence (least confident first)."
+    ),
+    limit: int = typer.Option(None, "--limit", help="At most this many rows."),
+    images: Path = typer.Option(
+        None, "--images", help="A new folder for the kept images, one <prediction_id>.png each."
+    ),
+    out: Path = typer.Option(None, "--out", "-o", help="Write here (default: standard output)."),
+    file_format: str = typer.Option("csv", "--format", help="csv or jsonl."),
+) -> None:
+    """Write kept predictions out for labelling: prediction_id, label (empty until labelled), the
+    predicted class, confidence, model, time and input. Fill in labels and `dcloop feedback import`
+    the file; rows left empty are skipped.
+
+    Example: dcloop feedback export --unlabelled --order confidence --limit 200 --images todo/ -o todo.csv
+    """
+    from dcloop.errors import ConfigError
+    from dcloop.feedback._export import export_predictions, write_rows
+    from dcloop.workspace import open_workspace
+
+    if order not in ("time", "confidence"):
+        raise ConfigError(f"--order must be time or confidence. Got {order!r}.")
+    if file_format not in ("csv", "jsonl"):
+        raise ConfigError(f"--format must be csv or jsonl. Got {file_format!r}.")
+    when = since.replace(tzinfo=UTC) if since is not None and since.tzinfo is None else since
+    rows = export_predictions(
+        open_workspace().store,
+        model_name=model,
+        since=when,
+        unlabelled=unlabelled,
+        order=order,  # type: ignore[arg-type]
+        limit=limit,
+        images=images,
+    )
+    text = write_rows(rows, file_format, out)  # type: ignore[arg-type]
+    if text is not None:
+        typer.echo(text, nl=False)
+    else:
+        note(f"{len(rows)} predictions written to {out}" + (f", images in {images}" if images else ""))
+
+
 @feedback_app.command("forget")
 def feedback_forget(
     ids: list[str] = typer.Option(None, "--ids", help="Prediction ids (repeat or comma-separate)."),

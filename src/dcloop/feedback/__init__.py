@@ -11,6 +11,7 @@ from dcloop.feedback._challenger import (
     train_challenger,
 )
 from dcloop.feedback._drift import embedding_drift, ks_2samp, pixel_features, psi
+from dcloop.feedback._export import export_predictions
 from dcloop.feedback._labels import import_labels
 from dcloop.feedback._monitor import Alert, MonitorResult, VersionHealth, monitor
 from dcloop.feedback._retrain import NothingToRetrain, RetrainResult, retrain
@@ -30,6 +31,7 @@ __all__ = [
     "challenge",
     "embedding_drift",
     "enforce_retention",
+    "export_predictions",
     "gate_challenger",
     "import_labels",
     "ks_2samp",

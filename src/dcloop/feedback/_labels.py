@@ -14,7 +14,8 @@ __all__ = ["import_labels"]
 
 
 def import_labels(store: Store, path: Path) -> int:
-    """Read ``prediction_id,label`` rows from a CSV (with header) or JSONL file and add them at once."""
+    """Read ``prediction_id,label`` rows from a CSV (with header) or JSONL file and add them at once;
+    other columns are ignored, and so are rows whose label is empty (or null)."""
     pairs = _read_label_file(path)
     if not pairs:
         raise DataError(f"{path} holds no labels (expected prediction_id,label rows).")
@@ -27,11 +28,16 @@ def _read_label_file(path: Path) -> list[tuple[str, str | int]]:
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"Cannot read labels file {path}: {exc}.") from None
     if path.suffix.lower() in {".jsonl", ".ndjson", ".json"}:
-        return [_jsonl_pair(path, n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
-    reader = csv.DictReader(text.splitlines())
-    if reader.fieldnames is None or not {"prediction_id", "label"} <= set(reader.fieldnames):
-        raise DataError(f"{path} must be a CSV with columns prediction_id,label. Got {reader.fieldnames}.")
-    return [(row["prediction_id"], row["label"]) for row in reader]
+        pairs = [_jsonl_pair(path, n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    else:
+        reader = csv.DictReader(text.splitlines())
+        if reader.fieldnames is None or not {"prediction_id", "label"} <= set(reader.fieldnames):
+            raise DataError(
+                f"{path} must be a CSV with columns prediction_id,label. Got {reader.fieldnames}."
+            )
+        pairs = [(row["prediction_id"], row["label"]) for row in reader]
+    # a row left without a label (an exported file a labeller filled in part) is not a label
+    return [(pid, label) for pid, label in pairs if label is not None and str(label).strip()]
 
 
 def _jsonl_pair(path: Path, line_no: int, line: str) -> tuple[str, str | int]:
