@@ -267,7 +267,13 @@ def test_export_for_labelling_round_trips_through_import(store, tmp_path) -> Non
 
     from dcloop.feedback._export import COLUMNS, export_predictions, write_rows
 
-    rows = _rows(6, seed=7)
+    import dataclasses
+
+    start = datetime.now(UTC)
+    rows = [
+        dataclasses.replace(r, created_at=start + timedelta(seconds=i))
+        for i, r in enumerate(_rows(6, seed=7))
+    ]
     log_predictions(store, rows)
     add_labels(store, [(rows[0].id, "owl")])
     every = export_predictions(store)
@@ -329,7 +335,13 @@ def test_feedback_cli_export(workspace, monkeypatch, tmp_path) -> None:
 
     from dcloop.cli import app
 
-    rows = _rows(4, seed=9)
+    import dataclasses
+
+    start = datetime.now(UTC)
+    rows = [
+        dataclasses.replace(r, created_at=start + timedelta(seconds=i))
+        for i, r in enumerate(_rows(4, seed=9))
+    ]
     log_predictions(workspace.store, rows)
     add_labels(workspace.store, [(rows[1].id, "cat")])
     monkeypatch.chdir(workspace.root)
@@ -378,3 +390,33 @@ def test_feedback_export_bad_options_are_one_line(workspace, args, message) -> N
     )
     assert done.returncode != 0 and done.stdout == ""
     assert done.stderr.startswith(message) and done.stderr.count("\n") == 1, done.stderr
+
+
+def test_export_gives_a_text_prediction_its_text_and_writes_no_image(store, tmp_path) -> None:
+    import csv
+    import io
+
+    from dcloop.feedback import new_text_predictions
+    from dcloop.feedback._export import export_predictions, write_rows
+
+    texts = ['the cat sat, "quoted"\nover two lines', "ünïcode ✓"]
+    logged = new_text_predictions(
+        texts,
+        [7, 2],
+        [0.0, 0.5],
+        np.array([[0.2, 0.7, 0.1], [0.6, 0.3, 0.1]]),
+        CLASSES,
+        Answering(),
+        latency_ms=[1.0, 1.0],
+    )
+    log_predictions(store, logged)
+    rows = export_predictions(store, images=tmp_path / "png")
+    # one batch shares one time, so its order is the store's; compare by id
+    assert {r["prediction_id"]: (r["input"], r["predicted"]) for r in rows} == {
+        p.id: (text, label) for p, text, label in zip(logged, texts, ["dog", "cat"], strict=True)
+    }
+    assert list((tmp_path / "png").iterdir()) == []
+    text = write_rows(rows, "csv", None)
+    assert text is not None and [r["input"] for r in csv.DictReader(io.StringIO(text))] == [
+        r["input"] for r in rows
+    ]
