@@ -263,11 +263,11 @@ def test_feedback_cli_retain_applies_the_configured_bounds(workspace, monkeypatc
 
 
 def test_export_for_labelling_round_trips_through_import(store, tmp_path) -> None:
+    import dataclasses
+
     from PIL import Image
 
     from dcloop.feedback._export import COLUMNS, export_predictions, write_rows
-
-    import dataclasses
 
     start = datetime.now(UTC)
     rows = [
@@ -330,12 +330,11 @@ def test_export_refuses_a_used_images_folder_and_writes_nothing(store, tmp_path)
 
 def test_feedback_cli_export(workspace, monkeypatch, tmp_path) -> None:
     import csv
+    import dataclasses
 
     from typer.testing import CliRunner
 
     from dcloop.cli import app
-
-    import dataclasses
 
     start = datetime.now(UTC)
     rows = [
