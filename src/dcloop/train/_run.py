@@ -215,7 +215,7 @@ def _resumable(workspace: Workspace, ref: str) -> RunRecord:
     from dcloop.store.runs import unfinished_runs
     from dcloop.train._checkpoint import latest_checkpoint
 
-    if ref == "latest":
+    if ref == store_runs.LATEST:  # to resume: the newest run that can be resumed, not the newest run
         for run in fail_dead_runs(workspace.store, unfinished_runs(workspace.store)):
             if not _running_here(run) and latest_checkpoint(Path(run.path) / "checkpoint") is not None:
                 return run
